@@ -1,0 +1,144 @@
+"""Checkpoints: ``model.safetensors`` (weights) + ``config.json`` (everything needed to rebuild and use them).
+
+Loading validates the config and the weights against each other and fails with a `CheckpointError` that says what
+is wrong, instead of a shape error deep inside torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from mculora import __version__
+from mculora.model import MCULoRA, MCULoRAConfig
+
+CHECKPOINT_FORMAT = "mculora-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+ARCHITECTURES = {"mculora": (MCULoRA, MCULoRAConfig)}
+TASKS = ("classification", "regression")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be used, with the reason."""
+
+
+@dataclass
+class CheckpointConfig:
+    model: MCULoRAConfig
+    task: str
+    label_names: list[str]
+    method: str
+    encoders: dict = field(metadata={"help": "the feature extractors the inputs must come from: profile + names"})
+    architecture: str = "mculora"
+    dataset: str | None = None
+    training: dict = field(default_factory=dict, metadata={"help": "free-form provenance (seed, split, epochs)"})
+
+    def to_json(self) -> dict:
+        body = asdict(self)
+        return {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, "mculora_version": __version__, **body}
+
+    @classmethod
+    def from_json(cls, data: object, source: str = CONFIG_FILE) -> CheckpointConfig:
+        def fail(reason: str) -> CheckpointError:
+            return CheckpointError(f"{source}: {reason}")
+
+        if not isinstance(data, dict):
+            raise fail("expected a JSON object")
+        if data.get("format") != CHECKPOINT_FORMAT:
+            raise fail(f"not an mculora checkpoint (format is {data.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+        version = data.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise fail(f"format_version {version!r} is not supported by mculora {__version__} (<= {FORMAT_VERSION})")
+        missing = sorted(name for name in ("model", "task", "label_names", "method", "encoders") if name not in data)
+        if missing:
+            raise fail(f"missing keys {missing}")
+        architecture = data.get("architecture", "mculora")
+        if architecture not in ARCHITECTURES:
+            raise fail(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
+        model_cls = ARCHITECTURES[architecture][1]
+        model_data = data["model"]
+        if not isinstance(model_data, dict):
+            raise fail("'model' must be an object")
+        known = {f.name for f in fields(model_cls)}
+        unknown = sorted(set(model_data) - known)
+        if unknown:
+            raise fail(f"unknown model settings {unknown}")
+        try:
+            model = model_cls(**model_data)
+        except (TypeError, ValueError) as error:
+            raise fail(f"invalid model settings: {error}") from None
+        task, labels = data["task"], data["label_names"]
+        if task not in TASKS:
+            raise fail(f"task must be one of {TASKS}, got {task!r}")
+        if not isinstance(labels, list) or not all(isinstance(name, str) and name for name in labels):
+            raise fail("label_names must be a list of non-empty strings")
+        if len(labels) != model.num_outputs or (task == "regression" and model.num_outputs != 1):
+            raise fail(f"{len(labels)} label names do not fit a {task} head with {model.num_outputs} outputs")
+        encoders = data["encoders"]
+        if not isinstance(encoders, dict) or not isinstance(encoders.get("profile"), str):
+            raise fail("'encoders' must be an object with a 'profile' name")
+        return cls(
+            model=model,
+            task=task,
+            label_names=labels,
+            method=str(data["method"]),
+            encoders=encoders,
+            architecture=architecture,
+            dataset=data.get("dataset"),
+            training=data.get("training") or {},
+        )
+
+
+def save_checkpoint(directory: str | Path, model: torch.nn.Module, config: CheckpointConfig) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": CHECKPOINT_FORMAT})
+    (directory / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    return directory
+
+
+def read_checkpoint_config(directory: str | Path) -> CheckpointConfig:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no {CONFIG_FILE} in {Path(directory)} (a checkpoint is a directory with "
+                              f"{CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    return CheckpointConfig.from_json(data, source=str(path))
+
+
+def load_checkpoint(
+    directory: str | Path, device: torch.device | str = "cpu"
+) -> tuple[torch.nn.Module, CheckpointConfig]:
+    """Rebuild the network from ``config.json``, check and load ``model.safetensors``; returns it in eval mode."""
+    config = read_checkpoint_config(directory)
+    weights = Path(directory) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"no {WEIGHTS_FILE} in {Path(directory)}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({error})") from None
+    model = ARCHITECTURES[config.architecture][0](config.model)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(name for name in set(expected) & set(state) if expected[name].shape != state[name].shape)
+    if missing or unexpected or mismatched:
+        details = []
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+            if names:
+                details.append(f"{len(names)} {label} (e.g. {', '.join(names[:3])})")
+        raise CheckpointError(f"{weights} does not match its {CONFIG_FILE}: " + "; ".join(details))
+    model.load_state_dict(state)
+    return model.to(device).eval(), config

@@ -1,0 +1,147 @@
+"""DPFT: dynamic parameter fine-tuning, i.e. how often each modality combination is trained.
+
+During training every sample gets a combination of modalities drawn by a `CombinationSampler`. DPFT moves the
+sampling distribution between epochs:
+
+* ``separability`` (paper-era method): each modality is kept with probability p_m. After an epoch, on the
+  validation split with complete inputs, S_k = mean over k's modalities of JS(softmax(x_m), softmax(xs_m[k])),
+  the divergence between the shared and the combination-specific representation. Combinations are ranked by how
+  little S_k changed since the reference (|S_k - S_k(ref)|, least first) and, rank by rank, every modality of the
+  combination gets ``+eta * 2**-rank`` and every other modality ``-eta * 2**-rank``, clipped to [low, high]. So the
+  combinations whose decoupled representation moved least get more training exposure.
+* ``accuracy`` (later variant): a categorical distribution over the 7 combinations from the change of each
+  combination's validation accuracy: q_k = 0.8 (1 + tan(s_k - 1)), s_k = min(1.5, (sum(delta) - delta_k) / sum(delta)).
+* ``off``: a fixed keep probability (ablation, and the baseline's sampler).
+
+Both signals are measured on a validation split, never on the test split (the reference code used the test set).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from mculora.modalities import COMBINATIONS, MODALITIES, NUM_COMBINATIONS, mask_table, mask_to_index
+
+DPFT_MODES = ("separability", "accuracy", "off")
+REFERENCES = ("initial", "previous")
+
+
+@dataclass
+class DPFTConfig:
+    mode: str = field(default="separability", metadata={"help": "separability | accuracy | off"})
+    eta: float = field(default=0.003, metadata={"help": "step size of the keep-probability update"})
+    clip_low: float = 0.4
+    clip_high: float = 0.6
+    reference: str = field(
+        default="initial",
+        metadata={"help": "initial: compare with S_k before training (reference code); previous: the last epoch"},
+    )
+    keep_probability: float = field(default=0.5, metadata={"help": "initial (or, with mode off, fixed) p_m"})
+
+    def __post_init__(self) -> None:
+        if self.mode not in DPFT_MODES:
+            raise ValueError(f"DPFT mode must be one of {DPFT_MODES}, got {self.mode!r}")
+        if self.reference not in REFERENCES:
+            raise ValueError(f"DPFT reference must be one of {REFERENCES}, got {self.reference!r}")
+        if not 0 < self.clip_low <= self.clip_high < 1:
+            raise ValueError("DPFT clip bounds must satisfy 0 < low <= high < 1")
+        if not 0 < self.keep_probability < 1:
+            raise ValueError("keep_probability must be in (0, 1)")
+
+
+class CombinationSampler:
+    """Draws each training sample's modality combination and carries DPFT's state between epochs."""
+
+    def __init__(self, config: DPFTConfig):
+        self.config = config
+        self.keep = torch.full((len(MODALITIES),), config.keep_probability, dtype=torch.float64)
+        self.weights = torch.full((NUM_COMBINATIONS,), 1.0 / NUM_COMBINATIONS, dtype=torch.float64)
+        self._reference: torch.Tensor | None = None
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Combination indices, long [n]. The all-missing case is redrawn: it is never tested and has no adapter."""
+        if self.config.mode == "accuracy":
+            return torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        mask = torch.zeros(n, len(MODALITIES), dtype=torch.bool)
+        empty = torch.ones(n, dtype=torch.bool)
+        while empty.any():
+            draw = torch.rand(int(empty.sum()), len(MODALITIES), generator=generator, dtype=torch.float64) < self.keep
+            mask[empty] = draw
+            empty = ~mask.any(dim=1)
+        return mask_to_index(mask)
+
+    def observe_separability(self, separability: torch.Tensor) -> None:
+        """Update p_m from S_k, a [7] tensor of validation JS divergences (see `measure_separability`)."""
+        if self.config.mode != "separability":
+            return
+        separability = separability.to(torch.float64).cpu()
+        if self._reference is None:
+            self._reference = separability
+            return
+        change = (separability - self._reference).abs()
+        signs = mask_table().to(torch.float64) * 2 - 1  # +1 for the combination's modalities, -1 otherwise
+        for rank, k in enumerate(torch.argsort(change, stable=True).tolist()):
+            self.keep = (self.keep + signs[k] * self.config.eta * 0.5**rank).clamp(
+                self.config.clip_low, self.config.clip_high
+            )
+        if self.config.reference == "previous":
+            self._reference = separability
+
+    def observe_accuracy(self, accuracy: torch.Tensor) -> None:
+        """Update the combination weights from each combination's validation accuracy, a [7] tensor."""
+        if self.config.mode != "accuracy":
+            return
+        accuracy = accuracy.to(torch.float64).cpu()
+        if self._reference is None:
+            self._reference = accuracy
+            return
+        delta = accuracy - self._reference
+        self._reference = accuracy
+        total = float(delta.sum())
+        preference = (total - delta) / total if total != 0 else torch.zeros_like(delta)
+        preference = preference.clamp(max=1.5)
+        weights = (0.8 * (1 + torch.tan(preference - 1))).clamp(min=0)
+        self.weights = weights / weights.sum() if weights.sum() > 0 else torch.full_like(weights, 1 / NUM_COMBINATIONS)
+
+    def state(self) -> dict:
+        """What the training log records each epoch."""
+        if self.config.mode == "accuracy":
+            return {"combination_weights": dict(zip(COMBINATIONS, self.weights.tolist(), strict=True))}
+        return {"keep_probability": {m.value: round(p, 6) for m, p in zip(MODALITIES, self.keep.tolist(), strict=True)}}
+
+
+def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence between softmax(p) and softmax(q) over the last dim; shape = input shape[:-1]."""
+    log_p, log_q = p_logits.log_softmax(-1), q_logits.log_softmax(-1)
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2)
+    kl_pm = (log_p.exp() * (log_p - log_m)).sum(-1)
+    kl_qm = (log_q.exp() * (log_q - log_m)).sum(-1)
+    return 0.5 * (kl_pm + kl_qm)
+
+
+@torch.no_grad()
+def measure_separability(model: torch.nn.Module, batches: Iterable, device: torch.device) -> torch.Tensor:
+    """S_k for k = 0..6 on complete inputs: the mean JS divergence between each modality's shared representation
+    and its combination-k representation, averaged over k's modalities and all valid utterances."""
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(NUM_COMBINATIONS, dtype=torch.float64)
+    count = 0
+    table = mask_table()
+    for batch in batches:
+        batch = batch.to(device)
+        complete = torch.ones(batch.batch_size, len(MODALITIES), dtype=torch.bool, device=device)
+        valid = batch.utterance_mask
+        count += int(valid.sum())
+        for k in range(NUM_COMBINATIONS):
+            routing = torch.full((batch.batch_size,), k, dtype=torch.long, device=device)
+            out = model(batch.features, valid, complete, batch.available, routing)
+            members = [m for i, m in enumerate(MODALITIES) if table[k, i]]
+            js = sum(js_divergence(out.shared_repr[m], out.combination_repr[m]) for m in members) / len(members)
+            totals[k] += float(js[valid].sum())
+    model.train(was_training)
+    return totals / max(count, 1)

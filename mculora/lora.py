@@ -1,0 +1,93 @@
+"""Combination-aware low-rank adapters (MCLA's building block).
+
+A `CombinationLoRALinear` is a linear layer with two kinds of low-rank side branches:
+
+* one *shared* adapter ``B_s A_s`` that every sample uses, whatever its modalities, and
+* one adapter ``B_k A_k`` per modality combination k (atv, at, ..., v), used only by the samples whose
+  available modalities form combination k.
+
+Samples in one batch may have different combinations: each sample is routed to its own adapter, and only the
+adapters that occur in the batch are computed (the reference implementation runs all eight streams every time).
+As in LoRA, ``B`` starts at zero, so a fresh adapter leaves the layer's output unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mculora.modalities import COMBINATIONS
+
+SHARED = "shared"
+
+
+class LoRAParts(NamedTuple):
+    """The output of a `CombinationLoRALinear`, kept apart so callers can build either stream and attribute logits."""
+
+    base: torch.Tensor  # W x + b
+    shared: torch.Tensor  # B_s A_s x
+    combination: torch.Tensor  # B_k A_k xs, k = each sample's combination
+
+    @property
+    def shared_stream(self) -> torch.Tensor:
+        return self.base + self.shared
+
+
+class CombinationLoRALinear(nn.Module):
+    """``nn.Linear`` plus a shared adapter and one adapter per modality combination.
+
+    Args:
+        in_features, out_features, bias: as for ``nn.Linear``.
+        rank: adapter rank; 0 builds the plain linear layer (no adapters), which the baseline method uses.
+        dropout: dropout on the adapters' input (not on the base path), as in LoRA.
+    """
+
+    def __init__(self, in_features: int, out_features: int, rank: int, dropout: float = 0.1, bias: bool = True):
+        super().__init__()
+        self.base = nn.Linear(in_features, out_features, bias=bias)
+        self.rank = rank
+        if rank > 0:
+            names = (SHARED, *COMBINATIONS)
+            self.lora_A = nn.ModuleDict({name: nn.Linear(in_features, rank, bias=False) for name in names})
+            self.lora_B = nn.ModuleDict({name: nn.Linear(rank, out_features, bias=False) for name in names})
+            self.lora_dropout = nn.Dropout(dropout)
+            self.reset_adapters()
+
+    @property
+    def has_adapters(self) -> bool:
+        return self.rank > 0
+
+    def reset_adapters(self) -> None:
+        """A as nn.Linear's default (Kaiming-uniform, a=sqrt(5)), B = 0: a fresh adapter adds exactly nothing."""
+        for name in self.lora_A:
+            nn.init.kaiming_uniform_(self.lora_A[name].weight, a=math.sqrt(5))
+            nn.init.zeros_(self.lora_B[name].weight)
+
+    def adapter(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """``B_name A_name dropout(x)`` for one adapter ("shared" or a combination name)."""
+        return self.lora_B[name](self.lora_A[name](self.lora_dropout(x)))
+
+    def forward(
+        self, x: torch.Tensor, combination: torch.Tensor, xs: torch.Tensor | None = None
+    ) -> LoRAParts:
+        """
+        Args:
+            x: shared-stream input [B, ..., in_features].
+            combination: long [B], each sample's combination index (see `mculora.modalities`).
+            xs: combination-stream input [B, ..., in_features]; the combination adapter reads ``x`` when omitted
+                (the first layer of a stream).
+        """
+        base = self.base(x)
+        if not self.has_adapters:
+            zeros = torch.zeros_like(base)
+            return LoRAParts(base, zeros, zeros)
+        shared = self.adapter(SHARED, x)
+        stream_in = x if xs is None else xs
+        routed = torch.zeros_like(base)
+        for k in torch.unique(combination).tolist():
+            rows = (combination == k).nonzero(as_tuple=True)[0]
+            routed = routed.index_copy(0, rows, self.adapter(COMBINATIONS[k], stream_in.index_select(0, rows)))
+        return LoRAParts(base, shared, routed)

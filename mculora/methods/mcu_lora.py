@@ -1,0 +1,35 @@
+"""MCULoRA: combination-aware adapters (MCLA) trained with DPFT-adjusted combination sampling."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import torch
+
+from mculora.dpft import CombinationSampler, measure_separability
+from mculora.methods.base import Method
+from mculora.metrics import PRIMARY_METRIC
+from mculora.modalities import COMBINATIONS
+from mculora.model import MCULoRA, MCULoRAConfig
+
+
+class MCULoRAMethod(Method):
+    name = "mcu-lora"
+
+    def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> MCULoRA:
+        settings = asdict(self.config.model)
+        return MCULoRA(MCULoRAConfig(feature_dims=feature_dims, num_outputs=num_outputs, adapters=True, **settings))
+
+    def make_sampler(self) -> CombinationSampler:
+        return CombinationSampler(self.config.dpft)
+
+    def before_training(self, model, sampler, val_batches, device) -> None:
+        if self.config.dpft.mode == "separability":
+            sampler.observe_separability(measure_separability(model, val_batches, device))
+
+    def after_epoch(self, model, sampler, val_batches, device, val_results, task) -> None:
+        if self.config.dpft.mode == "separability":
+            sampler.observe_separability(measure_separability(model, val_batches, device))
+        elif self.config.dpft.mode == "accuracy":
+            metric = PRIMARY_METRIC[task]
+            sampler.observe_accuracy(torch.tensor([val_results[name][metric] for name in COMBINATIONS]))

@@ -1,0 +1,60 @@
+"""Benchmark metrics, as fractions in [0, 1] (MAE and Pearson r excepted), and their aggregation over seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, recall_score
+
+CLASSIFICATION_METRICS = ("accuracy", "ua", "f1")
+REGRESSION_METRICS = ("acc2", "f1", "mae", "corr")
+PRIMARY_METRIC = {"classification": "accuracy", "regression": "acc2"}
+
+
+def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, float]:
+    """Accuracy (WA), UA (macro recall) and weighted F1 of argmax predictions."""
+    predictions = logits.argmax(axis=-1)
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "ua": float(recall_score(labels, predictions, average="macro", zero_division=0)),
+        "f1": float(f1_score(labels, predictions, average="weighted", zero_division=0)),
+    }
+
+
+def regression_metrics(labels: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+    """Acc-2 and weighted F1 of the sign on non-zero labels (the MOSI/MOSEI convention), MAE and Pearson r."""
+    predictions = outputs.reshape(-1)
+    nonzero = labels != 0
+    positive_true, positive_pred = labels[nonzero] > 0, predictions[nonzero] > 0
+    constant = predictions.std() == 0 or labels.std() == 0
+    return {
+        "acc2": float(accuracy_score(positive_true, positive_pred)) if nonzero.any() else 0.0,
+        "f1": float(f1_score(positive_true, positive_pred, average="weighted", zero_division=0)) if nonzero.any() else 0.0,
+        "mae": float(mean_absolute_error(labels, predictions)),
+        # A constant prediction has no defined correlation; report 0 rather than NaN.
+        "corr": 0.0 if constant else float(np.corrcoef(labels, predictions)[0, 1]),
+    }
+
+
+def task_metrics(task: str, labels: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+    if task == "classification":
+        return classification_metrics(labels, outputs)
+    if task == "regression":
+        return regression_metrics(labels, outputs)
+    raise ValueError(f"unknown task {task!r}")
+
+
+def mean_metrics(runs: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over runs (folds)."""
+    return {name: float(np.mean([run[name] for run in runs])) for name in runs[0]}
+
+
+def mean_and_std(runs: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean of each metric over runs (seeds) with its population std beside it as ``<name>_std``."""
+    summary: dict[str, float] = {}
+    for name in runs[0]:
+        values = [run[name] for run in runs]
+        summary[name] = float(np.mean(values))
+        summary[f"{name}_std"] = float(np.std(values))
+    return summary

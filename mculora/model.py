@@ -1,0 +1,220 @@
+"""The MCULoRA network: modality-combination-aware low-rank adaptation for incomplete multimodal emotion recognition.
+
+References: Zhao, Shu, Wu et al., "MCULoRA" (arXiv 2507.11202); the layer structure follows the paper-era reference
+implementation (see docs/METHOD.md in the project's shared material).
+
+Data flow for one sample (a dialogue of L utterances, or a single utterance with L = 1):
+
+    per modality m:  in_proj_m -> depth x [self-attention over utterances + MLP]  ->  x_m (shared stream)
+                                 \\-> combination stream xs_m: the same layers' combination adapters, chained
+    fusion:          h0 = [x_a, x_t, x_v];  hidden = dropout(relu(proj(h0))) + h0
+    head:            logits = base(hidden) + shared(hidden) + combination(xs)    (exact decomposition)
+
+Every linear layer on the path is a `CombinationLoRALinear`; a sample's available modalities pick its combination,
+and that combination's adapters are the only ones it uses (MCLA). Missing modalities are zeroed and masked out of
+attention, so their features cannot influence the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mculora.lora import CombinationLoRALinear, LoRAParts
+from mculora.modalities import MODALITIES, Modality, mask_to_index
+
+COMBINATION_BRANCHES = ("with_base", "adapter_only")
+
+
+@dataclass
+class MCULoRAConfig:
+    """Architecture of the network. Defaults are the reference settings (hidden 256, depth 4, 2 heads)."""
+
+    feature_dims: dict[str, int] = field(metadata={"help": "input dim per modality name (audio, text, vision)"})
+    num_outputs: int = field(metadata={"help": "number of classes, or 1 for regression"})
+    hidden: int = 256
+    depth: int = 4
+    heads: int = 2
+    dropout: float = 0.5
+    attn_dropout: float = 0.0
+    lora_dropout: float = 0.1
+    rank_in: int = field(default=4, metadata={"help": "adapter rank of the input projections"})
+    rank_mlp: int = field(default=8, metadata={"help": "adapter rank of the attention blocks' MLPs"})
+    rank_fusion: int = field(default=4, metadata={"help": "adapter rank of the fusion projection and the head"})
+    adapters: bool = field(default=True, metadata={"help": "False builds the same backbone without any adapters"})
+    combination_branch: str = field(
+        default="with_base",
+        metadata={
+            "help": "with_base: a combination stream layer outputs W x + b + B_k A_k xs (paper-era code); "
+            "adapter_only: B_k A_k xs alone (later variant)"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        missing = {m.value for m in MODALITIES} - set(self.feature_dims)
+        if missing:
+            raise ValueError(f"feature_dims lacks {sorted(missing)}")
+        if any(int(d) <= 0 for d in self.feature_dims.values()):
+            raise ValueError(f"feature dims must be positive, got {self.feature_dims}")
+        if self.num_outputs < 1:
+            raise ValueError("num_outputs must be >= 1")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.combination_branch not in COMBINATION_BRANCHES:
+            raise ValueError(f"combination_branch must be one of {COMBINATION_BRANCHES}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ModelOutput:
+    """Everything one forward pass produces. All [B, L, C] terms satisfy ``logits == base + shared + combination``."""
+
+    logits: torch.Tensor  # [B, L, C]
+    base: torch.Tensor  # [B, L, C]: the head's W h + b (counted twice in the with_base branch, as the code does)
+    shared: torch.Tensor  # [B, L, C]: the head's shared adapter
+    combination: torch.Tensor  # [B, L, C]: the head's adapter of the sample's combination
+    combination_index: torch.Tensor  # long [B]
+    stream_norms: torch.Tensor  # [B, 3]: mean L2 norm of each modality's combination stream over valid utterances
+    shared_repr: dict[Modality, torch.Tensor]  # [B, L, hidden] per modality (DPFT reads these)
+    combination_repr: dict[Modality, torch.Tensor]  # [B, L, hidden] per modality
+
+
+class UtteranceAttention(nn.Module):
+    """Multi-head self-attention over the utterances of a dialogue; plain q/k/v projections, no output projection."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        b, length, dim = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, length, self.heads, dim // self.heads).transpose(1, 2)
+
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        scores = q @ k.transpose(-2, -1) / (dim // self.heads) ** 0.5
+        # A finite fill (not -inf) keeps gradients NaN-free when a modality is missing for the whole dialogue.
+        scores = scores.masked_fill(~key_mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        weights = self.dropout(scores.softmax(dim=-1))
+        out = (weights @ v).transpose(1, 2).reshape(b, length, dim)
+        # Rows with no valid key attend to nothing (the reference sets the NaNs of an all-masked softmax to 0).
+        return out * key_mask.any(dim=1)[:, None, None].to(out.dtype)
+
+
+class ModalityEncoderLayer(nn.Module):
+    """Attention over utterances, then an MLP whose two linears carry the adapters; the combination stream runs
+    only through the MLP's adapter chain (no attention, activation or residual), as in the reference code."""
+
+    def __init__(self, config: MCULoRAConfig):
+        super().__init__()
+        rank = config.rank_mlp if config.adapters else 0
+        self.attention = UtteranceAttention(config.hidden, config.heads, config.attn_dropout)
+        self.fc1 = CombinationLoRALinear(config.hidden, config.hidden, rank, config.lora_dropout)
+        self.fc2 = CombinationLoRALinear(config.hidden, config.hidden, rank, config.lora_dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, xs: torch.Tensor, key_mask: torch.Tensor, combination: torch.Tensor, stream
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        attended = self.attention(x, key_mask)
+        h1 = self.fc1(attended, combination, xs)
+        h2 = self.fc2(self.dropout(F.gelu(h1.shared_stream)), combination, stream(h1))
+        return x + attended + self.dropout(h2.shared_stream), stream(h2)
+
+
+class MCULoRA(nn.Module):
+    def __init__(self, config: MCULoRAConfig):
+        super().__init__()
+        self.config = config
+        ranks = (config.rank_in, config.rank_fusion) if config.adapters else (0, 0)
+        fused = config.hidden * len(MODALITIES)
+        self.in_proj = nn.ModuleDict(
+            {
+                m.value: CombinationLoRALinear(config.feature_dims[m.value], config.hidden, ranks[0], config.lora_dropout)
+                for m in MODALITIES
+            }
+        )
+        self.layers = nn.ModuleDict(
+            {m.value: nn.ModuleList(ModalityEncoderLayer(config) for _ in range(config.depth)) for m in MODALITIES}
+        )
+        self.fusion = CombinationLoRALinear(fused, fused, ranks[1], config.lora_dropout)
+        self.head = CombinationLoRALinear(fused, config.num_outputs, ranks[1], config.lora_dropout)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def _stream(self, parts: LoRAParts) -> torch.Tensor:
+        """The combination stream's output of one layer."""
+        if self.config.adapters and self.config.combination_branch == "with_base":
+            return parts.base + parts.combination
+        return parts.combination
+
+    def forward(
+        self,
+        features: dict[Modality, torch.Tensor],
+        utterance_mask: torch.Tensor,
+        modality_mask: torch.Tensor,
+        available: torch.Tensor | None = None,
+        combination: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        """
+        Args:
+            features: per modality, float [B, L, D_m].
+            utterance_mask: bool [B, L], True for real (non-padding) utterances.
+            modality_mask: bool [B, 3] in (audio, text, vision) order: the modalities each sample may use. It picks
+                the sample's combination adapters.
+            available: optional bool [B, L, 3]: per-utterance availability from the data (a missing feature file);
+                such entries are zeroed and masked like a missing modality without changing the routing.
+            combination: optional long [B] that overrides the routing (DPFT probes every combination's adapters on
+                complete inputs; the demo uses it for counterfactuals).
+        """
+        modality_mask = modality_mask.to(torch.bool)
+        if combination is None:
+            combination = mask_to_index(modality_mask)
+        keep = utterance_mask[:, :, None] & modality_mask[:, None, :]
+        if available is not None:
+            keep = keep & available.to(torch.bool)
+
+        shared_repr, combination_repr, norms = {}, {}, []
+        valid = utterance_mask.to(torch.float32)
+        for i, m in enumerate(MODALITIES):
+            key_mask = keep[:, :, i]
+            x_in = features[m] * key_mask[:, :, None].to(features[m].dtype)
+            parts = self.in_proj[m.value](x_in, combination)
+            x, xs = self.dropout(parts.shared_stream), self._stream(parts)
+            for layer in self.layers[m.value]:
+                x, xs = layer(x, xs, key_mask, combination, self._stream)
+            shared_repr[m], combination_repr[m] = x, xs
+            norms.append((xs.norm(dim=-1) * valid).sum(1) / valid.sum(1).clamp(min=1))
+
+        h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
+        xs_all = torch.cat([combination_repr[m] for m in MODALITIES], dim=-1)
+        fused = self.fusion(h0, combination, xs_all)
+        hidden = self.dropout(F.relu(fused.shared_stream)) + h0
+        head = self.head(hidden, combination, self._stream(fused))
+        # The with_base head's combination branch repeats W h + b, so the base term appears twice in the logits.
+        base = head.base + (self._stream(head) - head.combination)
+        logits = base + head.shared + head.combination
+        return ModelOutput(
+            logits=logits,
+            base=base,
+            shared=head.shared,
+            combination=head.combination,
+            combination_index=combination,
+            stream_norms=torch.stack(norms, dim=1),
+            shared_repr=shared_repr,
+            combination_repr=combination_repr,
+        )
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Total parameters, those in adapters, and those of one combination's adapters."""
+        total = sum(p.numel() for p in self.parameters())
+        adapters = sum(p.numel() for n, p in self.named_parameters() if ".lora_" in n)
+        one = sum(p.numel() for n, p in self.named_parameters() if ".lora_A.atv." in n or ".lora_B.atv." in n)
+        return {"total": total, "adapters": adapters, "per_combination": one}

@@ -1,0 +1,256 @@
+"""Train and evaluate a method on a benchmark under the fixed-missing protocol (7 test conditions).
+
+    python -m mculora.train --dataset iemocap4 --data-root PATH [--epochs N] [--seeds 1 2 3] [--out DIR]
+    torchrun --nproc_per_node N -m mculora.train ...          # data-parallel (PyTorch DDP)
+
+For every seed and every split (IEMOCAP: 5 leave-one-session-out folds; MOSI/MOSEI: the given split) one model is
+trained over all modality combinations, selected on the validation split (never on test), and evaluated on the
+test split under each condition. Results are averaged over splits, then reported as mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from mculora.checkpoint import CheckpointConfig, save_checkpoint
+from mculora.config import TrainConfig, parse_args
+from mculora.data import DEFAULT_FEATURES, Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
+from mculora.device import select_device
+from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
+from mculora.methods import Method, build_method
+from mculora.metrics import mean_and_std, mean_metrics
+from mculora.modalities import index_to_mask
+
+
+@dataclass
+class Workers:
+    """This process's place in a data-parallel run (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class RunResult:
+    seed: int
+    split: str
+    test: dict[str, dict[str, float]]
+    best_epoch: int
+    best_val_score: float
+    epoch_seconds: list[float] = field(default_factory=list)
+
+
+def start_workers(requested_device: str | None) -> tuple[Workers, torch.device]:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = select_device(requested_device)
+    if world == 1:
+        return Workers(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Workers(dist.get_rank(), dist.get_world_size()), device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def collate_in_batches(dialogues: list[Dialogue], batch_size: int) -> list[Batch]:
+    return [collate_dialogues(dialogues[i : i + batch_size]) for i in range(0, len(dialogues), batch_size)]
+
+
+def epoch_shard(names: list[str], epoch_seed: int, workers: Workers) -> list[str]:
+    """A shuffled share of the training dialogues for this worker. Every worker gets the same number (the list is
+    wrapped around to a multiple of the world size), so all of them take the same number of optimiser steps."""
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(epoch_seed)).tolist()
+    total = math.ceil(len(order) / workers.world) * workers.world
+    order = (order * math.ceil(total / len(order)))[:total]
+    return [names[i] for i in order[workers.rank :: workers.world]]
+
+
+def train_step(
+    model: torch.nn.Module,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    batch: Batch,
+    combination: torch.Tensor,
+    task: str,
+) -> float:
+    """One optimiser step on ``batch``, each sample restricted to the modalities of its ``combination``."""
+    mask = index_to_mask(combination).to(batch.utterance_mask.device)
+    output = model(batch.features, batch.utterance_mask, mask, batch.available)
+    loss = method.loss(output, batch, task)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def train_split(
+    config: TrainConfig,
+    corpus: FeatureCorpus,
+    split: Split,
+    seed: int,
+    device: torch.device,
+    workers: Workers,
+    log_file: Path | None = None,
+) -> tuple[RunResult, torch.nn.Module]:
+    """Train one model on ``split``; return its test results and the selected (best-validation) network."""
+    batch_size, epochs = config.schedule()
+    task = corpus.spec.task
+    seed_everything(seed)
+    method = build_method(config.method, config)
+    num_outputs = len(corpus.spec.label_names) if task == "classification" else 1
+    core = method.build_model({m.value: d for m, d in corpus.feature_dims.items()}, num_outputs).to(device)
+    # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
+    model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = method.make_sampler()
+    draws = torch.Generator().manual_seed(seed * 1009 + workers.rank)
+    val_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.val], batch_size)]
+    test_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.test], batch_size)]
+
+    method.before_training(core, sampler, val_batches, device)
+    best_score, best_epoch, best_state, seconds = -math.inf, 0, copy.deepcopy(core.state_dict()), []
+    bar = tqdm(range(1, epochs + 1), desc=f"seed {seed} {split.name}", disable=not workers.is_main, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        losses = []
+        for batch in collate_in_batches([corpus.dialogues[n] for n in epoch_shard(split.train, seed + epoch, workers)], batch_size):
+            batch = batch.to(device)
+            combination = sampler.sample(batch.batch_size, draws)
+            losses.append(train_step(model, method, optimizer, batch, combination, task))
+        val_results = evaluate_conditions(core, val_batches, task, device)
+        score = selection_score(val_results, task)
+        if score > best_score:
+            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(core.state_dict())
+        method.after_epoch(core, sampler, val_batches, device, val_results, task)
+        seconds.append(time.perf_counter() - start)
+        entry = {"seed": seed, "split": split.name, "epoch": epoch, "loss": float(np.mean(losses)),
+                 "val_score": score, "seconds": seconds[-1], **sampler.state()}
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
+        if log_file is not None and workers.is_main:
+            with log_file.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    core.load_state_dict(best_state)
+    test = evaluate_conditions(core, test_batches, task, device)
+    return RunResult(seed, split.name, test, best_epoch, best_score, seconds), core
+
+
+def summarize(config: TrainConfig, corpus: FeatureCorpus, runs: list[RunResult]) -> dict:
+    """Mean over splits within a seed, then mean ± std over seeds, per condition and for the 7-condition average."""
+    seeds = sorted({run.seed for run in runs})
+    per_seed = {
+        seed: {c: mean_metrics([run.test[c] for run in runs if run.seed == seed]) for c in CONDITIONS} for seed in seeds
+    }
+    averages = [mean_metrics(list(conditions.values())) for conditions in per_seed.values()]
+    return {
+        "dataset": corpus.spec.name,
+        "method": config.method,
+        "task": corpus.spec.task,
+        "seeds": seeds,
+        "splits": sorted({run.split for run in runs}),
+        "conditions": {c: mean_and_std([per_seed[s][c] for s in seeds]) for c in CONDITIONS},
+        "average": mean_and_std(averages),
+        "runs": [asdict(run) for run in runs],
+    }
+
+
+def markdown_table(results: dict) -> str:
+    metrics = [name for name in results["average"] if not name.endswith("_std")]
+    rows = [("| condition | " + " | ".join(metrics) + " |"), "|---" * (len(metrics) + 1) + "|"]
+    named = [(c, results["conditions"][c]) for c in CONDITIONS] + [("average", results["average"])]
+    for name, scores in named:
+        cells = [f"{scores[m]:.3f} ± {scores[m + '_std']:.3f}" for m in metrics]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def run(config: TrainConfig) -> dict | None:
+    """The whole protocol. Returns the results on the main worker (None on the others)."""
+    if not config.data_root:
+        raise SystemExit("--data-root is required: the folder holding the dataset's label pickle and features/")
+    workers, device = start_workers(config.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+    corpus = load_corpus(config.dataset, config.data_root)
+    splits = corpus.splits(config.val_fraction, seed=0)
+    if config.folds:
+        unknown = [f for f in config.folds if not 1 <= f <= len(splits)]
+        if unknown:
+            raise SystemExit(f"--folds {unknown}: {config.dataset} has folds 1..{len(splits)}")
+        splits = [splits[f - 1] for f in config.folds]
+    out = Path(config.out) if config.out else None
+    log_file = None
+    if out is not None and workers.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        log_file = out / "training_log.jsonl"
+        log_file.unlink(missing_ok=True)
+
+    runs, parameters = [], None
+    for seed in config.seeds:
+        for split in splits:
+            result, model = train_split(config, corpus, split, seed, device, workers, log_file)
+            runs.append(result)
+            parameters = model.parameter_counts()
+            if workers.is_main:
+                print(f"seed {seed} {split.name}: best epoch {result.best_epoch}, val score {result.best_val_score:.3f}, "
+                      f"{np.median(result.epoch_seconds):.2f} s/epoch (median)", file=sys.stderr)
+            if out is not None and workers.is_main:
+                save_checkpoint(out / "checkpoints" / f"seed{seed}-{split.name}", model, CheckpointConfig(
+                    model=model.config, task=corpus.spec.task, label_names=list(corpus.spec.label_names),
+                    method=config.method, dataset=corpus.spec.name,
+                    encoders={"profile": "features", "features": {m.value: n for m, n in DEFAULT_FEATURES.items()}},
+                    training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch}))
+    if workers.world > 1:
+        dist.barrier()
+    if not workers.is_main:
+        return None
+    results = summarize(config, corpus, runs)
+    results["parameters"] = parameters
+    results["seconds_per_epoch_median"] = float(np.median([s for r in runs for s in r.epoch_seconds]))
+    if out is not None:
+        (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{results['method']} on {results['dataset']} ({len(results['seeds'])} seed(s), splits: "
+          f"{', '.join(results['splits'])}); parameters: {parameters['total']:,} "
+          f"(adapters {parameters['adapters']:,}); {results['seconds_per_epoch_median']:.2f} s/epoch\n")
+    print(markdown_table(results))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv, description=__doc__.splitlines()[0])
+    try:
+        run(config)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+import torch
+
+from mculora.lora import CombinationLoRALinear
+from mculora.modalities import COMBINATIONS
+
+
+def _layer(rank=4):
+    torch.manual_seed(0)
+    return CombinationLoRALinear(12, 6, rank, dropout=0.0)
+
+
+def test_fresh_adapters_leave_the_base_output_unchanged():
+    layer = _layer()
+    x = torch.randn(5, 3, 12)
+    parts = layer(x, torch.tensor([0, 1, 4, 5, 6]))
+    assert torch.equal(parts.shared_stream, layer.base(x))
+    assert torch.count_nonzero(parts.combination) == 0
+    # A is random, B is zero: the adapter is live (gets gradients) yet adds nothing.
+    assert all(layer.lora_A[n].weight.abs().sum() > 0 for n in layer.lora_A)
+    assert all(torch.count_nonzero(layer.lora_B[n].weight) == 0 for n in layer.lora_B)
+
+
+def test_mixed_combination_batch_equals_per_sample_runs():
+    layer = _layer()
+    for b in layer.lora_B.values():
+        torch.nn.init.normal_(b.weight)
+    x, xs = torch.randn(6, 2, 12), torch.randn(6, 2, 12)
+    combination = torch.tensor([3, 0, 3, 6, 2, 0])
+    mixed = layer(x, combination, xs)
+    for i in range(6):
+        single = layer(x[i : i + 1], combination[i : i + 1], xs[i : i + 1])
+        for a, b in zip(mixed, single, strict=True):
+            torch.testing.assert_close(a[i : i + 1], b)
+        k = COMBINATIONS[int(combination[i])]
+        expected = xs[i] @ layer.lora_A[k].weight.T @ layer.lora_B[k].weight.T
+        torch.testing.assert_close(mixed.combination[i], expected)
+
+
+def test_only_the_batch_combinations_get_gradients():
+    layer = _layer()
+    for b in layer.lora_B.values():
+        torch.nn.init.normal_(b.weight)
+    parts = layer(torch.randn(4, 12), torch.tensor([4, 4, 6, 6]))
+    (parts.shared_stream + parts.combination).sum().backward()
+    used = {name for name in layer.lora_B if layer.lora_B[name].weight.grad is not None}
+    assert used == {"shared", "a", "v"}
+
+
+def test_rank_zero_is_a_plain_linear_layer():
+    layer = _layer(rank=0)
+    x = torch.randn(3, 12)
+    parts = layer(x, torch.tensor([0, 1, 2]))
+    assert not layer.has_adapters
+    assert torch.equal(parts.base, layer.base(x))
+    assert torch.count_nonzero(parts.shared) == 0 and torch.count_nonzero(parts.combination) == 0
+    assert sum(p.numel() for p in layer.parameters()) == 12 * 6 + 6

@@ -1,0 +1,124 @@
+import pytest
+import torch
+
+from mculora.modalities import MODALITIES, Modality, index_to_mask
+from mculora.model import MCULoRA, MCULoRAConfig
+
+DIMS = {"audio": 10, "text": 14, "vision": 12}
+
+
+def _model(**overrides) -> MCULoRA:
+    torch.manual_seed(0)
+    model = MCULoRA(MCULoRAConfig(feature_dims=DIMS, num_outputs=4, hidden=16, depth=2, **overrides))
+    # Trained adapters are non-zero; give every B a value so the tests see the adapters at work.
+    for name, p in model.named_parameters():
+        if ".lora_B." in name:
+            torch.nn.init.normal_(p, std=0.2)
+    return model.eval()
+
+
+def _inputs(batch=4, length=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    features = {m: torch.randn(batch, length, DIMS[m.value], generator=g) for m in MODALITIES}
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[1, 3:] = False
+    return features, mask
+
+
+@pytest.mark.parametrize("branch", ["with_base", "adapter_only"])
+def test_logits_decompose_exactly_into_base_shared_and_combination(branch):
+    model = _model(combination_branch=branch)
+    features, mask = _inputs()
+    out = model(features, mask, index_to_mask(torch.tensor([0, 3, 4, 6])))
+    torch.testing.assert_close(out.logits, out.base + out.shared + out.combination, rtol=0, atol=1e-6)
+    assert out.shared.abs().sum() > 0 and out.combination.abs().sum() > 0
+    assert out.logits.shape == (4, 5, 4)
+
+
+def test_zero_initialised_adapters_change_nothing():
+    torch.manual_seed(0)
+    fresh = MCULoRA(MCULoRAConfig(feature_dims=DIMS, num_outputs=4, hidden=16, depth=2, combination_branch="adapter_only")).eval()
+    features, mask = _inputs()
+    out = fresh(features, mask, index_to_mask(torch.tensor([0, 1, 2, 5])))
+    assert torch.count_nonzero(out.shared) == 0 and torch.count_nonzero(out.combination) == 0
+    assert torch.count_nonzero(out.stream_norms) == 0  # adapter-only streams are empty until trained
+
+
+def test_mixed_combination_batch_equals_samples_run_one_by_one():
+    model = _model()
+    features, mask = _inputs()
+    combination = torch.tensor([2, 5, 0, 2])
+    batched = model(features, mask, index_to_mask(combination))
+    for i in range(4):
+        single = model({m: f[i : i + 1] for m, f in features.items()}, mask[i : i + 1], index_to_mask(combination[i : i + 1]))
+        valid = mask[i]
+        torch.testing.assert_close(single.logits[0][valid], batched.logits[i][valid], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(single.stream_norms[0], batched.stream_norms[i], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("combination", ["t", "av", "at"])
+def test_masked_out_modality_features_do_not_change_the_output(combination):
+    from mculora.modalities import combination_index
+
+    model = _model()
+    features, mask = _inputs()
+    modality_mask = index_to_mask(torch.full((4,), combination_index(combination)))
+    before = model(features, mask, modality_mask).logits
+    changed = dict(features)
+    for i, m in enumerate(MODALITIES):
+        if not modality_mask[0, i]:
+            changed[m] = torch.randn_like(features[m]) * 100
+    after = model(changed, mask, modality_mask).logits
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+    # ...while a present modality's features do matter.
+    present = next(m for i, m in enumerate(MODALITIES) if modality_mask[0, i])
+    changed[present] = features[present] + 1.0
+    assert not torch.allclose(model(changed, mask, modality_mask).logits, before)
+
+
+def test_padding_utterances_do_not_change_real_ones():
+    model = _model()
+    features, mask = _inputs()
+    out = model(features, mask, index_to_mask(torch.zeros(4, dtype=torch.long))).logits
+    noisy = {m: f.clone() for m, f in features.items()}
+    noisy[Modality.TEXT][1, 3:] = 50.0
+    out2 = model(noisy, mask, index_to_mask(torch.zeros(4, dtype=torch.long))).logits
+    torch.testing.assert_close(out[1, :3], out2[1, :3], rtol=0, atol=0)
+
+
+def test_routing_override_and_stream_norms():
+    model = _model()
+    features, mask = _inputs()
+    complete = index_to_mask(torch.zeros(4, dtype=torch.long))
+    default = model(features, mask, complete)
+    forced = model(features, mask, complete, combination=torch.full((4,), 4))
+    assert default.combination_index.tolist() == [0, 0, 0, 0]
+    assert forced.combination_index.tolist() == [4, 4, 4, 4]
+    assert not torch.allclose(default.combination, forced.combination)
+    assert (default.stream_norms > 0).all() and default.stream_norms.shape == (4, 3)
+
+
+def test_baseline_backbone_has_no_adapters():
+    torch.manual_seed(0)
+    plain = MCULoRA(MCULoRAConfig(feature_dims=DIMS, num_outputs=4, hidden=16, depth=2, adapters=False))
+    assert plain.parameter_counts()["adapters"] == 0
+    full = _model()
+    assert full.parameter_counts()["total"] > plain.parameter_counts()["total"]
+    features, mask = _inputs()
+    out = plain.eval()(features, mask, index_to_mask(torch.tensor([0, 1, 2, 3])))
+    torch.testing.assert_close(out.logits, out.base)
+
+
+def test_no_nan_gradients_when_a_modality_is_missing_everywhere():
+    model = _model().train()
+    features, mask = _inputs()
+    out = model(features, mask, index_to_mask(torch.full((4,), 5)))  # text only
+    out.logits[mask].sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="feature_dims"):
+        MCULoRAConfig(feature_dims={"audio": 3}, num_outputs=2)
+    with pytest.raises(ValueError, match="divisible"):
+        MCULoRAConfig(feature_dims=DIMS, num_outputs=2, hidden=15, heads=2)
