@@ -108,8 +108,9 @@ def save_checkpoint(directory: str | Path, model: torch.nn.Module, config: Check
 def read_checkpoint_config(directory: str | Path) -> CheckpointConfig:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
-        raise CheckpointError(f"no {CONFIG_FILE} in {Path(directory)} (a checkpoint is a directory with "
-                              f"{CONFIG_FILE} and {WEIGHTS_FILE})")
+        raise CheckpointError(
+            f"no {CONFIG_FILE} in {Path(directory)} (a checkpoint is a directory with {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:

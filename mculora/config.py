@@ -104,7 +104,9 @@ def parse_args(argv: list[str] | None = None, description: str = "") -> TrainCon
         (data.setdefault(section, {}) if section else data)[name] = value
     merged = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
     for section in ("model", "dpft"):
-        merged[section] = {f.name: getattr(config, section).__dict__[f.name] for f in fields(type(getattr(config, section)))}
+        merged[section] = {
+            f.name: getattr(config, section).__dict__[f.name] for f in fields(type(getattr(config, section)))
+        }
         merged[section].update(data.pop(section, {}))
     merged.update(data)
     return _from_dict(TrainConfig, merged, "command line")

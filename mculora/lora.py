@@ -70,9 +70,7 @@ class CombinationLoRALinear(nn.Module):
         """``B_name A_name dropout(x)`` for one adapter ("shared" or a combination name)."""
         return self.lora_B[name](self.lora_A[name](self.lora_dropout(x)))
 
-    def forward(
-        self, x: torch.Tensor, combination: torch.Tensor, xs: torch.Tensor | None = None
-    ) -> LoRAParts:
+    def forward(self, x: torch.Tensor, combination: torch.Tensor, xs: torch.Tensor | None = None) -> LoRAParts:
         """
         Args:
             x: shared-stream input [B, ..., in_features].

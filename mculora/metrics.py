@@ -30,7 +30,9 @@ def regression_metrics(labels: np.ndarray, outputs: np.ndarray) -> dict[str, flo
     constant = predictions.std() == 0 or labels.std() == 0
     return {
         "acc2": float(accuracy_score(positive_true, positive_pred)) if nonzero.any() else 0.0,
-        "f1": float(f1_score(positive_true, positive_pred, average="weighted", zero_division=0)) if nonzero.any() else 0.0,
+        "f1": float(f1_score(positive_true, positive_pred, average="weighted", zero_division=0))
+        if nonzero.any()
+        else 0.0,
         "mae": float(mean_absolute_error(labels, predictions)),
         # A constant prediction has no defined correlation; report 0 rather than NaN.
         "corr": 0.0 if constant else float(np.corrcoef(labels, predictions)[0, 1]),

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 
-class Modality(str, enum.Enum):
+class Modality(enum.StrEnum):
     """One input channel. The order of the members is the order of the mask bits (a, t, v)."""
 
     AUDIO = "audio"

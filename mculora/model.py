@@ -138,7 +138,9 @@ class MCULoRA(nn.Module):
         fused = config.hidden * len(MODALITIES)
         self.in_proj = nn.ModuleDict(
             {
-                m.value: CombinationLoRALinear(config.feature_dims[m.value], config.hidden, ranks[0], config.lora_dropout)
+                m.value: CombinationLoRALinear(
+                    config.feature_dims[m.value], config.hidden, ranks[0], config.lora_dropout
+                )
                 for m in MODALITIES
             }
         )

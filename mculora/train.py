@@ -140,7 +140,9 @@ def train_split(
         start = time.perf_counter()
         model.train()
         losses = []
-        for batch in collate_in_batches([corpus.dialogues[n] for n in epoch_shard(split.train, seed + epoch, workers)], batch_size):
+        for batch in collate_in_batches(
+            [corpus.dialogues[n] for n in epoch_shard(split.train, seed + epoch, workers)], batch_size
+        ):
             batch = batch.to(device)
             combination = sampler.sample(batch.batch_size, draws)
             losses.append(train_step(model, method, optimizer, batch, combination, task))
@@ -150,8 +152,15 @@ def train_split(
             best_score, best_epoch, best_state = score, epoch, copy.deepcopy(core.state_dict())
         method.after_epoch(core, sampler, val_batches, device, val_results, task)
         seconds.append(time.perf_counter() - start)
-        entry = {"seed": seed, "split": split.name, "epoch": epoch, "loss": float(np.mean(losses)),
-                 "val_score": score, "seconds": seconds[-1], **sampler.state()}
+        entry = {
+            "seed": seed,
+            "split": split.name,
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "val_score": score,
+            "seconds": seconds[-1],
+            **sampler.state(),
+        }
         bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
         if log_file is not None and workers.is_main:
             with log_file.open("a") as f:
@@ -219,14 +228,25 @@ def run(config: TrainConfig) -> dict | None:
             runs.append(result)
             parameters = model.parameter_counts()
             if workers.is_main:
-                print(f"seed {seed} {split.name}: best epoch {result.best_epoch}, val score {result.best_val_score:.3f}, "
-                      f"{np.median(result.epoch_seconds):.2f} s/epoch (median)", file=sys.stderr)
+                print(
+                    f"seed {seed} {split.name}: best epoch {result.best_epoch}, val score {result.best_val_score:.3f}, "
+                    f"{np.median(result.epoch_seconds):.2f} s/epoch (median)",
+                    file=sys.stderr,
+                )
             if out is not None and workers.is_main:
-                save_checkpoint(out / "checkpoints" / f"seed{seed}-{split.name}", model, CheckpointConfig(
-                    model=model.config, task=corpus.spec.task, label_names=list(corpus.spec.label_names),
-                    method=config.method, dataset=corpus.spec.name,
-                    encoders={"profile": "features", "features": {m.value: n for m, n in DEFAULT_FEATURES.items()}},
-                    training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch}))
+                save_checkpoint(
+                    out / "checkpoints" / f"seed{seed}-{split.name}",
+                    model,
+                    CheckpointConfig(
+                        model=model.config,
+                        task=corpus.spec.task,
+                        label_names=list(corpus.spec.label_names),
+                        method=config.method,
+                        dataset=corpus.spec.name,
+                        encoders={"profile": "features", "features": {m.value: n for m, n in DEFAULT_FEATURES.items()}},
+                        training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch},
+                    ),
+                )
     if workers.world > 1:
         dist.barrier()
     if not workers.is_main:
@@ -236,9 +256,11 @@ def run(config: TrainConfig) -> dict | None:
     results["seconds_per_epoch_median"] = float(np.median([s for r in runs for s in r.epoch_seconds]))
     if out is not None:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n{results['method']} on {results['dataset']} ({len(results['seeds'])} seed(s), splits: "
-          f"{', '.join(results['splits'])}); parameters: {parameters['total']:,} "
-          f"(adapters {parameters['adapters']:,}); {results['seconds_per_epoch_median']:.2f} s/epoch\n")
+    print(
+        f"\n{results['method']} on {results['dataset']} ({len(results['seeds'])} seed(s), splits: "
+        f"{', '.join(results['splits'])}); parameters: {parameters['total']:,} "
+        f"(adapters {parameters['adapters']:,}); {results['seconds_per_epoch_median']:.2f} s/epoch\n"
+    )
     print(markdown_table(results))
     return results
 

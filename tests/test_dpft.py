@@ -71,7 +71,9 @@ def test_keep_probability_sets_modality_frequency():
     sampler = CombinationSampler(DPFTConfig(mode="off", keep_probability=0.8))
     masks = index_to_mask(sampler.sample(20000, torch.Generator().manual_seed(1))).double()
     # P(kept | not all missing) = 0.8 / (1 - 0.2**3)
-    torch.testing.assert_close(masks.mean(0), torch.full((3,), 0.8 / (1 - 0.008), dtype=torch.float64), atol=0.01, rtol=0)
+    torch.testing.assert_close(
+        masks.mean(0), torch.full((3,), 0.8 / (1 - 0.008), dtype=torch.float64), atol=0.01, rtol=0
+    )
 
 
 def test_accuracy_variant_favours_combinations_that_improved_least():

@@ -37,7 +37,9 @@ def test_logits_decompose_exactly_into_base_shared_and_combination(branch):
 
 def test_zero_initialised_adapters_change_nothing():
     torch.manual_seed(0)
-    fresh = MCULoRA(MCULoRAConfig(feature_dims=DIMS, num_outputs=4, hidden=16, depth=2, combination_branch="adapter_only")).eval()
+    fresh = MCULoRA(
+        MCULoRAConfig(feature_dims=DIMS, num_outputs=4, hidden=16, depth=2, combination_branch="adapter_only")
+    ).eval()
     features, mask = _inputs()
     out = fresh(features, mask, index_to_mask(torch.tensor([0, 1, 2, 5])))
     assert torch.count_nonzero(out.shared) == 0 and torch.count_nonzero(out.combination) == 0
@@ -50,7 +52,9 @@ def test_mixed_combination_batch_equals_samples_run_one_by_one():
     combination = torch.tensor([2, 5, 0, 2])
     batched = model(features, mask, index_to_mask(combination))
     for i in range(4):
-        single = model({m: f[i : i + 1] for m, f in features.items()}, mask[i : i + 1], index_to_mask(combination[i : i + 1]))
+        single = model(
+            {m: f[i : i + 1] for m, f in features.items()}, mask[i : i + 1], index_to_mask(combination[i : i + 1])
+        )
         valid = mask[i]
         torch.testing.assert_close(single.logits[0][valid], batched.logits[i][valid], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(single.stream_norms[0], batched.stream_norms[i], rtol=1e-5, atol=1e-5)

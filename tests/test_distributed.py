@@ -1,0 +1,66 @@
+"""Data-parallel training (torchrun, gloo on CPU) matches single-process training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import distributed_step  # noqa: E402
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+@pytest.mark.slow
+def test_two_process_step_matches_single_process_step(tmp_path):
+    out = tmp_path / "ddp_state.pt"
+    subprocess.run([*TORCHRUN, str(Path(distributed_step.__file__)), str(out)], check=True, timeout=300)
+    ddp_state = torch.load(out, weights_only=True)
+
+    model, method = distributed_step.model_and_method()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    distributed_step.step(model, method, distributed_step.global_batch(), distributed_step.COMBINATIONS)
+    single_state = model.state_dict()
+
+    moved = 0
+    for name, value in single_state.items():
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        moved += int(not torch.equal(value, before[name]))
+    # "a" is used only on rank 0 and "t" only on rank 1: both must move (their gradients are averaged).
+    assert moved > len(single_state) // 2
+    assert not torch.equal(single_state["head.lora_B.a.weight"], before["head.lora_B.a.weight"])
+    assert not torch.equal(single_state["head.lora_B.t.weight"], before["head.lora_B.t.weight"])
+    assert torch.equal(single_state["head.lora_B.tv.weight"], before["head.lora_B.tv.weight"])  # not in the batch
+
+
+@pytest.mark.slow
+def test_trainer_runs_under_torchrun(synthetic_iemocap, tmp_path):
+    out = tmp_path / "run"
+    subprocess.run(
+        [
+            *TORCHRUN,
+            "-m",
+            "mculora.train",
+            "--dataset",
+            "iemocap4",
+            "--data-root",
+            str(synthetic_iemocap),
+            "--epochs",
+            "2",
+            "--folds",
+            "1",
+            "--model-hidden",
+            "32",
+            "--model-depth",
+            "1",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        timeout=300,
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["splits"] == ["fold1"] and 0.0 <= results["conditions"]["atv"]["accuracy"] <= 1.0

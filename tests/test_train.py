@@ -1,0 +1,123 @@
+"""Real (short) training runs on the synthetic benchmark data through the command-line entry point."""
+
+import json
+
+import pytest
+import torch
+
+from mculora.checkpoint import load_checkpoint
+from mculora.data import collate_dialogues, load_corpus
+from mculora.evaluate import CONDITIONS, evaluate_conditions
+from mculora.train import main
+
+SMALL = ["--model-hidden", "32", "--model-depth", "1"]
+
+
+@pytest.mark.slow
+def test_mcu_lora_learns_and_fusion_beats_single_modalities(synthetic_iemocap, tmp_path, capsys):
+    out = tmp_path / "run"
+    main(
+        [
+            "--dataset",
+            "iemocap4",
+            "--data-root",
+            str(synthetic_iemocap),
+            "--epochs",
+            "20",
+            "--folds",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    table = capsys.readouterr().out
+    assert "| atv |" in table and "| average |" in table
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"] == "iemocap4"
+    assert set(results["conditions"]) == set(CONDITIONS)
+    for scores in [*results["conditions"].values(), results["average"]]:
+        for metric in ("accuracy", "ua", "f1"):
+            assert 0.0 <= scores[metric] <= 1.0 and f"{metric}_std" in scores
+    accuracy = {c: results["conditions"][c]["accuracy"] for c in CONDITIONS}
+    # Chance is 0.25. Audio and vision each carry one binary factor of the class, so together they are needed.
+    assert accuracy["atv"] >= 0.85, accuracy
+    assert accuracy["atv"] >= max(accuracy["a"], accuracy["t"], accuracy["v"]), accuracy
+    assert accuracy["av"] > max(accuracy["a"], accuracy["v"]) + 0.2, accuracy
+
+    # DPFT's keep probabilities are logged each epoch and stay within the clip bounds.
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert len(log) == 20
+    assert all(0.4 <= p <= 0.6 for entry in log for p in entry["keep_probability"].values())
+
+    # The saved checkpoint reproduces the reported test numbers exactly.
+    model, config = load_checkpoint(out / "checkpoints" / "seed66-fold1")
+    corpus = load_corpus("iemocap4", synthetic_iemocap)
+    split = corpus.splits(0.1, seed=0)[0]
+    batches = [
+        collate_dialogues([corpus.dialogues[n] for n in split.test[i : i + 16]]) for i in range(0, len(split.test), 16)
+    ]
+    again = evaluate_conditions(model, batches, config.task, torch.device("cpu"))
+    for c in CONDITIONS:
+        assert again[c]["accuracy"] == pytest.approx(results["conditions"][c]["accuracy"], abs=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--method", "baseline"], ["--dpft-mode", "accuracy"], ["--dpft-mode", "off"]])
+def test_methods_and_dpft_variants_run(synthetic_iemocap, tmp_path, extra):
+    out = tmp_path / "run"
+    main(
+        [
+            "--dataset",
+            "iemocap4",
+            "--data-root",
+            str(synthetic_iemocap),
+            "--epochs",
+            "2",
+            "--folds",
+            "2",
+            "--seeds",
+            "1",
+            "2",
+            "--out",
+            str(out),
+            *SMALL,
+            *extra,
+        ]
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [1, 2] and results["splits"] == ["fold2"]
+    assert results["average"]["accuracy_std"] >= 0.0
+
+
+@pytest.mark.slow
+def test_regression_benchmark_reports_regression_metrics(synthetic_mosi, tmp_path):
+    out = tmp_path / "run"
+    main(["--dataset", "mosi", "--data-root", str(synthetic_mosi), "--epochs", "3", "--out", str(out), *SMALL])
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "regression" and results["splits"] == ["given"]
+    for metric in ("acc2", "f1", "mae", "corr"):
+        assert metric in results["average"] and f"{metric}_std" in results["average"]
+    assert 0.0 <= results["conditions"]["atv"]["acc2"] <= 1.0
+
+
+def test_bad_arguments_fail_clearly(synthetic_iemocap):
+    with pytest.raises(SystemExit, match="folds 1..5"):
+        main(["--dataset", "iemocap4", "--data-root", str(synthetic_iemocap), "--folds", "9"])
+    with pytest.raises(SystemExit, match="--data-root is required"):
+        main(["--dataset", "iemocap4"])
+    with pytest.raises(ValueError, match="unknown method"):
+        main(
+            [
+                "--dataset",
+                "iemocap4",
+                "--data-root",
+                str(synthetic_iemocap),
+                "--method",
+                "magic",
+                "--epochs",
+                "1",
+                "--folds",
+                "1",
+            ]
+        )
