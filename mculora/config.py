@@ -41,6 +41,9 @@ class TrainConfig:
     seeds: list[int] = field(default_factory=lambda: [66], metadata={"help": "one run per seed; mean ± std"})
     folds: list[int] | None = field(default=None, metadata={"help": "1-based folds to run (IEMOCAP); default all"})
     val_fraction: float = field(default=0.1, metadata={"help": "share of training dialogues held out for selection"})
+    standardize: bool = field(
+        default=False, metadata={"help": "standardise inputs with training-split statistics (kept in the checkpoint)"}
+    )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ...; default MCULORA_DEVICE/auto"})
     out: str | None = field(default=None, metadata={"help": "write results.json, the log and checkpoints here"})
     model: ModelSettings = field(default_factory=ModelSettings)

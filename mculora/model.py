@@ -147,9 +147,20 @@ class MCULoRA(nn.Module):
         self.layers = nn.ModuleDict(
             {m.value: nn.ModuleList(ModalityEncoderLayer(config) for _ in range(config.depth)) for m in MODALITIES}
         )
+        # Per-feature standardisation of the inputs, part of the checkpoint (identity unless the trainer sets it).
+        for m in MODALITIES:
+            self.register_buffer(f"{m.value}_mean", torch.zeros(config.feature_dims[m.value]))
+            self.register_buffer(f"{m.value}_std", torch.ones(config.feature_dims[m.value]))
         self.fusion = CombinationLoRALinear(fused, fused, ranks[1], config.lora_dropout)
         self.head = CombinationLoRALinear(fused, config.num_outputs, ranks[1], config.lora_dropout)
         self.dropout = nn.Dropout(config.dropout)
+
+    @torch.no_grad()
+    def set_input_statistics(self, statistics: dict[Modality, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Standardise each modality's inputs with training-set (mean, std); near-constant features keep std 1."""
+        for m, (mean, std) in statistics.items():
+            getattr(self, f"{m.value}_mean").copy_(mean)
+            getattr(self, f"{m.value}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
     def _stream(self, parts: LoRAParts) -> torch.Tensor:
         """The combination stream's output of one layer."""
@@ -187,7 +198,8 @@ class MCULoRA(nn.Module):
         valid = utterance_mask.to(torch.float32)
         for i, m in enumerate(MODALITIES):
             key_mask = keep[:, :, i]
-            x_in = features[m] * key_mask[:, :, None].to(features[m].dtype)
+            standardised = (features[m] - getattr(self, f"{m.value}_mean")) / getattr(self, f"{m.value}_std")
+            x_in = standardised * key_mask[:, :, None].to(standardised.dtype)
             parts = self.in_proj[m.value](x_in, combination)
             x, xs = self.dropout(parts.shared_stream), self._stream(parts)
             for layer in self.layers[m.value]:

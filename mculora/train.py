@@ -28,12 +28,12 @@ from tqdm.auto import tqdm
 
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
 from mculora.config import TrainConfig, parse_args
-from mculora.data import DEFAULT_FEATURES, Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
+from mculora.data import Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
 from mculora.device import select_device
 from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
 from mculora.methods import Method, build_method
 from mculora.metrics import mean_and_std, mean_metrics
-from mculora.modalities import index_to_mask
+from mculora.modalities import MODALITIES, Modality, index_to_mask
 
 
 @dataclass
@@ -91,6 +91,24 @@ def epoch_shard(names: list[str], epoch_seed: int, workers: Workers) -> list[str
     return [names[i] for i in order[workers.rank :: workers.world]]
 
 
+def input_statistics(dialogues: list[Dialogue]) -> dict[Modality, tuple[torch.Tensor, torch.Tensor]]:
+    """Per-feature mean and std of each modality over the utterances that have it."""
+    statistics = {}
+    for m in MODALITIES:
+        rows = np.concatenate([d.features[m][d.available[m]] for d in dialogues])
+        if len(rows):
+            statistics[m] = (torch.from_numpy(rows.mean(0)), torch.from_numpy(rows.std(0)))
+    return statistics
+
+
+def encoder_record(corpus: FeatureCorpus) -> dict:
+    """What a checkpoint says about its inputs: the encoder profile and, per modality, the feature name and dim."""
+    return {
+        "profile": corpus.spec.encoder_profile,
+        **{m.value: {"name": corpus.feature_folders[m], "dim": corpus.feature_dims[m]} for m in MODALITIES},
+    }
+
+
 def train_step(
     model: torch.nn.Module,
     method: Method,
@@ -124,7 +142,10 @@ def train_split(
     seed_everything(seed)
     method = build_method(config.method, config)
     num_outputs = len(corpus.spec.label_names) if task == "classification" else 1
-    core = method.build_model({m.value: d for m, d in corpus.feature_dims.items()}, num_outputs).to(device)
+    core = method.build_model({m.value: d for m, d in corpus.feature_dims.items()}, num_outputs)
+    if config.standardize:
+        core.set_input_statistics(input_statistics([corpus.dialogues[n] for n in split.train]))
+    core = core.to(device)
     # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
     model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -243,7 +264,7 @@ def run(config: TrainConfig) -> dict | None:
                         label_names=list(corpus.spec.label_names),
                         method=config.method,
                         dataset=corpus.spec.name,
-                        encoders={"profile": "features", "features": {m.value: n for m, n in DEFAULT_FEATURES.items()}},
+                        encoders=encoder_record(corpus),
                         training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch},
                     ),
                 )

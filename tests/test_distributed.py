@@ -25,10 +25,13 @@ def test_two_process_step_matches_single_process_step(tmp_path):
     distributed_step.step(model, method, distributed_step.global_batch(), distributed_step.COMBINATIONS)
     single_state = model.state_dict()
 
-    moved = 0
+    moved, largest_update = 0, 0.0
     for name, value in single_state.items():
-        torch.testing.assert_close(ddp_state[name], value, rtol=1e-4, atol=1e-6, msg=name)
+        # Float sums run in a different order in two processes (and with other thread counts): allow 1e-5.
+        torch.testing.assert_close(ddp_state[name], value, rtol=1e-4, atol=1e-5, msg=name)
         moved += int(not torch.equal(value, before[name]))
+        largest_update = max(largest_update, float((value - before[name]).abs().max()))
+    assert largest_update > 1e-2  # the step is large next to the tolerance
     # "a" is used only on rank 0 and "t" only on rank 1: both must move (their gradients are averaged).
     assert moved > len(single_state) // 2
     assert not torch.equal(single_state["head.lora_B.a.weight"], before["head.lora_B.a.weight"])

@@ -11,11 +11,12 @@ Everything is read into memory once: the released corpora are a few thousand utt
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import os
 import pickle
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,32 @@ class DatasetSpec:
     task: str  # "classification" | "regression"
     label_names: tuple[str, ...]
     folds: str  # "session": leave-one-session-out (IEMOCAP) | "given": the pickle's own split (MOSI/MOSEI)
+    # Data sets written by `mculora.extract` say which encoders made their features (and so which folders to read).
+    encoder_profile: str = "features"
+    feature_folders: tuple[tuple[str, str], ...] = ()  # (modality, folder) pairs; empty = DEFAULT_FEATURES
+    feature_dims: tuple[tuple[str, int], ...] = ()  # (modality, dim) pairs, so a modality with no files still loads
+
+
+SPEC_FILE = "dataset.json"
+
+
+def read_spec_file(root: Path) -> DatasetSpec:
+    """The `DatasetSpec` of a data set that describes itself in ROOT/dataset.json (see `mculora.extract`)."""
+    path = root / SPEC_FILE
+    try:
+        data = json.loads(path.read_text())
+        return DatasetSpec(
+            name=str(data["name"]),
+            label_file=str(data["label_file"]),
+            task=str(data["task"]),
+            label_names=tuple(data["label_names"]),
+            folds=str(data.get("folds", "given")),
+            encoder_profile=str(data.get("encoder_profile", "features")),
+            feature_folders=tuple(sorted(data.get("feature_folders", {}).items())),
+            feature_dims=tuple(sorted((k, int(v)) for k, v in data.get("feature_dims", {}).items())),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a valid data set description ({error})") from None
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -97,6 +124,7 @@ class FeatureCorpus:
     given_train: list[str]
     given_val: list[str]
     given_test: list[str]
+    feature_folders: dict[Modality, str] = field(default_factory=dict)  # the folder read for each modality
 
     def splits(self, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
         """Train/val/test dialogue names for every fold of the data set's protocol.
@@ -157,10 +185,18 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
     `features` overrides folder names per modality (the rest keep DEFAULT_FEATURES). An utterance without a feature
     file keeps zeros and available=False for that modality; a missing folder or label file is an error.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    spec = DATASETS[dataset]
     root = Path(data_root)
+    if dataset in DATASETS:
+        spec = DATASETS[dataset]
+    elif (root / SPEC_FILE).is_file():
+        spec = read_spec_file(root)
+        if spec.name != dataset:
+            raise ValueError(f"{root / SPEC_FILE} describes data set {spec.name!r}, not {dataset!r}")
+    else:
+        raise ValueError(
+            f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}, "
+            f"or a data root with a {SPEC_FILE} (written by mculora.extract)"
+        )
     if not root.is_dir():
         raise FileNotFoundError(
             f"data root for {dataset} not found: {root} (expected a folder holding {spec.label_file})"
@@ -170,7 +206,8 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
         present = sorted(p.name for p in root.glob("*.pkl"))
         hint = f"; label files present there: {', '.join(present)}" if present else ""
         raise FileNotFoundError(f"label file for {dataset} not found: {label_path}{hint}")
-    folders = {**DEFAULT_FEATURES, **(features or {})}
+    own_folders = {Modality(m): folder for m, folder in spec.feature_folders}
+    folders = {**DEFAULT_FEATURES, **own_folders, **(features or {})}
     feature_paths = {m: root / "features" / folders[m] for m in MODALITIES}
     for modality, path in feature_paths.items():
         if not path.is_dir():
@@ -179,7 +216,8 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
     labels_file = _read_label_pickle(label_path)
     names = sorted(labels_file.ids)
     utterances = {name: [str(u) for u in labels_file.ids[name]] for name in names}
-    loaded = {m: _load_modality(feature_paths[m], utterances, dataset) for m in MODALITIES}
+    known_dims = {Modality(m): dim for m, dim in spec.feature_dims}
+    loaded = {m: _load_modality(feature_paths[m], utterances, dataset, known_dims.get(m)) for m in MODALITIES}
     dialogues = {
         name: Dialogue(
             name=name,
@@ -187,7 +225,7 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
             features={m: loaded[m].features[name] for m in MODALITIES},
             available={m: loaded[m].available[name] for m in MODALITIES},
             labels=_labels(labels_file.labels[name], spec, name),
-            speakers=_speakers(labels_file.speakers[name], name),
+            speakers=_speakers(labels_file.speakers[name]),
         )
         for name in names
     }
@@ -201,7 +239,8 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
     train, val, test = (_known_dialogues(split, dialogues, label_path) for split in labels_file.given_split)
     if set(test) & (set(train) | set(val)):
         raise ValueError(f"{label_path}: the given test split overlaps the training or validation split")
-    return FeatureCorpus(spec, dialogues, {m: loaded[m].dim for m in MODALITIES}, train, val, test)
+    dims = {m: loaded[m].dim for m in MODALITIES}
+    return FeatureCorpus(spec, dialogues, dims, train, val, test, {m: folders[m] for m in MODALITIES})
 
 
 @dataclass
@@ -211,11 +250,13 @@ class _ModalityFeatures:
     dim: int
 
 
-def _load_modality(folder_path: Path, utterances: Mapping[str, list[str]], dataset: str) -> _ModalityFeatures:
+def _load_modality(
+    folder_path: Path, utterances: Mapping[str, list[str]], dataset: str, known_dim: int | None
+) -> _ModalityFeatures:
     all_utterances = {u for names in utterances.values() for u in names}
     folder = _FeatureFolder(folder_path, all_utterances)
     vectors = {u: folder.read(u) for u in sorted(all_utterances)}
-    dim = _common_dim(vectors, folder_path, dataset)
+    dim = _common_dim(vectors, folder_path, dataset, known_dim)
     missing = sum(v is None for v in vectors.values())
     if missing:
         log.warning("%s: %d of %d utterances have no feature in %s", dataset, missing, len(vectors), folder_path)
@@ -281,12 +322,14 @@ def _labels(values: Iterable[Any], spec: DatasetSpec, dialogue: str) -> np.ndarr
     return labels
 
 
-def _speakers(values: Iterable[Any], dialogue: str) -> np.ndarray:
+def _speakers(values: Iterable[Any]) -> np.ndarray:
+    """IEMOCAP's 'F'/'M' -> 0/1 and MOSI's '' -> 0; other speaker ids (extracted data sets) are numbered in order of
+    first appearance within the dialogue."""
     speakers = [str(s) for s in values]
-    unknown = sorted(set(speakers) - set(_SPEAKER_INDEX))
-    if unknown:
-        raise ValueError(f"dialogue {dialogue}: unknown speakers {unknown}; expected 'F', 'M' or ''")
-    return np.array([_SPEAKER_INDEX[s] for s in speakers], dtype=np.int64)
+    if set(speakers) <= set(_SPEAKER_INDEX):
+        return np.array([_SPEAKER_INDEX[s] for s in speakers], dtype=np.int64)
+    order = {s: i for i, s in enumerate(dict.fromkeys(speakers))}
+    return np.array([order[s] for s in speakers], dtype=np.int64)
 
 
 class _FeatureFolder:
@@ -344,8 +387,13 @@ def _pool(array: np.ndarray, path: Path) -> np.ndarray:
     return array.reshape(-1, array.shape[-1]).astype(np.float32).mean(axis=0)
 
 
-def _common_dim(vectors: Mapping[str, np.ndarray | None], folder: Path, dataset: str) -> int:
+def _common_dim(vectors: Mapping[str, np.ndarray | None], folder: Path, dataset: str, known_dim: int | None) -> int:
     dims = {u: v.shape[0] for u, v in vectors.items() if v is not None}
+    if known_dim is not None:
+        wrong = [u for u, d in dims.items() if d != known_dim]
+        if wrong:
+            raise ValueError(f"{folder}: {wrong[0]} has dimension {dims[wrong[0]]}, the data set says {known_dim}")
+        return known_dim
     if not dims:
         raise ValueError(f"{dataset}: no feature file in {folder} matches any of the {len(vectors)} utterances")
     first, dim = next(iter(dims.items()))

@@ -1,0 +1,103 @@
+"""Encoders by profile.
+
+* ``offline`` (default): nothing is downloaded. Text: all-MiniLM-L6-v2 from an installed package (384-d).
+  Audio: an acoustic descriptor computed with torchaudio. Vision: a geometric expression descriptor from
+  mediapipe's 478-point face mesh (its model ships in the mediapipe wheel).
+* ``hub`` (opt-in): all-mpnet-base-v2 text, wav2vec 2.0 audio and CLIP face embeddings, downloaded on first use.
+
+A checkpoint records the profile and each encoder's name and dimension; `check_encoders` refuses any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+from mculora.encoders.base import Encoder, EncoderUnavailable
+from mculora.modalities import MODALITIES, Modality
+
+DEFAULT_PROFILE = "offline"
+
+
+class EncoderMismatch(ValueError):
+    """The encoders at hand are not the ones a checkpoint was trained with."""
+
+
+def _offline_audio(device) -> Encoder:
+    from mculora.encoders.audio import AcousticDescriptor
+
+    return AcousticDescriptor()
+
+
+def _offline_text(device) -> Encoder:
+    from mculora.encoders.text import MiniLMSentenceEncoder
+
+    return MiniLMSentenceEncoder(device)
+
+
+def _offline_vision(device) -> Encoder:
+    from mculora.encoders.vision import FaceGeometryDescriptor
+
+    return FaceGeometryDescriptor()
+
+
+def _hub(name: str) -> Callable[[torch.device], Encoder]:
+    def build(device) -> Encoder:
+        from mculora.encoders import hub
+
+        return getattr(hub, name)(device)
+
+    return build
+
+
+PROFILES: dict[str, dict[Modality, Callable[[torch.device], Encoder]]] = {
+    "offline": {Modality.AUDIO: _offline_audio, Modality.TEXT: _offline_text, Modality.VISION: _offline_vision},
+    "hub": {
+        Modality.AUDIO: _hub("Wav2Vec2Encoder"),
+        Modality.TEXT: _hub("HubSentenceEncoder"),
+        Modality.VISION: _hub("ClipFaceEncoder"),
+    },
+}
+
+
+def build_encoders(
+    profile: str = DEFAULT_PROFILE, device: torch.device | str = "cpu", modalities: Iterable[Modality] = MODALITIES
+) -> dict[Modality, Encoder]:
+    if profile not in PROFILES:
+        raise EncoderUnavailable(f"unknown encoder profile {profile!r}; available: {', '.join(PROFILES)}")
+    return {m: PROFILES[profile][m](torch.device(device)) for m in modalities}
+
+
+def describe_encoders(profile: str, encoders: dict[Modality, Encoder]) -> dict:
+    """The record a checkpoint keeps: ``{"profile": ..., "audio": {"name": ..., "dim": ...}, ...}``."""
+    return {"profile": profile, **{m.value: encoders[m].spec() for m in MODALITIES if m in encoders}}
+
+
+def check_encoders(record: dict, encoders: dict[Modality, Encoder]) -> None:
+    """Raise `EncoderMismatch` unless ``encoders`` produce exactly the features described by ``record``."""
+    profile = record.get("profile")
+    if profile not in PROFILES:
+        raise EncoderMismatch(
+            f"the checkpoint was trained on features from encoder profile {profile!r}, which mculora cannot compute "
+            f"from raw media (profiles: {', '.join(PROFILES)}); use a checkpoint trained on extracted features"
+        )
+    for m, encoder in encoders.items():
+        expected = record.get(m.value)
+        if expected != encoder.spec():
+            raise EncoderMismatch(
+                f"the checkpoint expects {m.value} features {expected}, but the {profile!r} encoder gives "
+                f"{encoder.spec()}; it was trained with different encoders"
+            )
+
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "Encoder",
+    "EncoderMismatch",
+    "EncoderUnavailable",
+    "build_encoders",
+    "check_encoders",
+    "describe_encoders",
+]

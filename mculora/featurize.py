@@ -1,0 +1,137 @@
+"""Raw media -> feature vectors: preprocessing plus the encoders, shared by the Predictor and the extraction CLI.
+
+Each modality is optional. One that is not given, that the user drops, or that turns out unusable (no face,
+silent audio, empty text) is recorded as missing with a reason a person can read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mculora.encoders import Encoder
+from mculora.modalities import MODALITIES, Modality
+from mculora.preprocess import UnusableInput
+from mculora.preprocess.audio import prepare_audio
+from mculora.preprocess.text import prepare_text
+from mculora.preprocess.vision import Face, FaceFinder, read_video_frames
+
+NOT_GIVEN = "not given"
+DROPPED = "dropped by the user"
+
+
+@dataclass
+class UtteranceFeatures:
+    """One utterance after preprocessing and encoding: the model's input, reusable as dialogue history."""
+
+    vectors: dict[Modality, torch.Tensor]  # float32 [dim] per usable modality
+    missing: dict[Modality, str]  # reason per modality left out
+    face: Face | None = None  # the face the vision encoder saw (the first one, for a video)
+    notes: list[str] = field(default_factory=list)  # e.g. that long audio was cut
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def stopwatch(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the block's wall time, in milliseconds, to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000
+
+
+def as_modality(value: Modality | str) -> Modality:
+    """``Modality`` from itself, its name ("audio") or its letter ("a")."""
+    if isinstance(value, Modality):
+        return value
+    try:
+        return Modality(value) if len(value) > 1 else Modality.from_letter(value)
+    except ValueError:
+        raise ValueError(f"unknown modality {value!r}; use audio, text or vision (or a, t, v)") from None
+
+
+class Featurizer:
+    def __init__(self, encoders: dict[Modality, Encoder]):
+        self.encoders = encoders
+        self.face_finder = FaceFinder()
+
+    def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
+        """Any supported audio input -> the audio encoder's vector. Raises `UnusableInput`."""
+        with stopwatch(timings, "audio_preprocess"):
+            prepared = prepare_audio(source)
+        if prepared.capped:
+            notes.append(f"the audio was longer than the limit: only the first {prepared.duration_s:.0f} s were used")
+        with stopwatch(timings, "audio_encode"):
+            return self.encoders[Modality.AUDIO].encode([prepared.samples])[0]
+
+    def texts(self, texts: Sequence[object], timings: dict[str, float]) -> list[torch.Tensor | UnusableInput]:
+        """Texts -> vectors, encoded as one batch; an unusable text gives its `UnusableInput` in its place."""
+        with stopwatch(timings, "text_preprocess"):
+            cleaned: list[str | UnusableInput] = []
+            for text in texts:
+                try:
+                    cleaned.append(prepare_text(text))
+                except UnusableInput as reason:
+                    cleaned.append(reason)
+        usable = [c for c in cleaned if isinstance(c, str)]
+        with stopwatch(timings, "text_encode"):
+            vectors = iter(self.encoders[Modality.TEXT].encode(usable)) if usable else iter(())
+        return [next(vectors) if isinstance(c, str) else c for c in cleaned]
+
+    def vision(self, image, video, timings: dict[str, float]) -> tuple[torch.Tensor, Face]:
+        """An image (or, without one, a video's sampled frames) -> the vision vector and the face it came from.
+        For a video the vectors of the frames with a face are averaged. Raises `UnusableInput`."""
+        with stopwatch(timings, "vision_detect"):
+            if image is not None:
+                faces = [self.face_finder.find(image)]
+            else:
+                faces = [face for face in map(self._face_or_none, read_video_frames(video)) if face is not None]
+                if not faces:
+                    raise UnusableInput("no face found in any sampled video frame")
+        with stopwatch(timings, "vision_encode"):
+            return self.encoders[Modality.VISION].encode(faces).mean(dim=0), faces[0]
+
+    def _face_or_none(self, frame) -> Face | None:
+        try:
+            return self.face_finder.find(frame)
+        except UnusableInput:
+            return None
+
+    def featurize(
+        self,
+        image=None,
+        audio=None,
+        text: str | None = None,
+        video: str | Path | None = None,
+        drop: Iterable[Modality | str] = (),
+    ) -> UtteranceFeatures:
+        """Preprocess and encode whatever is given. An image is used when given; otherwise a video's frames."""
+        dropped = {as_modality(m) for m in drop}
+        result = UtteranceFeatures({}, {})
+        given = {Modality.AUDIO: audio, Modality.TEXT: text, Modality.VISION: image if image is not None else video}
+        for modality in MODALITIES:
+            if modality in dropped:
+                result.missing[modality] = DROPPED
+                continue
+            if given[modality] is None:
+                result.missing[modality] = NOT_GIVEN
+                continue
+            try:
+                if modality is Modality.AUDIO:
+                    result.vectors[modality] = self.audio(audio, result.timings_ms, result.notes)
+                elif modality is Modality.TEXT:
+                    (vector,) = self.texts([text], result.timings_ms)
+                    if isinstance(vector, UnusableInput):
+                        raise vector
+                    result.vectors[modality] = vector
+                else:
+                    result.vectors[modality], result.face = self.vision(image, video, result.timings_ms)
+            except UnusableInput as reason:
+                result.missing[modality] = str(reason)
+        return result

@@ -1,0 +1,191 @@
+"""From raw media to an emotion prediction: preprocessing, encoders and the MCULoRA model behind one call.
+
+    predictor = Predictor.from_pretrained("checkpoints/default")
+    prediction = predictor.predict(image="face.jpg", audio="speech.wav", text="I can't believe it!")
+    prediction.label, prediction.probabilities, prediction.missing, prediction.contributions
+
+Each modality is optional. One that is not given, that the user drops, or that turns out unusable (no face,
+silent audio, empty text) is left out with the reason, and the model routes the rest to the adapters of the
+combination that remains.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mculora.checkpoint import CheckpointError, load_checkpoint
+from mculora.device import select_device
+from mculora.encoders import Encoder, build_encoders, check_encoders
+from mculora.featurize import Featurizer, UtteranceFeatures, stopwatch
+from mculora.modalities import MODALITIES, Modality, combination_name
+
+
+class NothingToPredict(ValueError):
+    """No modality is usable; the message lists why each one is missing."""
+
+
+@dataclass
+class Contributions:
+    """The exact split of each class logit into the head's base, shared-adapter and combination-adapter terms."""
+
+    combination: str  # the active combination, e.g. "at"
+    base: dict[str, float]
+    shared: dict[str, float]
+    adapter: dict[str, float]  # the combination adapter's term
+    logits: dict[str, float]  # base + shared + adapter
+    stream_sizes: dict[str, float]  # mean L2 norm of each modality's combination stream (0 when absent)
+
+
+@dataclass
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+    used: list[str]
+    missing: dict[str, str]
+    contributions: Contributions
+    timings_ms: dict[str, float]
+    notes: list[str]
+    features: UtteranceFeatures  # for `history=` of the next call
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no arrays)."""
+        return {
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "used": self.used,
+            "missing": self.missing,
+            "contributions": asdict(self.contributions),
+            "timings_ms": self.timings_ms,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class CombinationRow:
+    combination: str
+    label: str
+    probabilities: dict[str, float]
+
+
+class Predictor:
+    """A loaded checkpoint with its encoders. Build it once (``from_pretrained``) and call ``predict`` many times."""
+
+    def __init__(self, model: torch.nn.Module, config, encoders: dict[Modality, Encoder], device: torch.device) -> None:
+        if config.task != "classification":
+            raise CheckpointError("the Predictor serves emotion classification checkpoints; this one is regression")
+        check_encoders(config.encoders, encoders)
+        self.model, self.config, self.device = model.to(device).eval(), config, device
+        self.featurizer = Featurizer(encoders)
+        self.labels = list(config.label_names)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> Predictor:
+        """Load ``path`` (a checkpoint directory) and the encoders recorded in it, on ``device`` (default: chosen
+        once from MCULORA_DEVICE, else CUDA, else CPU)."""
+        device = select_device(device)
+        model, config = load_checkpoint(path, device)
+        return cls(model, config, build_encoders(config.encoders["profile"], device), device)
+
+    # -- model --------------------------------------------------------------------------------------------------
+
+    def _model_inputs(
+        self, utterances: Sequence[UtteranceFeatures], masks: torch.Tensor
+    ) -> tuple[dict[Modality, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Features [B, L, D] of a dialogue (history + current) repeated for each of the B modality masks."""
+        batch, length = masks.shape[0], len(utterances)
+        dims = self.config.model.feature_dims
+        features = {m: torch.zeros(batch, length, dims[m.value], device=self.device) for m in MODALITIES}
+        available = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool, device=self.device)
+        for position, utterance in enumerate(utterances):
+            for i, m in enumerate(MODALITIES):
+                if m in utterance.vectors:
+                    features[m][:, position] = utterance.vectors[m].to(self.device)
+                    available[:, position, i] = True
+        return features, available, torch.ones(batch, length, dtype=torch.bool, device=self.device)
+
+    @torch.inference_mode()
+    def _forward(self, utterances: Sequence[UtteranceFeatures], masks: torch.Tensor):
+        features, available, utterance_mask = self._model_inputs(utterances, masks)
+        return self.model(features, utterance_mask, masks.to(self.device), available)
+
+    def predict(
+        self,
+        image=None,
+        audio=None,
+        text: str | None = None,
+        video: str | Path | None = None,
+        drop: Iterable[Modality | str] = (),
+        history: Sequence[UtteranceFeatures] = (),
+    ) -> Prediction:
+        """Predict the emotion of one utterance. ``history`` (earlier utterances' ``Prediction.features``) becomes
+        the attention context, as in the dialogue benchmarks. Raises `NothingToPredict` if nothing is usable."""
+        start = time.perf_counter()
+        current = self.featurizer.featurize(image=image, audio=audio, text=text, video=video, drop=drop)
+        self._require_something(current)
+        used = [m for m in MODALITIES if m in current.vectors]
+        mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
+        timings = dict(current.timings_ms)
+        with stopwatch(timings, "model"):
+            output = self._forward([*history, current], mask)
+        probabilities = output.logits[0, -1].float().softmax(-1).cpu()
+        timings["total"] = (time.perf_counter() - start) * 1000
+
+        def per_class(values: torch.Tensor) -> dict[str, float]:
+            return {label: float(v) for label, v in zip(self.labels, values[0, -1].float().cpu(), strict=True)}
+
+        contributions = Contributions(
+            combination=combination_name(used),
+            base=per_class(output.base),
+            shared=per_class(output.shared),
+            adapter=per_class(output.combination),
+            logits=per_class(output.logits),
+            stream_sizes={m.value: float(v) for m, v in zip(MODALITIES, output.stream_norms[0].cpu(), strict=True)},
+        )
+        return Prediction(
+            label=self.labels[int(probabilities.argmax())],
+            probabilities={label: float(p) for label, p in zip(self.labels, probabilities, strict=True)},
+            used=[m.value for m in used],
+            missing={m.value: reason for m, reason in current.missing.items()},
+            contributions=contributions,
+            timings_ms=timings,
+            notes=current.notes,
+            features=current,
+        )
+
+    def predict_combinations(
+        self,
+        image=None,
+        audio=None,
+        text: str | None = None,
+        video: str | Path | None = None,
+        drop: Iterable[Modality | str] = (),
+        history: Sequence[UtteranceFeatures] = (),
+    ) -> list[CombinationRow]:
+        """The same input under every non-empty subset of its usable modalities, in one batched forward pass."""
+        current = self.featurizer.featurize(image=image, audio=audio, text=text, video=video, drop=drop)
+        self._require_something(current)
+        usable = [m for m in MODALITIES if m in current.vectors]
+        subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
+        masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
+        probabilities = self._forward([*history, current], masks).logits[:, -1].float().softmax(-1).cpu().numpy()
+        return [
+            CombinationRow(
+                combination=combination_name(subset),
+                label=self.labels[int(np.argmax(row))],
+                probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+            )
+            for subset, row in zip(subsets, probabilities, strict=True)
+        ]
+
+    @staticmethod
+    def _require_something(features: UtteranceFeatures) -> None:
+        if not features.vectors:
+            reasons = "; ".join(f"{m.value}: {reason}" for m, reason in features.missing.items())
+            raise NothingToPredict(f"nothing usable to predict from ({reasons})")

@@ -1,0 +1,1 @@
+"""Recipes that build the default emotion model from the real unimodal corpora."""

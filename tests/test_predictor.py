@@ -1,0 +1,145 @@
+"""The Predictor end to end on real media, with an UNTRAINED checkpoint (random weights): these tests check the
+plumbing (routing, missing-modality reasons, batching, contributions), not the quality of the predictions."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from skimage import data as skdata
+
+from mculora.checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
+from mculora.encoders import EncoderMismatch, build_encoders, describe_encoders
+from mculora.model import MCULoRA, MCULoRAConfig
+from mculora.predictor import NothingToPredict, Predictor
+
+LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
+
+
+def _checkpoint(directory, encoders, task="classification", text_dim=None):
+    dims = {m.value: e.dim for m, e in encoders.items()}
+    record = describe_encoders("offline", encoders)
+    if text_dim is not None:
+        record["text"] = {"name": record["text"]["name"], "dim": text_dim}
+        dims["text"] = text_dim
+    torch.manual_seed(0)
+    outputs = len(LABELS) if task == "classification" else 1
+    model = MCULoRA(MCULoRAConfig(feature_dims=dims, num_outputs=outputs, hidden=32, depth=1))
+    for name, p in model.named_parameters():
+        if ".lora_B." in name:
+            torch.nn.init.normal_(p, std=0.1)
+    labels = LABELS if task == "classification" else ["sentiment"]
+    config = CheckpointConfig(model=model.config, task=task, label_names=labels, method="mcu-lora", encoders=record)
+    return save_checkpoint(directory, model, config)
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory):
+    encoders = build_encoders("offline")
+    path = _checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained", encoders)
+    return Predictor.from_pretrained(path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def face():
+    return skdata.astronaut()
+
+
+@pytest.fixture(scope="module")
+def voice():
+    """A voiced, speech-like signal (harmonics of a gliding pitch, syllable-rate envelope) at 16 kHz."""
+    t = np.arange(int(2.0 * 16000)) / 16000
+    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / 16000
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 8))
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
+    return 16000, (0.2 * harmonics * envelope).astype(np.float32)
+
+
+def test_missing_modalities_and_their_reasons(predictor, face, voice):
+    text_only = predictor.predict(text="I am thrilled!")
+    assert text_only.used == ["text"] and text_only.contributions.combination == "t"
+    assert text_only.missing == {"audio": "not given", "vision": "not given"}
+
+    dropped = predictor.predict(image=face, audio=voice, text="I am thrilled!", drop=["text"])
+    assert dropped.used == ["audio", "vision"] and dropped.missing == {"text": "dropped by the user"}
+
+    blank = np.full((240, 320, 3), 255, dtype=np.uint8)
+    silent = (16000, np.zeros(16000, dtype=np.int16))
+    unusable = predictor.predict(image=blank, audio=silent, text="hello there")
+    assert unusable.used == ["text"]
+    assert "no face" in unusable.missing["vision"] and "silent" in unusable.missing["audio"]
+
+
+def test_nothing_usable_raises_a_clear_error(predictor):
+    with pytest.raises(NothingToPredict, match="audio: not given; text: the text is empty; vision: not given"):
+        predictor.predict(text="   ")
+    with pytest.raises(NothingToPredict, match="dropped by the user"):
+        predictor.predict(text="fine", drop=["t"])
+
+
+def test_prediction_contents(predictor, face, voice):
+    p = predictor.predict(image=face, audio=voice, text="What a wonderful surprise!")
+    assert p.used == ["audio", "text", "vision"] and p.contributions.combination == "atv"
+    assert set(p.probabilities) == set(LABELS) and sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert p.label == max(p.probabilities, key=p.probabilities.get)
+    c = p.contributions
+    for label in LABELS:
+        assert c.base[label] + c.shared[label] + c.adapter[label] == pytest.approx(c.logits[label], abs=1e-4)
+    logits = torch.tensor([c.logits[label] for label in LABELS])
+    assert torch.allclose(logits.softmax(0), torch.tensor([p.probabilities[label] for label in LABELS]), atol=1e-5)
+    assert all(c.stream_sizes[m] > 0 for m in ("audio", "text", "vision"))
+    for stage in ("audio_preprocess", "audio_encode", "text_encode", "vision_detect", "vision_encode", "model"):
+        assert p.timings_ms[stage] >= 0
+    assert p.timings_ms["total"] >= p.timings_ms["model"]
+    assert p.features.face is not None and p.features.face.landmarks.shape == (478, 3)
+    json.dumps(p.to_dict())
+
+
+def test_predict_combinations_equals_individual_predictions(predictor, face, voice):
+    inputs = {"image": face, "audio": voice, "text": "I can't believe you did that."}
+    table = predictor.predict_combinations(**inputs)
+    assert [row.combination for row in table] == ["atv", "at", "av", "tv", "a", "t", "v"]
+    letters = {"a": "audio", "t": "text", "v": "vision"}
+    for row in table:
+        drop = [name for letter, name in letters.items() if letter not in row.combination]
+        single = predictor.predict(**inputs, drop=drop)
+        assert single.label == row.label
+        for label in LABELS:
+            assert single.probabilities[label] == pytest.approx(row.probabilities[label], abs=1e-5)
+    # Only the usable modalities are combined.
+    assert [row.combination for row in predictor.predict_combinations(text="hi", image=face)] == ["tv", "t", "v"]
+
+
+def test_history_is_the_attention_context(predictor, face, voice):
+    first = predictor.predict(text="You broke it again.", audio=voice)
+    second = predictor.predict(text="I am fine.", image=face)
+    alone = predictor.predict(text="Really fine.", image=face)
+    in_context = predictor.predict(text="Really fine.", image=face, history=[first.features, second.features])
+    assert in_context.used == alone.used
+    assert not np.allclose(list(alone.probabilities.values()), list(in_context.probabilities.values()))
+
+
+def test_video_frames_are_averaged(predictor, face, tmp_path):
+    path = tmp_path / "face.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (256, 256))
+    for i in range(20):
+        frame = cv2.resize(face, (256, 256))
+        frame = np.roll(frame, i, axis=1) if i % 2 else frame
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    p = predictor.predict(video=str(path), text="hello")
+    assert p.used == ["text", "vision"]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    q = predictor.predict(video=str(broken), text="hello")
+    assert "vision" in q.missing and q.used == ["text"]
+
+
+def test_checkpoint_that_does_not_fit_the_encoders(tmp_path):
+    encoders = build_encoders("offline")
+    with pytest.raises(EncoderMismatch, match="different encoders"):
+        Predictor.from_pretrained(_checkpoint(tmp_path / "a", encoders, text_dim=768), device="cpu")
+    with pytest.raises(CheckpointError, match="classification"):
+        Predictor.from_pretrained(_checkpoint(tmp_path / "b", encoders, task="regression"), device="cpu")
