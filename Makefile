@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test checkpoint lint clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	MCULORA_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest
+
+# Re-creates checkpoints/default from the real data in $(DATA_ROOT) (features cached in runs/default).
+checkpoint: $(VENV)/.installed
+	$(BIN)/python -m mculora.recipes.default --data-root $(DATA_ROOT)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check mculora tests app.py

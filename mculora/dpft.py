@@ -62,15 +62,22 @@ class CombinationSampler:
         self.weights = torch.full((NUM_COMBINATIONS,), 1.0 / NUM_COMBINATIONS, dtype=torch.float64)
         self._reference: torch.Tensor | None = None
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Combination indices, long [n]. The all-missing case is redrawn: it is never tested and has no adapter."""
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, allowed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Combination indices, long [n]. The all-missing case is redrawn: it is never tested and has no adapter.
+        ``allowed`` (bool [3]) limits the draws to combinations of those modalities, for data that lacks some."""
+        allowed = torch.ones(len(MODALITIES), dtype=torch.bool) if allowed is None else allowed.to(torch.bool).cpu()
+        if not allowed.any():
+            raise ValueError("at least one modality must be allowed")
         if self.config.mode == "accuracy":
-            return torch.multinomial(self.weights, n, replacement=True, generator=generator)
+            within = ~(mask_table() & ~allowed).any(dim=1)
+            return torch.multinomial(self.weights * within, n, replacement=True, generator=generator)
         mask = torch.zeros(n, len(MODALITIES), dtype=torch.bool)
         empty = torch.ones(n, dtype=torch.bool)
         while empty.any():
             draw = torch.rand(int(empty.sum()), len(MODALITIES), generator=generator, dtype=torch.float64) < self.keep
-            mask[empty] = draw
+            mask[empty] = draw & allowed
             empty = ~mask.any(dim=1)
         return mask_to_index(mask)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, recall_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error, recall_score
 
 CLASSIFICATION_METRICS = ("accuracy", "ua", "f1")
 REGRESSION_METRICS = ("acc2", "f1", "mae", "corr")
@@ -60,3 +60,23 @@ def mean_and_std(runs: Sequence[dict[str, float]]) -> dict[str, float]:
         summary[name] = float(np.mean(values))
         summary[f"{name}_std"] = float(np.std(values))
     return summary
+
+
+def classification_report(labels: np.ndarray, logits: np.ndarray, label_names: Sequence[str]) -> dict:
+    """What a model card reports: accuracy, UA, macro and weighted F1, per-class recall and the confusion matrix
+    (rows = true label, columns = prediction), over the label set ``label_names`` (indices 0..C-1)."""
+    predictions = logits.argmax(axis=-1)
+    classes = list(range(len(label_names)))
+    recall = recall_score(labels, predictions, labels=classes, average=None, zero_division=0)
+    present = np.isin(classes, labels)  # a class with no test sample has no recall to average
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "ua": float(recall[present].mean()),
+        "macro_f1": float(
+            f1_score(labels, predictions, labels=np.array(classes)[present], average="macro", zero_division=0)
+        ),
+        "weighted_f1": float(f1_score(labels, predictions, average="weighted", zero_division=0)),
+        "recall": {name: float(r) for name, r, p in zip(label_names, recall, present, strict=True) if p},
+        "confusion": confusion_matrix(labels, predictions, labels=classes).tolist(),
+    }

@@ -17,6 +17,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,62 @@ def train_step(
     return float(loss.detach())
 
 
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epoch_seconds: list[float]
+
+
+def fit(
+    config: TrainConfig,
+    method: Method,
+    core: torch.nn.Module,
+    epoch_batches: Callable[[int], Iterable[Batch]],
+    val_batches: list[Batch],
+    task: str,
+    device: torch.device,
+    workers: Workers,
+    seed: int,
+    epochs: int,
+    conditions: Sequence[str] = CONDITIONS,
+    allowed: torch.Tensor | None = None,
+    log: Callable[[dict], None] | None = None,
+    description: str = "training",
+) -> FitResult:
+    """The training loop every recipe shares: train on ``epoch_batches(epoch)``, score the validation batches under
+    ``conditions`` after each epoch, keep the best-scoring weights (loaded into ``core`` at the end), and let the
+    method adapt its combination sampling (DPFT). ``allowed`` restricts training combinations to some modalities."""
+    # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
+    model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = method.make_sampler()
+    draws = torch.Generator().manual_seed(seed * 1009 + workers.rank)
+    method.before_training(core, sampler, val_batches, device)
+    best_score, best_epoch, best_state, seconds = -math.inf, 0, copy.deepcopy(core.state_dict()), []
+    bar = tqdm(range(1, epochs + 1), desc=description, disable=not workers.is_main, leave=False)
+    for epoch in bar:
+        start = time.perf_counter()
+        model.train()
+        losses = []
+        for batch in epoch_batches(epoch):
+            batch = batch.to(device)
+            combination = sampler.sample(batch.batch_size, draws, allowed)
+            losses.append(train_step(model, method, optimizer, batch, combination, task))
+        val_results = evaluate_conditions(core, val_batches, task, device, conditions)
+        score = selection_score(val_results, task)
+        if score > best_score:
+            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(core.state_dict())
+        method.after_epoch(core, sampler, val_batches, device, val_results, task)
+        seconds.append(time.perf_counter() - start)
+        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "val_score": score, "seconds": seconds[-1]}
+        bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
+        if log is not None and workers.is_main:
+            log({**entry, **sampler.state()})
+    core.load_state_dict(best_state)
+    return FitResult(best_epoch, best_score, seconds)
+
+
 def train_split(
     config: TrainConfig,
     corpus: FeatureCorpus,
@@ -146,50 +203,34 @@ def train_split(
     if config.standardize:
         core.set_input_statistics(input_statistics([corpus.dialogues[n] for n in split.train]))
     core = core.to(device)
-    # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
-    model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sampler = method.make_sampler()
-    draws = torch.Generator().manual_seed(seed * 1009 + workers.rank)
     val_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.val], batch_size)]
     test_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.test], batch_size)]
 
-    method.before_training(core, sampler, val_batches, device)
-    best_score, best_epoch, best_state, seconds = -math.inf, 0, copy.deepcopy(core.state_dict()), []
-    bar = tqdm(range(1, epochs + 1), desc=f"seed {seed} {split.name}", disable=not workers.is_main, leave=False)
-    for epoch in bar:
-        start = time.perf_counter()
-        model.train()
-        losses = []
-        for batch in collate_in_batches(
-            [corpus.dialogues[n] for n in epoch_shard(split.train, seed + epoch, workers)], batch_size
-        ):
-            batch = batch.to(device)
-            combination = sampler.sample(batch.batch_size, draws)
-            losses.append(train_step(model, method, optimizer, batch, combination, task))
-        val_results = evaluate_conditions(core, val_batches, task, device)
-        score = selection_score(val_results, task)
-        if score > best_score:
-            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(core.state_dict())
-        method.after_epoch(core, sampler, val_batches, device, val_results, task)
-        seconds.append(time.perf_counter() - start)
-        entry = {
-            "seed": seed,
-            "split": split.name,
-            "epoch": epoch,
-            "loss": float(np.mean(losses)),
-            "val_score": score,
-            "seconds": seconds[-1],
-            **sampler.state(),
-        }
-        bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
-        if log_file is not None and workers.is_main:
-            with log_file.open("a") as f:
-                f.write(json.dumps(entry) + "\n")
+    def epoch_batches(epoch: int) -> list[Batch]:
+        names = epoch_shard(split.train, seed + epoch, workers)
+        return collate_in_batches([corpus.dialogues[n] for n in names], batch_size)
 
-    core.load_state_dict(best_state)
+    def log(entry: dict) -> None:
+        if log_file is not None:
+            with log_file.open("a") as f:
+                f.write(json.dumps({"seed": seed, "split": split.name, **entry}) + "\n")
+
+    result = fit(
+        config,
+        method,
+        core,
+        epoch_batches,
+        val_batches,
+        task,
+        device,
+        workers,
+        seed,
+        epochs,
+        log=log,
+        description=f"seed {seed} {split.name}",
+    )
     test = evaluate_conditions(core, test_batches, task, device)
-    return RunResult(seed, split.name, test, best_epoch, best_score, seconds), core
+    return RunResult(seed, split.name, test, result.best_epoch, result.best_score, result.epoch_seconds), core
 
 
 def summarize(config: TrainConfig, corpus: FeatureCorpus, runs: list[RunResult]) -> dict:

@@ -101,3 +101,12 @@ def test_invalid_configs_are_rejected():
         DPFTConfig(mode="sometimes")
     with pytest.raises(ValueError):
         DPFTConfig(clip_low=0.7, clip_high=0.6)
+
+
+@pytest.mark.parametrize("mode", ["separability", "off", "accuracy"])
+def test_allowed_modalities_limit_the_draws(mode):
+    sampler = CombinationSampler(DPFTConfig(mode=mode))
+    allowed = torch.tensor([True, False, True])  # audio and vision only
+    draws = sampler.sample(3000, torch.Generator().manual_seed(0), allowed)
+    names = {COMBINATIONS[k] for k in draws.tolist()}
+    assert names == {"a", "v", "av"}

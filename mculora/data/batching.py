@@ -46,7 +46,7 @@ class Batch:
 
     @property
     def batch_size(self) -> int:
-        return len(self.names)
+        return self.utterance_mask.shape[0]
 
 
 def collate_dialogues(dialogues: Sequence[Dialogue]) -> Batch:

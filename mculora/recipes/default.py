@@ -1,0 +1,463 @@
+"""The shipped default checkpoint, reproducible with one command.
+
+    python -m mculora.recipes.default --data-root ../shared/data        (or: make checkpoint)
+
+1. List the real corpora (`mculora.recipes.sources`): GoEmotions + MELD text, RAVDESS + EmoDB speech, FER-2013 faces,
+   all mapped to Ekman-7, split without speaker / actor / source leakage.
+2. Extract features with the demo's offline encoders (`mculora.extract`; cached and resumable in ``--work``).
+3. Train MCULoRA over all 7 modality combinations with DPFT. The corpora were not recorded together, so each training
+   sample is built by label-conditioned pairing: one text, one speech clip and one face of the same label, drawn
+   afresh every epoch, labels drawn uniformly (class-balanced). The model is selected on validation pairs.
+4. Evaluate on the test splits: fixed label-paired test samples under each of the 7 conditions, each modality alone
+   on its own natural test sets, and the IEMOCAP-4 label subset.
+5. Separately, a genuinely paired benchmark: RAVDESS speech + the same performances' facial action units, with
+   speaker-independent folds (its own small checkpoint, since its visual features are not the demo's).
+6. Write ``--out``: model.safetensors, config.json, metrics.json, confusion_matrices.png and the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mculora.checkpoint import CheckpointConfig, save_checkpoint
+from mculora.config import ModelSettings, TrainConfig
+from mculora.data import Batch
+from mculora.device import select_device
+from mculora.encoders import describe_encoders
+from mculora.evaluate import CONDITIONS, predict_condition
+from mculora.extract import Extractor, read_manifest
+from mculora.methods import build_method
+from mculora.metrics import classification_report
+from mculora.modalities import MODALITIES, Modality
+from mculora.model import MCULoRA
+from mculora.recipes import model_card
+from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample, write_manifest
+from mculora.train import Workers, fit, seed_everything
+
+IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
+UNIMODAL_TESTS = {
+    Modality.TEXT: ("goemotions", "meld"),
+    Modality.AUDIO: ("ravdess", "emodb"),
+    Modality.VISION: ("fer2013",),
+}
+
+
+@dataclass
+class RecipeConfig:
+    data_root: Path = Path("../shared/data")
+    work: Path = field(default=Path("runs/default"), metadata={"help": "feature cache, manifest and logs"})
+    out: Path = Path("checkpoints/default")
+    epochs: int = 40
+    samples_per_epoch: int = 16384
+    batch_size: int = 64
+    lr: float = 3e-4
+    seed: int = 66
+    pairs_per_label: int = field(default=150, metadata={"help": "label-paired validation/test samples per label"})
+    au_epochs: int = 60
+    tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
+    device: str | None = None
+
+
+# -- features ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pool:
+    """The extracted vectors of one modality and split, with labels and sources."""
+
+    vectors: np.ndarray  # float32 [N, D]
+    labels: np.ndarray  # int64 [N]
+    sources: np.ndarray  # str [N]
+
+    def by_label(self, label: int) -> np.ndarray:
+        return np.flatnonzero(self.labels == label)
+
+
+def extract_features(config: RecipeConfig, items: list[Item], device: torch.device) -> tuple[dict, Extractor]:
+    """Run (or resume) the extraction; return {(modality, split): Pool} over the items with a usable vector."""
+    manifest = config.work / "manifest.csv"
+    write_manifest(items, manifest)
+    extractor = Extractor(config.work / "features", "offline", device)
+    extractor.extract(read_manifest(manifest), batch_size=128)
+    done = extractor.done()  # id -> {modality: reason} for the modalities that could not be used
+
+    def usable(item: Item) -> bool:
+        return item.id in done and item.modality.value not in done[item.id]
+
+    pools = {}
+    for modality in MODALITIES:
+        for split in SPLITS:
+            chosen = [item for item in items if item.modality is modality and item.split == split and usable(item)]
+            vectors = [np.load(extractor.folders[modality] / f"{item.id}.npy") for item in chosen]
+            dim = extractor.encoders[modality].dim
+            pools[modality, split] = Pool(
+                np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32),
+                np.array([EKMAN.index(item.label) for item in chosen], dtype=np.int64),
+                np.array([item.source for item in chosen]),
+            )
+    return pools, extractor
+
+
+# -- label-paired batches ----------------------------------------------------------------------------------------
+
+
+def make_batch(vectors: dict[Modality, np.ndarray], labels: np.ndarray, available: np.ndarray) -> Batch:
+    """Single-utterance samples (L = 1) as a `Batch`; ``available`` is bool [B, 3]."""
+    size = len(labels)
+    return Batch(
+        features={m: torch.from_numpy(v)[:, None] for m, v in vectors.items()},
+        available=torch.from_numpy(available)[:, None],
+        utterance_mask=torch.ones(size, 1, dtype=torch.bool),
+        labels=torch.from_numpy(labels)[:, None],
+        speakers=torch.zeros(size, 1, dtype=torch.long),
+        names=[],
+    )
+
+
+def paired_batch(pools: dict, split: str, labels: np.ndarray, rng: np.random.Generator) -> Batch:
+    """For each label, one random vector of that label from every modality's pool."""
+    vectors = {}
+    for modality in MODALITIES:
+        pool = pools[modality, split]
+        rows = np.empty(len(labels), dtype=np.int64)
+        for label in np.unique(labels):
+            where = labels == label
+            rows[where] = rng.choice(pool.by_label(int(label)), size=int(where.sum()))
+        vectors[modality] = pool.vectors[rows]
+    return make_batch(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool))
+
+
+def fixed_pairs(pools: dict, split: str, per_label: int, seed: int, batch_size: int = 256) -> list[Batch]:
+    """A fixed, label-balanced set of pairs for evaluation: every modality cycles through a seeded permutation of
+    its items of each label, so every item is used before any repeats."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(EKMAN)), per_label)
+    vectors = {}
+    for modality in MODALITIES:
+        pool = pools[modality, split]
+        rows = np.concatenate([np.resize(rng.permutation(pool.by_label(c)), per_label) for c in range(len(EKMAN))])
+        vectors[modality] = pool.vectors[rows]
+    return chunked(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool), batch_size)
+
+
+def chunked(vectors: dict[Modality, np.ndarray], labels: np.ndarray, available: np.ndarray, size: int) -> list[Batch]:
+    """Consecutive batches of at most ``size`` samples."""
+    return [
+        make_batch({m: v[i : i + size] for m, v in vectors.items()}, labels[i : i + size], available[i : i + size])
+        for i in range(0, len(labels), size)
+    ]
+
+
+def unimodal_batches(pool: Pool, modality: Modality, dims: dict[Modality, int], mask: np.ndarray) -> list[Batch]:
+    """One modality's natural test items alone (other modalities absent)."""
+    labels = pool.labels[mask]
+    vectors = {
+        m: pool.vectors[mask] if m is modality else np.zeros((len(labels), dims[m]), np.float32) for m in MODALITIES
+    }
+    available = np.zeros((len(labels), len(MODALITIES)), dtype=bool)
+    available[:, MODALITIES.index(modality)] = True
+    return chunked(vectors, labels, available, 512)
+
+
+# -- evaluation --------------------------------------------------------------------------------------------------
+
+
+def report(model, batches: list[Batch], condition: str, device, label_subset: tuple[str, ...] | None = None) -> dict:
+    labels, logits = predict_condition(model, batches, condition, device)
+    if label_subset is None:
+        return classification_report(labels, logits, EKMAN)
+    columns = [EKMAN.index(name) for name in label_subset]
+    keep = np.isin(labels, columns)
+    remap = {c: i for i, c in enumerate(columns)}
+    return classification_report(np.array([remap[c] for c in labels[keep]]), logits[keep][:, columns], label_subset)
+
+
+def evaluate_default(model, pools: dict, config: RecipeConfig, device) -> dict:
+    test_pairs = fixed_pairs(pools, "test", config.pairs_per_label, config.seed + 2)
+    dims = {m: pools[m, "test"].vectors.shape[1] for m in MODALITIES}
+    unimodal = {}
+    for modality, sources in UNIMODAL_TESTS.items():
+        pool = pools[modality, "test"]
+        for source in (*sources, "all"):
+            mask = np.ones(len(pool.labels), bool) if source == "all" else pool.sources == source
+            if mask.any():
+                batches = unimodal_batches(pool, modality, dims, mask)
+                unimodal[f"{modality.value}/{source}"] = report(model, batches, modality.value[0], device)
+    return {
+        "paired_test": {c: report(model, test_pairs, c, device) for c in CONDITIONS},
+        "iemocap4_subset": {c: report(model, test_pairs, c, device, IEMOCAP4) for c in CONDITIONS},
+        "unimodal_test": unimodal,
+    }
+
+
+# -- training ----------------------------------------------------------------------------------------------------
+
+
+def train_config(config: RecipeConfig, model: ModelSettings | None = None) -> TrainConfig:
+    train = TrainConfig(
+        method="mcu-lora", lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, seeds=[config.seed]
+    )
+    if model is not None:
+        train.model = model
+    return train
+
+
+def input_statistics(pools: dict, split: str = "train") -> dict:
+    return {
+        m: (torch.from_numpy(pools[m, split].vectors.mean(0)), torch.from_numpy(pools[m, split].vectors.std(0)))
+        for m in MODALITIES
+        if len(pools[m, split].vectors)
+    }
+
+
+def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_path: Path) -> tuple:
+    settings = train_config(config)
+    seed_everything(config.seed)
+    method = build_method("mcu-lora", settings)
+    dims = {m.value: pools[m, "train"].vectors.shape[1] for m in MODALITIES}
+    core = method.build_model(dims, len(EKMAN))
+    core.set_input_statistics(input_statistics(pools))
+    core = core.to(device)
+    rng = np.random.default_rng(config.seed)
+    val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
+    steps = max(1, config.samples_per_epoch // config.batch_size)
+
+    def epoch_batches(epoch: int):
+        for _ in range(steps):
+            yield paired_batch(pools, "train", rng.integers(0, len(EKMAN), config.batch_size), rng)
+
+    log_path.unlink(missing_ok=True)
+
+    def log(entry: dict) -> None:
+        with log_path.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    result = fit(
+        settings,
+        method,
+        core,
+        epoch_batches,
+        val_pairs,
+        "classification",
+        device,
+        Workers(),
+        config.seed,
+        config.epochs,
+        log=log,
+        description="default checkpoint",
+    )
+    return core, settings, result
+
+
+def shuffled(batches: list[Batch], rng: np.random.Generator):
+    """``epoch -> the batches in a new random order``, for fixed training batches."""
+    return lambda epoch: [batches[i] for i in rng.permutation(len(batches))]
+
+
+# -- the genuinely paired RAVDESS benchmark ----------------------------------------------------------------------
+
+AU_FOLDS = 5
+AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)
+RAVDESS_TO_EKMAN = {
+    "calm": "neutral",
+    "happy": "happiness",
+    "sad": "sadness",
+    "angry": "anger",
+    "fearful": "fear",
+    "surprised": "surprise",
+}
+
+
+def ravdess_au_benchmark(
+    config: RecipeConfig, extractor: Extractor, device: torch.device
+) -> tuple[dict, MCULoRA, dict]:
+    """Speech (the offline acoustic descriptor of the FLAC clip) + facial action units of the same performance, in
+    speaker-independent folds (actors grouped by (actor - 1) mod 5). Text is absent: RAVDESS's two fixed sentences
+    carry no emotion. Returns per-condition metrics (mean ± std over folds), the fold-1 model and its config."""
+    data = np.load(config.data_root / "ravdess_au" / "ravdess_au_audio.npz", allow_pickle=False)
+    audio_dir = extractor.folders[Modality.AUDIO]
+    rows = [i for i, f in enumerate(data["audio_file"]) if (audio_dir / f"ravdess-{Path(f).stem}.npy").is_file()]
+    if config.tiny:
+        rows = rows[:: max(1, len(rows) // 140)]
+    audio = np.stack([np.load(audio_dir / f"ravdess-{Path(data['audio_file'][i]).stem}.npy") for i in rows])
+    units = data["features"][rows, :AU_DIM].astype(np.float32)
+    mapping = {
+        "calm": "neutral",
+        "happy": "happiness",
+        "sad": "sadness",
+        "angry": "anger",
+        "fearful": "fear",
+        "surprised": "surprise",
+    }
+    labels = np.array([EKMAN.index(mapping.get(e, e)) for e in data["emotion"][rows]], dtype=np.int64)
+    actors = data["actor"][rows]
+    settings = train_config(config, ModelSettings(hidden=64, depth=2))
+    settings.lr, settings.epochs = 1e-3, config.au_epochs
+    settings.dpft.mode = "off"  # the separability probe needs all three modalities; text does not exist here
+    dims = {"audio": audio.shape[1], "text": 1, "vision": AU_DIM}
+    allowed = torch.tensor([True, False, True])
+    conditions = ("a", "v", "av")
+
+    def batches(mask: np.ndarray) -> list[Batch]:
+        index = np.flatnonzero(mask)
+        vectors = {
+            Modality.AUDIO: audio[index],
+            Modality.TEXT: np.zeros((len(index), 1), np.float32),
+            Modality.VISION: units[index],
+        }
+        return chunked(vectors, labels[index], np.tile(allowed.numpy(), (len(index), 1)), 64)
+
+    per_fold, first = [], None
+    for fold in range(AU_FOLDS):
+        test = (actors - 1) % AU_FOLDS == fold
+        val = (actors - 1) % AU_FOLDS == (fold + 1) % AU_FOLDS
+        train = ~(test | val)
+        seed_everything(config.seed + fold)
+        method = build_method("mcu-lora", settings)
+        model = method.build_model(dims, len(EKMAN))
+        model.set_input_statistics(
+            {
+                Modality.AUDIO: (torch.from_numpy(audio[train].mean(0)), torch.from_numpy(audio[train].std(0))),
+                Modality.VISION: (torch.from_numpy(units[train].mean(0)), torch.from_numpy(units[train].std(0))),
+            }
+        )
+        model = model.to(device)
+        fit(
+            settings,
+            method,
+            model,
+            shuffled(batches(train), np.random.default_rng(config.seed + fold)),
+            [b.to(device) for b in batches(val)],
+            "classification",
+            device,
+            Workers(),
+            config.seed + fold,
+            settings.epochs,
+            conditions=conditions,
+            allowed=allowed,
+            description=f"RAVDESS AU fold {fold + 1}",
+        )
+        per_fold.append({c: report(model, batches(test), c, device) for c in conditions})
+        if first is None:
+            first = model
+    summary = {}
+    for c in conditions:
+        summary[c] = {}
+        for metric in ("accuracy", "macro_f1", "ua"):
+            values = [fold[c][metric] for fold in per_fold]
+            summary[c][metric], summary[c][f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
+    encoders = {
+        "profile": "ravdess-au",
+        "audio": {"name": "acoustic-stats-v1", "dim": int(audio.shape[1])},
+        "text": {"name": "none", "dim": 1},
+        "vision": {"name": "openface-au-35", "dim": AU_DIM},
+    }
+    return {"folds": AU_FOLDS, "clips": len(rows), "conditions": summary}, first, encoders
+
+
+# -- the command -------------------------------------------------------------------------------------------------
+
+
+def run(config: RecipeConfig) -> dict:
+    start = time.perf_counter()
+    device = select_device(config.device)
+    config.work.mkdir(parents=True, exist_ok=True)
+    items = all_items(config.data_root)
+    if config.tiny:
+        items = subsample(items, per_label_split=6, seed=config.seed)
+    print(f"{len(items)} items from {config.data_root}", file=sys.stderr)
+    pools, extractor = extract_features(config, items, device)
+    extracted = time.perf_counter()
+
+    model, settings, result = train_default(config, pools, device, config.work / "training_log.jsonl")
+    trained = time.perf_counter()
+    metrics = evaluate_default(model, pools, config, device)
+    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, extractor, device)
+    finished = time.perf_counter()
+
+    metrics["ravdess_au"] = au_metrics
+    metrics["data"] = {
+        f"{m.value}/{split}": {
+            "items": int(len(pools[m, split].labels)),
+            "per_label": {EKMAN[c]: int((pools[m, split].labels == c).sum()) for c in range(len(EKMAN))},
+        }
+        for m in MODALITIES
+        for split in SPLITS
+    }
+    metrics["training"] = {
+        "best_epoch": result.best_epoch,
+        "epochs": config.epochs,
+        "val_score": result.best_score,
+        "seconds_per_epoch_median": float(np.median(result.epoch_seconds)),
+        "parameters": model.parameter_counts(),
+        "recipe": {k: str(v) for k, v in asdict(config).items()},
+        "model": asdict(settings.model),
+        "dpft": asdict(settings.dpft),
+    }
+    metrics["timing_s"] = {
+        "extraction": extracted - start,
+        "training": trained - extracted,
+        "evaluation_and_au_benchmark": finished - trained,
+        "total": finished - start,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
+    }
+
+    encoders = describe_encoders("offline", extractor.encoders)
+    checkpoint = CheckpointConfig(
+        model=model.config,
+        task="classification",
+        label_names=list(EKMAN),
+        method="mcu-lora",
+        encoders=encoders,
+        dataset="ekman7-paired",
+        training={"seed": config.seed, "best_epoch": result.best_epoch, "recipe": "mculora.recipes.default"},
+    )
+    save_checkpoint(config.out, model, checkpoint)
+    save_checkpoint(
+        config.out / "ravdess_au",
+        au_model,
+        CheckpointConfig(
+            model=au_model.config,
+            task="classification",
+            label_names=list(EKMAN),
+            method="mcu-lora",
+            encoders=au_encoders,
+            dataset="ravdess-au",
+            training={"seed": config.seed, "fold": 1},
+        ),
+    )
+    (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    model_card.write(config.out, metrics)
+    print(model_card.summary_table(metrics))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in asdict(RecipeConfig()).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, default=default, type=type(default) if default is not None else str)
+    args = parser.parse_args(argv)
+    config = RecipeConfig(**vars(args))
+    if config.tiny and config.epochs == RecipeConfig.epochs:
+        config.epochs, config.au_epochs, config.samples_per_epoch, config.pairs_per_label = 2, 2, 512, 6
+    try:
+        run(config)
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

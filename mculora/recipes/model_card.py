@@ -1,0 +1,228 @@
+"""The default checkpoint's model card (README.md) and confusion-matrix figure, written from its metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mculora.evaluate import CONDITIONS
+from mculora.recipes.sources import EKMAN
+
+FIGURE = "confusion_matrices.png"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def summary_table(metrics: dict) -> str:
+    """Per-combination test table (label-paired test samples): accuracy, macro-F1 and per-class recall."""
+    head = "| condition | accuracy | macro-F1 | " + " | ".join(f"recall {name}" for name in EKMAN) + " |"
+    rows = [head, "|---" * (3 + len(EKMAN)) + "|"]
+    for condition in CONDITIONS:
+        r = metrics["paired_test"][condition]
+        recalls = " | ".join(_pct(r["recall"].get(name, float("nan"))) for name in EKMAN)
+        rows.append(f"| {condition} | {_pct(r['accuracy'])} | {_pct(r['macro_f1'])} | {recalls} |")
+    return "\n".join(rows)
+
+
+def unimodal_table(metrics: dict) -> str:
+    rows = ["| modality / test set | items | accuracy | macro-F1 | UA |", "|---|---|---|---|---|"]
+    for name, r in metrics["unimodal_test"].items():
+        rows.append(f"| {name} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['macro_f1'])} | {_pct(r['ua'])} |")
+    return "\n".join(rows)
+
+
+def iemocap4_table(metrics: dict) -> str:
+    rows = ["| condition | accuracy | UA |", "|---|---|---|"]
+    for condition in CONDITIONS:
+        r = metrics["iemocap4_subset"][condition]
+        rows.append(f"| {condition} | {_pct(r['accuracy'])} | {_pct(r['ua'])} |")
+    return "\n".join(rows)
+
+
+def ravdess_au_table(metrics: dict) -> str:
+    au = metrics["ravdess_au"]
+    rows = ["| condition | accuracy | macro-F1 |", "|---|---|---|"]
+    for condition, r in au["conditions"].items():
+        rows.append(
+            f"| {condition} | {_pct(r['accuracy'])} ± {_pct(r['accuracy_std'])} "
+            f"| {_pct(r['macro_f1'])} ± {_pct(r['macro_f1_std'])} |"
+        )
+    return "\n".join(rows)
+
+
+def data_table(metrics: dict) -> str:
+    rows = ["| modality / split | items | " + " | ".join(EKMAN) + " |", "|---" * (2 + len(EKMAN)) + "|"]
+    for name, d in metrics["data"].items():
+        rows.append(f"| {name} | {d['items']} | " + " | ".join(str(d["per_label"][e]) for e in EKMAN) + " |")
+    return "\n".join(rows)
+
+
+def confusion_figure(metrics: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 4, figsize=(20, 10))
+    short = [name[:4] for name in EKMAN]
+    for ax, condition in zip(axes.flat, CONDITIONS, strict=False):
+        matrix = np.array(metrics["paired_test"][condition]["confusion"], dtype=float)
+        normalised = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+        ax.imshow(normalised, vmin=0, vmax=1, cmap="Blues")
+        ax.set_title(f"{condition}: accuracy {_pct(metrics['paired_test'][condition]['accuracy'])} %")
+        ax.set_xticks(range(len(EKMAN)), short, rotation=45)
+        ax.set_yticks(range(len(EKMAN)), short)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for i in range(len(EKMAN)):
+            for j in range(len(EKMAN)):
+                ax.text(
+                    j,
+                    i,
+                    f"{normalised[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if normalised[i, j] > 0.5 else "black",
+                )
+    axes.flat[-1].axis("off")
+    fig.suptitle("Default checkpoint: label-paired test samples, row-normalised confusion per modality combination")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write(out: Path, metrics: dict) -> None:
+    confusion_figure(metrics, out / FIGURE)
+    training, timing = metrics["training"], metrics["timing_s"]
+    text = TEMPLATE.format(
+        summary=summary_table(metrics),
+        unimodal=unimodal_table(metrics),
+        iemocap4=iemocap4_table(metrics),
+        ravdess=ravdess_au_table(metrics),
+        au_clips=metrics["ravdess_au"]["clips"],
+        data=data_table(metrics),
+        figure=FIGURE,
+        best_epoch=training["best_epoch"],
+        epochs=training["epochs"],
+        parameters=f"{training['parameters']['total']:,}",
+        adapters=f"{training['parameters']['adapters']:,}",
+        seconds=f"{timing['total'] / 60:.1f}",
+        extraction=f"{timing['extraction'] / 60:.1f}",
+        training_minutes=f"{timing['training'] / 60:.1f}",
+        machine=timing["machine"],
+        recipe=training["recipe"],
+        model=training["model"],
+        dpft=training["dpft"],
+    )
+    (out / "README.md").write_text(text)
+
+
+TEMPLATE = """\
+# mculora default checkpoint (Ekman-7, offline encoders)
+
+The demo's default model: MCULoRA over text, speech and face, trained on real, public emotion corpora with the
+**offline** encoders (all-MiniLM-L6-v2 text embeddings, a torchaudio acoustic descriptor, a mediapipe face-mesh
+geometry descriptor). Labels: anger, disgust, fear, happiness, neutral, sadness, surprise.
+Reproduce with `make checkpoint` (or `python -m mculora.recipes.default --data-root ../shared/data`); every number
+below comes from `metrics.json`, which that command writes.
+
+**Not for decisions about people.** It scores how an expression, a voice or a sentence *looks like* the acted or
+annotated examples it learned from; it does not read anyone's feelings.
+
+## Data and terms
+
+| modality | corpora | licence / terms |
+|---|---|---|
+| text | GoEmotions (Reddit; single-label rows) | Apache-2.0 |
+| text | MELD (Friends dialogue) train/dev | research use (repository GPL-3.0) |
+| speech | RAVDESS speech (actors 01-22, acted English) | CC BY-NC-SA 4.0 |
+| speech | EmoDB (acted German) | free for research |
+| face | FER-2013 (48×48 grayscale web images) | no explicit licence: research use only |
+| paired benchmark | RAVDESS audio + OpenFace action units | CC BY-NC-SA 4.0 (derivative) |
+
+Because of these terms, use the checkpoint for research and demonstration, **non-commercially**. The weights contain
+no data, but they were learned from it.
+
+**Label mapping.**
+- joy → happiness.
+- RAVDESS *calm* → neutral: a calm delivery of the same neutral sentences.
+- EmoDB *boredom* is dropped: it has no Ekman counterpart.
+- GoEmotions multi-label rows are dropped.
+
+**Splits** keep speakers, actors and sources apart; no test item is used for training or selection.
+
+| corpus | train | validation | test |
+|---|---|---|---|
+| GoEmotions | train | dev | test |
+| MELD | train, 90 % of dialogues | train, 10 % of dialogues | dev |
+| RAVDESS | actors 01-16 | actors 17-18 | actors 19-22 |
+| EmoDB | speakers 03, 09, 10, 13, 14 | speaker 11 | speakers 08, 12 |
+| FER-2013 | Training, 90 % | Training, 10 % | PublicTest |
+
+FER-2013 has no subject ids, so its exact pixel duplicates are kept out of test. Its blank images are dropped.
+Items with a usable feature:
+
+{data}
+
+## How it was trained: synthetic pairing
+
+**The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
+speech clip and one face that share a label, drawn afresh every batch with class-balanced labels. From these samples
+MCULoRA learns to route each of the 7 modality combinations to its own low-rank adapters. DPFT (the separability
+version, measured on validation pairs) adjusts how often each modality is dropped.
+
+The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
+together. The genuinely paired benchmark below is the real check of that.
+
+**Training settings.**
+- Model: {model}
+- DPFT: {dpft}
+- Recipe: {recipe}
+- Best validation epoch: {best_epoch} of {epochs}.
+- Parameters: {parameters} (adapters {adapters}).
+- Time: {seconds} min for the whole recipe ({extraction} min feature extraction, {training_minutes} min training),
+  on {machine}.
+
+## Test results per modality combination
+
+**Label-paired test samples:** the same number of samples for each label, built from the test splits. The table
+gives accuracy, macro-F1 and per-class recall, in %.
+
+{summary}
+
+![confusion matrices]({figure})
+
+**Each modality alone on its own natural test set** (real class distribution):
+
+{unimodal}
+
+**The IEMOCAP-4 label subset** (anger, happiness, neutral, sadness; prediction restricted to these four), on the same
+paired test samples:
+
+{iemocap4}
+
+## Genuinely paired benchmark: RAVDESS speech + facial action units
+
+RAVDESS's speech clips paired with the action units (17 intensities + 18 presences, clip-level OpenFace statistics)
+of the *same* performances. Text is absent: RAVDESS's two fixed sentences carry no emotion.
+
+There are {au_clips} clips. The folds are speaker-independent, with actors grouped by (actor − 1) mod 5: each fold
+tests on unseen actors and selects on another group. The checkpoint is its own small one (hidden 64, depth 2), in
+`ravdess_au/`, because its visual input is not the demo's face descriptor. Results are mean ± std over the 5 folds:
+
+{ravdess}
+
+## Limits
+- The speech is acted (RAVDESS, EmoDB): exaggerated compared with everyday speech, in two fixed English sentences
+  and German. It is not conversational.
+- The text is Reddit comments and TV-sitcom lines. Sarcasm, context and other languages are out of scope.
+- The faces are 48×48 grayscale web images (FER-2013, with label noise: human accuracy is about 65 %). The
+  descriptor sees face-mesh geometry only: no texture, skin or colour.
+- The pairing is synthetic (see above). Fused scores assume the modalities express one emotion.
+- Scores reflect resemblance to annotated or acted examples. They say nothing about what a person feels. Do not use
+  them for hiring, policing, health, education or any decision about people.
+"""
