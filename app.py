@@ -1,20 +1,173 @@
-"""mculora demo entry point.
+"""mculora demo: emotion from a face, a voice and a sentence, with any of them left out.
 
-The Gradio page (webcam, microphone and text in; emotion and adapter plots out) is not wired up yet: this
-placeholder says so instead of serving an empty page. The library (`mculora/`) and the benchmark trainer work.
+    python app.py [--checkpoint checkpoints/default] [--host 127.0.0.1] [--port 7860] [--share]
+
+The page only wires components to `mculora.demo.DemoCallbacks`; the model, encoders and plots live in `mculora/`.
 """
 
-import sys
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+# ZeroGPU must be imported before anything touches CUDA; elsewhere the decorator is the identity.
+try:
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:
+
+    def gpu(fn):
+        return fn
 
 
-def main() -> int:
-    print(
-        "The mculora demo page is not available in this version yet.\n"
-        "Train and evaluate on the benchmarks with: python -m mculora.train --help",
-        file=sys.stderr,
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by default: no usage pings
+
+import gradio as gr  # noqa: E402
+
+from mculora.demo import Conversation, DemoCallbacks, model_card_markdown  # noqa: E402
+from mculora.predictor import Predictor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "default"
+EXAMPLES = ROOT / "assets" / "examples"
+MODEL = "model"  # one concurrency group for every event that runs the model
+
+INTRO = """\
+# mculora: emotion recognition that copes with missing modalities
+Give a face, a voice and/or a sentence. Switch any of them off to see how one MCULoRA model routes the rest to the
+adapters of that **combination**. Scores say how much an input resembles the acted and annotated examples the
+model learned from, not what anyone feels.
+"""
+
+
+def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> gr.Blocks:
+    callbacks = DemoCallbacks(predictor)
+    with gr.Blocks(title="mculora") as demo:
+        gr.Markdown(INTRO)
+        conversation = gr.State(Conversation())
+        with gr.Row():
+            with gr.Column(scale=5):
+                with gr.Tabs():
+                    with gr.Tab("Snapshot"):
+                        image = gr.Image(
+                            sources=["webcam", "upload"], type="numpy", label="Face (webcam or image)", elem_id="image"
+                        )
+                    with gr.Tab("Live webcam"):
+                        live = gr.Image(
+                            sources=["webcam"], type="numpy", streaming=True, label="Live face", elem_id="live"
+                        )
+                    with gr.Tab("Video"):
+                        video = gr.Video(sources=["upload"], label="Short video (used when no image is given)")
+                audio = gr.Audio(sources=["microphone", "upload"], type="numpy", label="Speech", elem_id="audio")
+                text = gr.Textbox(label="Text", placeholder="What was said…", lines=2, elem_id="text")
+                with gr.Row():
+                    use_audio = gr.Checkbox(True, label="use audio", elem_id="use-audio")
+                    use_text = gr.Checkbox(True, label="use text", elem_id="use-text")
+                    use_vision = gr.Checkbox(True, label="use vision", elem_id="use-vision")
+                with gr.Row():
+                    conversation_on = gr.Checkbox(False, label="conversation mode", elem_id="conversation")
+                    reset = gr.Button("Reset conversation", size="sm")
+                with gr.Row():
+                    go = gr.Button("Predict", variant="primary", elem_id="predict")
+                    ablate = gr.Button("Run all combinations", elem_id="ablate")
+            with gr.Column(scale=6):
+                label = gr.Label(num_top_classes=3, label="Emotion", elem_id="label")
+                notices = gr.Markdown(elem_id="notices")
+                distribution = gr.Plot(label="Emotion distribution", elem_id="distribution")
+                contributions = gr.Plot(label="Adapter contributions", elem_id="contributions")
+                face = gr.Image(label="What the vision encoder saw", interactive=False, height=224, elem_id="face")
+                timeline = gr.Plot(label="Conversation timeline", elem_id="timeline")
+        with gr.Accordion("Ablation: every combination at once", open=True):
+            heatmap = gr.Plot(label="Combination × emotion", elem_id="heatmap")
+            table = gr.Dataframe(label="Probabilities per combination", interactive=False, elem_id="table")
+            with gr.Row():
+                csv_file = gr.File(label="CSV", elem_id="csv")
+                json_file = gr.File(label="JSON", elem_id="json")
+        with gr.Accordion("Raw result (JSON)", open=False):
+            raw = gr.JSON(elem_id="raw")
+        with gr.Accordion("Model card", open=False):
+            gr.Markdown(model_card_markdown(checkpoint))
+
+        toggles = [use_audio, use_text, use_vision]
+        view_inputs = [image, audio, text, video, *toggles, conversation_on, conversation]
+        view_outputs = [label, distribution, contributions, face, notices, raw, timeline, conversation]
+        gr.on(
+            [go.click, text.submit, use_audio.change, use_text.change, use_vision.change],
+            gpu(callbacks.predict_view),
+            view_inputs,
+            view_outputs,
+            api_visibility="private",
+            concurrency_id=MODEL,
+        )
+        live.stream(
+            gpu(callbacks.live_view),
+            [live, audio, text, *toggles],
+            [label, distribution, face],
+            stream_every=0.5,
+            time_limit=120,
+            concurrency_id=MODEL,
+            api_visibility="private",
+        )
+        ablate.click(
+            gpu(callbacks.ablate_view),
+            [image, audio, text, video, *toggles],
+            [heatmap, table, csv_file, json_file],
+            api_visibility="private",
+            concurrency_id=MODEL,
+        )
+        reset.click(callbacks.reset_conversation, None, [conversation, timeline], api_visibility="private")
+
+        # The public API: two JSON endpoints on hidden triggers, so clients get data rather than page updates.
+        api_inputs = [image, audio, text, *toggles]
+        predict_api, ablate_api = gr.Button(visible=False), gr.Button(visible=False)
+        predict_api.click(gpu(callbacks.predict_api), api_inputs, raw, api_name="predict", concurrency_id=MODEL)
+        ablate_api.click(gpu(callbacks.ablate_api), api_inputs, raw, api_name="ablate", concurrency_id=MODEL)
+
+        examples = sorted(EXAMPLES.glob("*.json"))
+        if examples:
+            gr.Examples(
+                examples=[example_row(path) for path in examples],
+                inputs=[image, audio, text],
+                outputs=view_outputs[:6],
+                fn=gpu(callbacks.example_view),
+                cache_examples=True,
+                cache_mode="lazy",
+                api_visibility="private",
+            )
+    demo.queue(default_concurrency_limit=2, max_size=32)
+    return demo
+
+
+def example_row(path: Path) -> list:
+    """An example is a JSON file naming its image, audio and text (paths relative to the examples folder)."""
+    spec = json.loads(path.read_text())
+    return [
+        str(EXAMPLES / spec["image"]) if spec.get("image") else None,
+        str(EXAMPLES / spec["audio"]) if spec.get("audio") else None,
+        spec.get("text", ""),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--checkpoint", type=Path, default=Path(os.environ.get("MCULORA_CHECKPOINT", DEFAULT_CHECKPOINT))
     )
-    return 1
+    # Local runs bind to this machine only; Hugging Face Spaces sets GRADIO_SERVER_NAME=0.0.0.0 itself.
+    host = os.environ.get("MCULORA_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = os.environ.get("MCULORA_PORT") or os.environ.get("GRADIO_SERVER_PORT") or "7860"
+    parser.add_argument("--host", default=host)
+    parser.add_argument("--port", type=int, default=int(port))
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    args = parser.parse_args()
+    predictor = Predictor.from_pretrained(args.checkpoint)
+    build_demo(predictor, args.checkpoint).launch(
+        server_name=args.host, server_port=args.port, share=args.share, theme=gr.themes.Soft()
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,0 +1,183 @@
+"""What the Gradio demo does on each event: Gradio's input values in, display values out.
+
+`app.py` builds the page and wires these callbacks to its components. Every callback turns a missing or unusable
+modality into a notice (and a `gr.Warning` when the user gave it but it could not be used), raises `gr.Error` only
+when nothing usable remains, and never lets a stack trace reach the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from mculora import plots
+from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
+from mculora.modalities import MODALITIES
+from mculora.predictor import NothingToPredict, Prediction, Predictor
+
+log = logging.getLogger(__name__)
+HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode
+
+
+@dataclass
+class Conversation:
+    """The conversation mode's memory: each turn's features (model context) and its result (timeline)."""
+
+    features: list[UtteranceFeatures] = field(default_factory=list)
+    turns: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+
+def _dropped(use_audio: bool, use_text: bool, use_vision: bool) -> list[str]:
+    return [m.value for m, use in zip(MODALITIES, (use_audio, use_text, use_vision), strict=True) if not use]
+
+
+def _friendly_errors(callback: Callable) -> Callable:
+    """`NothingToPredict` -> `gr.Error` with its reason; anything unexpected -> a plain `gr.Error`, logged here."""
+
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except gr.Error:
+            raise
+        except NothingToPredict as error:
+            raise gr.Error(str(error)) from None
+        except Exception:
+            log.exception("demo callback %s failed", callback.__name__)
+            raise gr.Error("Something went wrong while scoring this input; please try another one.") from None
+
+    return wrapped
+
+
+def notices(prediction: Prediction) -> str:
+    """One line per modality that was not used, and why; notes such as cut audio."""
+    lines = [f"- **{modality}** not used: {reason}" for modality, reason in prediction.missing.items()]
+    lines += [f"- {note}" for note in prediction.notes]
+    return "\n".join(lines) if lines else "All three modalities were used."
+
+
+def warn_unusable(prediction: Prediction) -> None:
+    """A toast for each modality the user gave that could not be used (a dropped or absent one is no surprise)."""
+    for modality, reason in prediction.missing.items():
+        if reason not in (NOT_GIVEN, DROPPED):
+            gr.Warning(f"{modality} left out: {reason}")
+
+
+class DemoCallbacks:
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+        self.labels = predictor.labels
+        self._exports = Path(tempfile.mkdtemp(prefix="mculora-exports-"))
+
+    # -- API ---------------------------------------------------------------------------------------------------
+
+    @_friendly_errors
+    def predict_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
+        """``/predict``: the prediction as JSON (label, probabilities, contributions, modalities used / missing)."""
+        prediction = self.predictor.predict(
+            image=image, audio=audio, text=text or None, drop=_dropped(use_audio, use_text, use_vision)
+        )
+        warn_unusable(prediction)
+        return prediction.to_dict()
+
+    @_friendly_errors
+    def ablate_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
+        """``/ablate``: the input under every subset of its usable modalities, from one batched pass."""
+        rows = self.predictor.predict_combinations(
+            image=image, audio=audio, text=text or None, drop=_dropped(use_audio, use_text, use_vision)
+        )
+        return json.loads(plots.ablation_json(rows, self.labels))
+
+    # -- page --------------------------------------------------------------------------------------------------
+
+    @_friendly_errors
+    def predict_view(
+        self, image, audio, text, video, use_audio, use_text, use_vision, conversation_on, conversation: Conversation
+    ):
+        """The page's main event. Returns: label, distribution plot, contribution plot, face overlay, notices,
+        JSON, timeline plot, conversation state."""
+        conversation = conversation if conversation_on and conversation is not None else Conversation()
+        history = conversation.features[-HISTORY_TURNS:] if conversation_on else []
+        prediction = self.predictor.predict(
+            image=image,
+            audio=audio,
+            text=text or None,
+            video=video if image is None else None,
+            drop=_dropped(use_audio, use_text, use_vision),
+            history=history,
+        )
+        warn_unusable(prediction)
+        if conversation_on:
+            conversation.features.append(prediction.features)
+            conversation.turns.append((prediction.label, prediction.probabilities))
+        face = prediction.features.face
+        return (
+            prediction.probabilities,
+            plots.emotion_distribution(prediction),
+            plots.adapter_contributions(prediction),
+            plots.face_overlay(face) if face is not None else None,
+            notices(prediction),
+            prediction.to_dict(),
+            plots.conversation_timeline(conversation.turns, self.labels) if conversation_on else None,
+            conversation,
+        )
+
+    @_friendly_errors
+    def live_view(self, frame, audio, text, use_audio, use_text, use_vision):
+        """A webcam stream tick: the light outputs only (label, distribution, face overlay)."""
+        prediction = self.predictor.predict(
+            image=frame, audio=audio, text=text or None, drop=_dropped(use_audio, use_text, use_vision)
+        )
+        face = prediction.features.face
+        return (
+            prediction.probabilities,
+            plots.emotion_distribution(prediction),
+            plots.face_overlay(face) if face is not None else None,
+        )
+
+    @_friendly_errors
+    def ablate_view(self, image, audio, text, video, use_audio, use_text, use_vision):
+        """Heatmap, table and the two export files of the ablation."""
+        rows = self.predictor.predict_combinations(
+            image=image,
+            audio=audio,
+            text=text or None,
+            video=video if image is None else None,
+            drop=_dropped(use_audio, use_text, use_vision),
+        )
+        folder = Path(tempfile.mkdtemp(dir=self._exports))
+        csv_path, json_path = folder / "ablation.csv", folder / "ablation.json"
+        csv_path.write_text(plots.ablation_csv(rows, self.labels))
+        json_path.write_text(plots.ablation_json(rows, self.labels))
+        table = plots.ablation_table(rows, self.labels)
+        return plots.ablation_heatmap(rows, self.labels), table, str(csv_path), str(json_path)
+
+    def example_view(self, image, audio, text):
+        """The bundled examples with every modality switched on (cached lazily by Gradio)."""
+        outputs = self.predict_view(image, audio, text, None, True, True, True, False, None)
+        return outputs[:6]
+
+    @staticmethod
+    def reset_conversation():
+        return Conversation(), None
+
+
+def model_card_markdown(checkpoint: Path) -> str:
+    """The checkpoint's model card for the page (its figure links are relative files, so they are dropped)."""
+    card = checkpoint / "README.md"
+    if not card.is_file():
+        return f"No model card found in `{checkpoint}`."
+    lines = [line for line in card.read_text().splitlines() if not line.startswith("![")]
+    return f"Checkpoint: `{checkpoint}`\n\n" + "\n".join(lines)
+
+
+def blank_probabilities(labels: list[str]) -> dict[str, float]:
+    return dict(zip(labels, np.zeros(len(labels)).tolist(), strict=True))
