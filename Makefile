@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: demo test checkpoint lint clean-venv
+.PHONY: demo test browser checkpoint lint clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,18 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/python app.py
 
-test: $(VENV)/.installed-dev
+# The browser tests drive Debian's Chromium (no browser download); install it when it is missing and we may.
+browser:
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+				|| echo "could not install chromium: the browser tests will be skipped"; \
+		else \
+			echo "chromium is not installed (needs root for apt-get): the browser tests will be skipped"; \
+		fi; \
+	fi
+
+test: $(VENV)/.installed-dev browser
 	MCULORA_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest
 
 # Re-creates checkpoints/default from the real data in $(DATA_ROOT) (features cached in runs/default).

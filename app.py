@@ -52,8 +52,13 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
             with gr.Column(scale=5):
                 with gr.Tabs():
                     with gr.Tab("Snapshot"):
+                        # Files, not arrays: the library decodes them and turns a broken upload into a notice.
                         image = gr.Image(
-                            sources=["webcam", "upload"], type="numpy", label="Face (webcam or image)", elem_id="image"
+                            sources=["webcam", "upload"],
+                            type="filepath",
+                            format="png",
+                            label="Face (webcam or image)",
+                            elem_id="image",
                         )
                     with gr.Tab("Live webcam"):
                         live = gr.Image(
@@ -61,7 +66,7 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
                         )
                     with gr.Tab("Video"):
                         video = gr.Video(sources=["upload"], label="Short video (used when no image is given)")
-                audio = gr.Audio(sources=["microphone", "upload"], type="numpy", label="Speech", elem_id="audio")
+                audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech", elem_id="audio")
                 text = gr.Textbox(label="Text", placeholder="What was said…", lines=2, elem_id="text")
                 with gr.Row():
                     use_audio = gr.Checkbox(True, label="use audio", elem_id="use-audio")

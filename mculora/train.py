@@ -33,7 +33,7 @@ from mculora.data import Batch, Dialogue, FeatureCorpus, Split, collate_dialogue
 from mculora.device import select_device
 from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
 from mculora.methods import Method, build_method
-from mculora.metrics import mean_and_std, mean_metrics
+from mculora.metrics import PRIMARY_METRIC, mean_and_std, mean_metrics
 from mculora.modalities import MODALITIES, Modality, index_to_mask
 
 
@@ -176,7 +176,14 @@ def fit(
             best_score, best_epoch, best_state = score, epoch, copy.deepcopy(core.state_dict())
         method.after_epoch(core, sampler, val_batches, device, val_results, task)
         seconds.append(time.perf_counter() - start)
-        entry = {"epoch": epoch, "loss": float(np.mean(losses)), "val_score": score, "seconds": seconds[-1]}
+        metric = PRIMARY_METRIC[task]
+        entry = {
+            "epoch": epoch,
+            "loss": float(np.mean(losses)),
+            "val_score": score,
+            "val": {c: round(r[metric], 4) for c, r in val_results.items()},
+            "seconds": seconds[-1],
+        }
         bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
         if log is not None and workers.is_main:
             log({**entry, **sampler.state()})

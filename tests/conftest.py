@@ -23,3 +23,12 @@ def shared_data() -> Path:
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set MCULORA_DATA_ROOT to the shared data folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint() -> Path:
+    """The checkpoint the demo serves: MCULORA_CHECKPOINT, else the shipped checkpoints/default."""
+    path = Path(os.environ.get("MCULORA_CHECKPOINT", Path(__file__).resolve().parents[1] / "checkpoints" / "default"))
+    if not (path / "config.json").is_file():
+        pytest.skip(f"no checkpoint at {path} (set MCULORA_CHECKPOINT)")
+    return path

@@ -56,10 +56,10 @@ class RecipeConfig:
     data_root: Path = Path("../shared/data")
     work: Path = field(default=Path("runs/default"), metadata={"help": "feature cache, manifest and logs"})
     out: Path = Path("checkpoints/default")
-    epochs: int = 40
+    epochs: int = 30
     samples_per_epoch: int = 16384
     batch_size: int = 64
-    lr: float = 3e-4
+    lr: float = 1e-4
     seed: int = 66
     pairs_per_label: int = field(default=150, metadata={"help": "label-paired validation/test samples per label"})
     au_epochs: int = 60

@@ -1,0 +1,180 @@
+"""Fixtures for the browser tests: one served demo per session and Debian's chromium driven by Playwright.
+
+The demo serves ``MCULORA_CHECKPOINT`` (default ``checkpoints/default``); while that checkpoint does not exist yet it
+falls back to the tiny checkpoint in ``/tmp/tiny_out``. Screenshots land in ``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+EXAMPLES = ROOT / "assets" / "examples"
+FALLBACK_CHECKPOINT = Path("/tmp/tiny_out")
+
+# Gradio reads these when it is imported (some as module constants), so they are set before anything imports it.
+_GRADIO_TMP = Path(tempfile.mkdtemp(prefix="mculora-e2e-gradio-"))
+os.environ["GRADIO_TEMP_DIR"] = str(_GRADIO_TMP / "uploads")
+os.environ["GRADIO_EXAMPLES_CACHE"] = str(_GRADIO_TMP / "cached_examples")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # so that `import app` finds the demo's app.py
+
+# Debian's chromium (not Playwright's headless shell, which rejects getUserMedia), offline, with fake media devices.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+VIEWPORT = {"width": 1400, "height": 1000}
+PREDICTION_TIMEOUT_MS = 60_000  # the first prediction loads the encoders
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so the page fixture can screenshot a failing test."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint() -> Path:
+    """The checkpoint the demo serves: MCULORA_CHECKPOINT or checkpoints/default, else the tiny /tmp/tiny_out."""
+    wanted = Path(os.environ.get("MCULORA_CHECKPOINT", ROOT / "checkpoints" / "default"))
+    for path in (wanted, FALLBACK_CHECKPOINT):
+        if (path / "config.json").is_file():
+            return path
+    pytest.skip(f"no checkpoint to serve: neither {wanted} nor {FALLBACK_CHECKPOINT} has a config.json")
+
+
+@pytest.fixture(scope="session")
+def demo_labels(demo_checkpoint: Path) -> list[str]:
+    import json
+
+    return list(json.loads((demo_checkpoint / "config.json").read_text())["label_names"])
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests need it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_checkpoint: Path, chromium_path: str) -> Iterator[str]:
+    """The demo, served on a free local port for the whole session (models load once)."""
+    import app
+    from mculora.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(demo_checkpoint, device="cpu")
+    demo = app.build_demo(predictor, demo_checkpoint)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+        shutil.rmtree(_GRADIO_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def playwright_driver(chromium_path: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def launch_chromium(playwright_driver, chromium_path: str) -> Iterator[Callable[..., object]]:
+    """``launch_chromium(*extra_args)``: a headless Debian chromium; all are closed at the end of the session."""
+    browsers = []
+
+    def launch(*extra_args: str):
+        browser = playwright_driver.chromium.launch(
+            executable_path=chromium_path, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
+        )
+        browsers.append(browser)
+        return browser
+
+    yield launch
+    for browser in browsers:
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def browser(launch_chromium):
+    return launch_chromium()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+class DemoPage:
+    """Opens the demo in fresh browser contexts (one per call) and closes them after the test."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.contexts: list = []
+        self.js_errors: list[str] = []
+
+    def open(self, browser):
+        context = browser.new_context(viewport=VIEWPORT, permissions=["camera", "microphone"])
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("pageerror", lambda error: self.js_errors.append(str(error)))
+        page.goto(self.url)
+        # The app has mounted once its textbox shows; "networkidle" may never come while the queue is connected.
+        page.locator("#text textarea").wait_for(state="visible")
+        return page
+
+    def close(self, failed_name: str | None) -> None:
+        for i, context in enumerate(self.contexts):
+            if failed_name is not None:
+                for page in context.pages:
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    page.screenshot(path=str(ARTIFACTS / f"failed_{failed_name}_{i}.png"), full_page=True)
+            context.close()
+
+
+@pytest.fixture
+def demo_pages(demo_url: str, request: pytest.FixtureRequest) -> Iterator[DemoPage]:
+    """``demo_pages.open(browser)``: the loaded demo in a fresh context; screenshots of every page if the test fails."""
+    pages = DemoPage(demo_url)
+    yield pages
+    report = getattr(request.node, "rep_call", None)
+    pages.close(request.node.name if report is not None and report.failed else None)
+
+
+@pytest.fixture
+def page(browser, demo_pages: DemoPage):
+    """The demo in a fresh context of the session's browser."""
+    return demo_pages.open(browser)
