@@ -27,6 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by default
 
 import gradio as gr  # noqa: E402
 
+from mculora import plots  # noqa: E402
 from mculora.demo import Conversation, DemoCallbacks, model_card_markdown  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
@@ -87,7 +88,12 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
                 timeline = gr.Plot(label="Conversation timeline", elem_id="timeline")
         with gr.Accordion("Ablation: every combination at once", open=True):
             heatmap = gr.Plot(label="Combination × emotion", elem_id="heatmap")
-            table = gr.Dataframe(label="Probabilities per combination", interactive=False, elem_id="table")
+            table = gr.Dataframe(
+                value=plots.ablation_table([], predictor.labels),
+                label="Probabilities per combination",
+                interactive=False,
+                elem_id="table",
+            )
             with gr.Row():
                 csv_file = gr.File(label="CSV", elem_id="csv")
                 json_file = gr.File(label="JSON", elem_id="json")
@@ -136,7 +142,7 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
             gr.Examples(
                 examples=[example_row(path) for path in examples],
                 inputs=[image, audio, text],
-                outputs=view_outputs[:6],
+                outputs=[label, distribution, contributions, notices, raw],
                 fn=gpu(callbacks.example_view),
                 cache_examples=True,
                 cache_mode="lazy",

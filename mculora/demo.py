@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from mculora import plots
 from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
@@ -35,8 +34,16 @@ class Conversation:
     turns: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
 
-def _dropped(use_audio: bool, use_text: bool, use_vision: bool) -> list[str]:
-    return [m.value for m, use in zip(MODALITIES, (use_audio, use_text, use_vision), strict=True) if not use]
+def _inputs(image, audio, text, video, use_audio: bool, use_text: bool, use_vision: bool) -> dict:
+    """Gradio's values -> `Predictor` keyword arguments. An empty text box is no text; an image wins over a video."""
+    dropped = [m.value for m, use in zip(MODALITIES, (use_audio, use_text, use_vision), strict=True) if not use]
+    return {
+        "image": image,
+        "audio": audio,
+        "text": text or None,
+        "video": video if image is None else None,
+        "drop": dropped,
+    }
 
 
 def _friendly_errors(callback: Callable) -> Callable:
@@ -82,18 +89,14 @@ class DemoCallbacks:
     @_friendly_errors
     def predict_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
         """``/predict``: the prediction as JSON (label, probabilities, contributions, modalities used / missing)."""
-        prediction = self.predictor.predict(
-            image=image, audio=audio, text=text or None, drop=_dropped(use_audio, use_text, use_vision)
-        )
+        prediction = self.predictor.predict(**_inputs(image, audio, text, None, use_audio, use_text, use_vision))
         warn_unusable(prediction)
         return prediction.to_dict()
 
     @_friendly_errors
     def ablate_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
         """``/ablate``: the input under every subset of its usable modalities, from one batched pass."""
-        rows = self.predictor.predict_combinations(
-            image=image, audio=audio, text=text or None, drop=_dropped(use_audio, use_text, use_vision)
-        )
+        rows = self.predictor.predict_combinations(**_inputs(image, audio, text, None, use_audio, use_text, use_vision))
         return json.loads(plots.ablation_json(rows, self.labels))
 
     # -- page --------------------------------------------------------------------------------------------------
@@ -107,12 +110,7 @@ class DemoCallbacks:
         conversation = conversation if conversation_on and conversation is not None else Conversation()
         history = conversation.features[-HISTORY_TURNS:] if conversation_on else []
         prediction = self.predictor.predict(
-            image=image,
-            audio=audio,
-            text=text or None,
-            video=video if image is None else None,
-            drop=_dropped(use_audio, use_text, use_vision),
-            history=history,
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), history=history
         )
         warn_unusable(prediction)
         if conversation_on:
@@ -133,25 +131,16 @@ class DemoCallbacks:
     @_friendly_errors
     def live_view(self, frame, audio, text, use_audio, use_text, use_vision):
         """A webcam stream tick: the light outputs only (label, distribution, face overlay)."""
-        prediction = self.predictor.predict(
-            image=frame, audio=audio, text=text or None, drop=_dropped(use_audio, use_text, use_vision)
-        )
+        prediction = self.predictor.predict(**_inputs(frame, audio, text, None, use_audio, use_text, use_vision))
         face = prediction.features.face
-        return (
-            prediction.probabilities,
-            plots.emotion_distribution(prediction),
-            plots.face_overlay(face) if face is not None else None,
-        )
+        overlay = plots.face_overlay(face) if face is not None else None
+        return prediction.probabilities, plots.emotion_distribution(prediction), overlay
 
     @_friendly_errors
     def ablate_view(self, image, audio, text, video, use_audio, use_text, use_vision):
         """Heatmap, table and the two export files of the ablation."""
         rows = self.predictor.predict_combinations(
-            image=image,
-            audio=audio,
-            text=text or None,
-            video=video if image is None else None,
-            drop=_dropped(use_audio, use_text, use_vision),
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision)
         )
         folder = Path(tempfile.mkdtemp(dir=self._exports))
         csv_path, json_path = folder / "ablation.csv", folder / "ablation.json"
@@ -161,9 +150,13 @@ class DemoCallbacks:
         return plots.ablation_heatmap(rows, self.labels), table, str(csv_path), str(json_path)
 
     def example_view(self, image, audio, text):
-        """The bundled examples with every modality switched on (cached lazily by Gradio)."""
-        outputs = self.predict_view(image, audio, text, None, True, True, True, False, None)
-        return outputs[:6]
+        """The bundled examples with every modality switched on (cached lazily by Gradio): label, distribution,
+        contributions, notices and JSON. The face image is left out because Gradio's example cache cannot store an
+        empty image (an example without a face)."""
+        label, distribution, contributions, _, notes, raw, *_ = self.predict_view(
+            image, audio, text, None, True, True, True, False, None
+        )
+        return label, distribution, contributions, notes, raw
 
     @staticmethod
     def reset_conversation():
@@ -177,7 +170,3 @@ def model_card_markdown(checkpoint: Path) -> str:
         return f"No model card found in `{checkpoint}`."
     lines = [line for line in card.read_text().splitlines() if not line.startswith("![")]
     return f"Checkpoint: `{checkpoint}`\n\n" + "\n".join(lines)
-
-
-def blank_probabilities(labels: list[str]) -> dict[str, float]:
-    return dict(zip(labels, np.zeros(len(labels)).tolist(), strict=True))

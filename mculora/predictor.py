@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +52,7 @@ class Prediction:
     contributions: Contributions
     timings_ms: dict[str, float]
     notes: list[str]
-    features: UtteranceFeatures  # for `history=` of the next call
+    features: UtteranceFeatures = field(repr=False)  # the encoded inputs, for `history=` of the next call
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays)."""
@@ -127,8 +127,7 @@ class Predictor:
         """Predict the emotion of one utterance. ``history`` (earlier utterances' ``Prediction.features``) becomes
         the attention context, as in the dialogue benchmarks. Raises `NothingToPredict` if nothing is usable."""
         start = time.perf_counter()
-        current = self.featurizer.featurize(image=image, audio=audio, text=text, video=video, drop=drop)
-        self._require_something(current)
+        current = self._usable_features(image, audio, text, video, drop)
         used = [m for m in MODALITIES if m in current.vectors]
         mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
         timings = dict(current.timings_ms)
@@ -169,8 +168,7 @@ class Predictor:
         history: Sequence[UtteranceFeatures] = (),
     ) -> list[CombinationRow]:
         """The same input under every non-empty subset of its usable modalities, in one batched forward pass."""
-        current = self.featurizer.featurize(image=image, audio=audio, text=text, video=video, drop=drop)
-        self._require_something(current)
+        current = self._usable_features(image, audio, text, video, drop)
         usable = [m for m in MODALITIES if m in current.vectors]
         subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
@@ -184,8 +182,10 @@ class Predictor:
             for subset, row in zip(subsets, probabilities, strict=True)
         ]
 
-    @staticmethod
-    def _require_something(features: UtteranceFeatures) -> None:
+    def _usable_features(self, image, audio, text, video, drop) -> UtteranceFeatures:
+        """Featurize the inputs; raise `NothingToPredict`, listing each modality's reason, if none is usable."""
+        features = self.featurizer.featurize(image=image, audio=audio, text=text, video=video, drop=drop)
         if not features.vectors:
             reasons = "; ".join(f"{m.value}: {reason}" for m, reason in features.missing.items())
             raise NothingToPredict(f"nothing usable to predict from ({reasons})")
+        return features

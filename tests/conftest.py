@@ -1,9 +1,20 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from mculora.data.synthetic import write_synthetic
+# Gradio reads these when it is imported (some as module constants), so they are set before any test imports it:
+# uploads and cached examples go to a temporary folder, not into the repository; no analytics.
+_GRADIO_TMP = Path(tempfile.mkdtemp(prefix="mculora-tests-gradio-"))
+atexit.register(shutil.rmtree, _GRADIO_TMP, ignore_errors=True)
+os.environ["GRADIO_TEMP_DIR"] = str(_GRADIO_TMP / "uploads")
+os.environ["GRADIO_EXAMPLES_CACHE"] = str(_GRADIO_TMP / "cached_examples")
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+from mculora.data.synthetic import write_synthetic  # noqa: E402  (after the environment above)
 
 
 @pytest.fixture(scope="session")

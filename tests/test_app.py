@@ -1,13 +1,11 @@
 """The demo served for real and called through gradio_client, compared with the Predictor on the same inputs."""
 
-import os
 import socket
 import sys
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -33,7 +31,6 @@ def predictor(demo_checkpoint):
 
 @pytest.fixture(scope="module")
 def served(predictor, demo_checkpoint, tmp_path_factory):
-    os.environ["GRADIO_TEMP_DIR"] = str(tmp_path_factory.mktemp("gradio"))
     demo = app.build_demo(predictor, demo_checkpoint)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
     client = Client(url, verbose=False)

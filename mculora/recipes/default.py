@@ -40,7 +40,7 @@ from mculora.metrics import classification_report
 from mculora.modalities import MODALITIES, Modality
 from mculora.model import MCULoRA
 from mculora.recipes import model_card
-from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample, write_manifest
+from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample, write_manifest
 from mculora.train import Workers, fit, seed_everything
 
 IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
@@ -267,14 +267,6 @@ def shuffled(batches: list[Batch], rng: np.random.Generator):
 
 AU_FOLDS = 5
 AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)
-RAVDESS_TO_EKMAN = {
-    "calm": "neutral",
-    "happy": "happiness",
-    "sad": "sadness",
-    "angry": "anger",
-    "fearful": "fear",
-    "surprised": "surprise",
-}
 
 
 def ravdess_au_benchmark(
@@ -290,15 +282,7 @@ def ravdess_au_benchmark(
         rows = rows[:: max(1, len(rows) // 140)]
     audio = np.stack([np.load(audio_dir / f"ravdess-{Path(data['audio_file'][i]).stem}.npy") for i in rows])
     units = data["features"][rows, :AU_DIM].astype(np.float32)
-    mapping = {
-        "calm": "neutral",
-        "happy": "happiness",
-        "sad": "sadness",
-        "angry": "anger",
-        "fearful": "fear",
-        "surprised": "surprise",
-    }
-    labels = np.array([EKMAN.index(mapping.get(e, e)) for e in data["emotion"][rows]], dtype=np.int64)
+    labels = np.array([EKMAN.index(RAVDESS_TO_EKMAN.get(e, e)) for e in data["emotion"][rows]], dtype=np.int64)
     actors = data["actor"][rows]
     settings = train_config(config, ModelSettings(hidden=64, depth=2))
     settings.lr, settings.epochs = 1e-3, config.au_epochs

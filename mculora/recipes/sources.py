@@ -74,7 +74,7 @@ _ASCII_PUNCTUATION = str.maketrans(
 
 # Corpus label -> Ekman, where the names differ.
 _JOY = {"joy": "happiness"}
-_RAVDESS = {
+RAVDESS_TO_EKMAN = {
     "calm": "neutral",
     "happy": "happiness",
     "sad": "sadness",
@@ -202,7 +202,7 @@ def ravdess_items(root: Path) -> list[Item]:
             Item(
                 id=f"ravdess-{path.stem}",
                 modality=Modality.AUDIO,
-                label=_ekman(row["emotion"], _RAVDESS),
+                label=_ekman(row["emotion"], RAVDESS_TO_EKMAN),
                 split="test" if actor in RAVDESS_TEST_ACTORS else "val" if actor in RAVDESS_VAL_ACTORS else "train",
                 source="ravdess",
                 group=f"ravdess-actor-{actor:02d}",

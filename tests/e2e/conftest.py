@@ -1,16 +1,13 @@
 """Fixtures for the browser tests: one served demo per session and Debian's chromium driven by Playwright.
 
-The demo serves ``MCULORA_CHECKPOINT`` (default ``checkpoints/default``); while that checkpoint does not exist yet it
-falls back to the tiny checkpoint in ``/tmp/tiny_out``. Screenshots land in ``test-artifacts/`` (gitignored).
+The demo serves the `demo_checkpoint` of tests/conftest.py. Screenshots land in ``test-artifacts/`` (gitignored).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,14 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-EXAMPLES = ROOT / "assets" / "examples"
-FALLBACK_CHECKPOINT = Path("/tmp/tiny_out")
 
-# Gradio reads these when it is imported (some as module constants), so they are set before anything imports it.
-_GRADIO_TMP = Path(tempfile.mkdtemp(prefix="mculora-e2e-gradio-"))
-os.environ["GRADIO_TEMP_DIR"] = str(_GRADIO_TMP / "uploads")
-os.environ["GRADIO_EXAMPLES_CACHE"] = str(_GRADIO_TMP / "cached_examples")
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # so that `import app` finds the demo's app.py
 
@@ -43,7 +33,6 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
 ]
 VIEWPORT = {"width": 1400, "height": 1000}
-PREDICTION_TIMEOUT_MS = 60_000  # the first prediction loads the encoders
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -58,16 +47,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def demo_checkpoint() -> Path:
-    """The checkpoint the demo serves: MCULORA_CHECKPOINT or checkpoints/default, else the tiny /tmp/tiny_out."""
-    wanted = Path(os.environ.get("MCULORA_CHECKPOINT", ROOT / "checkpoints" / "default"))
-    for path in (wanted, FALLBACK_CHECKPOINT):
-        if (path / "config.json").is_file():
-            return path
-    pytest.skip(f"no checkpoint to serve: neither {wanted} nor {FALLBACK_CHECKPOINT} has a config.json")
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +77,6 @@ def demo_url(demo_checkpoint: Path, chromium_path: str) -> Iterator[str]:
         yield url
     finally:
         demo.close()
-        shutil.rmtree(_GRADIO_TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -109,26 +87,31 @@ def playwright_driver(chromium_path: str):
         yield driver
 
 
+def _launch(driver, executable: str, extra_args: tuple[str, ...] = ()):
+    return driver.chromium.launch(executable_path=executable, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
+
+
 @pytest.fixture(scope="session")
+def browser(playwright_driver, chromium_path: str):
+    """The session's headless Debian chromium (default fake camera and microphone)."""
+    browser = _launch(playwright_driver, chromium_path)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
 def launch_chromium(playwright_driver, chromium_path: str) -> Iterator[Callable[..., object]]:
-    """``launch_chromium(*extra_args)``: a headless Debian chromium; all are closed at the end of the session."""
+    """``launch_chromium(*extra_args)``: a chromium with extra flags (e.g. a fake capture file), closed after
+    the test."""
     browsers = []
 
     def launch(*extra_args: str):
-        browser = playwright_driver.chromium.launch(
-            executable_path=chromium_path, headless=True, args=[*CHROMIUM_ARGS, *extra_args]
-        )
-        browsers.append(browser)
-        return browser
+        browsers.append(_launch(playwright_driver, chromium_path, extra_args))
+        return browsers[-1]
 
     yield launch
     for browser in browsers:
         browser.close()
-
-
-@pytest.fixture(scope="session")
-def browser(launch_chromium):
-    return launch_chromium()
 
 
 @pytest.fixture
@@ -156,13 +139,20 @@ class DemoPage:
         page.locator("#text textarea").wait_for(state="visible")
         return page
 
-    def close(self, failed_name: str | None) -> None:
+    def close(self, failed_name: str | None = None) -> None:
+        """Close every context opened so far; first screenshot their pages if the test failed."""
+        from playwright.sync_api import Error as PlaywrightError
+
         for i, context in enumerate(self.contexts):
-            if failed_name is not None:
-                for page in context.pages:
+            try:
+                if failed_name is not None:
                     ARTIFACTS.mkdir(exist_ok=True)
-                    page.screenshot(path=str(ARTIFACTS / f"failed_{failed_name}_{i}.png"), full_page=True)
-            context.close()
+                    for j, page in enumerate(context.pages):
+                        page.screenshot(path=str(ARTIFACTS / f"failed_{failed_name}_{i}_{j}.png"), full_page=True)
+                context.close()
+            except PlaywrightError:
+                pass  # its browser is already gone
+        self.contexts.clear()
 
 
 @pytest.fixture
