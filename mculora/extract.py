@@ -28,6 +28,7 @@ import json
 import pickle
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v"}
 SPLITS = ("train", "val", "test")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 PROGRESS_FILE = "progress.jsonl"
+TIMING_FILE = "timing.json"
 
 
 @dataclass
@@ -142,6 +144,7 @@ class Extractor:
         return done
 
     def extract(self, rows: Sequence[ManifestRow], batch_size: int = 64) -> dict[str, dict[str, str]]:
+        start = time.perf_counter()
         results = self.done()
         todo = [row for row in rows if row.id not in results]
         with self.progress_path.open("a") as progress, tqdm(total=len(todo), desc="extracting", unit="utt") as bar:
@@ -152,7 +155,19 @@ class Extractor:
                     progress.write(json.dumps({"id": row.id, "missing": missing}) + "\n")
                 progress.flush()
                 bar.update(len(chunk))
+        self._add_time(time.perf_counter() - start, len(todo))
         return results
+
+    def _add_time(self, seconds: float, items: int) -> None:
+        """Accumulate the wall time spent extracting in OUT/timing.json, over resumed runs too."""
+        path = self.out / TIMING_FILE
+        total = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "items": 0}
+        total = {"seconds": total["seconds"] + seconds, "items": total["items"] + items}
+        path.write_text(json.dumps(total) + "\n")
+
+    def seconds_spent(self) -> float:
+        path = self.out / TIMING_FILE
+        return json.loads(path.read_text())["seconds"] if path.is_file() else 0.0
 
     def _extract_chunk(self, chunk: Sequence[ManifestRow]) -> list[dict[str, str]]:
         timings: dict[str, float] = {}

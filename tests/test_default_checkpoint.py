@@ -52,8 +52,8 @@ def test_angry_clips_of_unseen_actors_are_angry(predictor, shared_data):
     clips = pd.read_csv(shared_data / "ravdess_speech" / "labels.csv")
     unseen = clips[(clips.emotion == "angry") & (clips.intensity == 2) & (clips.actor >= 19)].path
     hits = [_rank(predictor, "anger", audio=str(shared_data / "ravdess_speech" / p)) for p in unseen]
-    assert len(hits) == 8
-    assert sum(top for top, _ in hits) >= 5, hits
+    assert len(hits) == 16  # 4 unseen actors x 2 sentences x 2 repetitions, strong intensity
+    assert sum(top for top, _ in hits) >= 11, hits
     # And anger is, on average, the most likely label for them.
     probabilities = [predictor.predict(audio=str(shared_data / "ravdess_speech" / p)).probabilities for p in unseen]
     means = {label: np.mean([p[label] for p in probabilities]) for label in EKMAN}

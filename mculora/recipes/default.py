@@ -389,6 +389,7 @@ def run(config: RecipeConfig) -> dict:
     }
     metrics["timing_s"] = {
         "extraction": extracted - start,
+        "extraction_cumulative": extractor.seconds_spent(),
         "training": trained - extracted,
         "evaluation_and_au_benchmark": finished - trained,
         "total": finished - start,
