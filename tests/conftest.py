@@ -30,7 +30,8 @@ def synthetic_mosi(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data sets beside the project (../shared/data, or MCULORA_DATA_ROOT); skip when absent."""
-    root = Path(os.environ.get("MCULORA_DATA_ROOT", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    default = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    root = Path(os.environ.get("MCULORA_DATA_ROOT", default)).resolve()
     if not root.is_dir():
         pytest.skip(f"real data not found at {root} (set MCULORA_DATA_ROOT to the shared data folder)")
     return root
