@@ -22,6 +22,28 @@ def synthetic_iemocap(tmp_path_factory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("syn_iemocap4"), dataset="iemocap4", seed=0)
 
 
+@pytest.fixture
+def trainer_args(synthetic_iemocap, tmp_path):
+    """Command-line arguments of a short trainer run on the synthetic IEMOCAP-4 set, writing to tmp_path/run."""
+
+    def build(*extra: str, epochs: int = 2, folds: str = "1") -> list[str]:
+        return [
+            "--dataset",
+            "iemocap4",
+            "--data-root",
+            str(synthetic_iemocap),
+            "--epochs",
+            str(epochs),
+            "--folds",
+            folds,
+            "--out",
+            str(tmp_path / "run"),
+            *extra,
+        ]
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def synthetic_mosi(tmp_path_factory) -> Path:
     return write_synthetic(tmp_path_factory.mktemp("syn_mosi"), dataset="mosi", seed=0)

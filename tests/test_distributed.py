@@ -40,30 +40,9 @@ def test_two_process_step_matches_single_process_step(tmp_path):
 
 
 @pytest.mark.slow
-def test_trainer_runs_under_torchrun(synthetic_iemocap, tmp_path):
+def test_trainer_runs_under_torchrun(trainer_args, tmp_path):
+    args = trainer_args("--model-hidden", "32", "--model-depth", "1")
+    subprocess.run([*TORCHRUN, "-m", "mculora.train", *args], check=True, timeout=300)
     out = tmp_path / "run"
-    subprocess.run(
-        [
-            *TORCHRUN,
-            "-m",
-            "mculora.train",
-            "--dataset",
-            "iemocap4",
-            "--data-root",
-            str(synthetic_iemocap),
-            "--epochs",
-            "2",
-            "--folds",
-            "1",
-            "--model-hidden",
-            "32",
-            "--model-depth",
-            "1",
-            "--out",
-            str(out),
-        ],
-        check=True,
-        timeout=300,
-    )
     results = json.loads((out / "results.json").read_text())
     assert results["splits"] == ["fold1"] and 0.0 <= results["conditions"]["atv"]["accuracy"] <= 1.0

@@ -14,22 +14,9 @@ SMALL = ["--model-hidden", "32", "--model-depth", "1"]
 
 
 @pytest.mark.slow
-def test_mcu_lora_learns_and_fusion_beats_single_modalities(synthetic_iemocap, tmp_path, capsys):
+def test_mcu_lora_learns_and_fusion_beats_single_modalities(trainer_args, synthetic_iemocap, tmp_path, capsys):
     out = tmp_path / "run"
-    main(
-        [
-            "--dataset",
-            "iemocap4",
-            "--data-root",
-            str(synthetic_iemocap),
-            "--epochs",
-            "20",
-            "--folds",
-            "1",
-            "--out",
-            str(out),
-        ]
-    )
+    main(trainer_args(epochs=20))
     table = capsys.readouterr().out
     assert "| atv |" in table and "| average |" in table
 
@@ -64,27 +51,9 @@ def test_mcu_lora_learns_and_fusion_beats_single_modalities(synthetic_iemocap, t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--method", "baseline"], ["--dpft-mode", "accuracy"], ["--dpft-mode", "off"]])
-def test_methods_and_dpft_variants_run(synthetic_iemocap, tmp_path, extra):
+def test_methods_and_dpft_variants_run(trainer_args, tmp_path, extra):
     out = tmp_path / "run"
-    main(
-        [
-            "--dataset",
-            "iemocap4",
-            "--data-root",
-            str(synthetic_iemocap),
-            "--epochs",
-            "2",
-            "--folds",
-            "2",
-            "--seeds",
-            "1",
-            "2",
-            "--out",
-            str(out),
-            *SMALL,
-            *extra,
-        ]
-    )
+    main(trainer_args("--seeds", "1", "2", *SMALL, *extra, folds="2"))
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [1, 2] and results["splits"] == ["fold2"]
     assert results["average"]["accuracy_std"] >= 0.0
@@ -101,23 +70,10 @@ def test_regression_benchmark_reports_regression_metrics(synthetic_mosi, tmp_pat
     assert 0.0 <= results["conditions"]["atv"]["acc2"] <= 1.0
 
 
-def test_bad_arguments_fail_clearly(synthetic_iemocap):
+def test_bad_arguments_fail_clearly(trainer_args):
     with pytest.raises(SystemExit, match="folds 1..5"):
-        main(["--dataset", "iemocap4", "--data-root", str(synthetic_iemocap), "--folds", "9"])
+        main(trainer_args(folds="9"))
     with pytest.raises(SystemExit, match="--data-root is required"):
         main(["--dataset", "iemocap4"])
     with pytest.raises(ValueError, match="unknown method"):
-        main(
-            [
-                "--dataset",
-                "iemocap4",
-                "--data-root",
-                str(synthetic_iemocap),
-                "--method",
-                "magic",
-                "--epochs",
-                "1",
-                "--folds",
-                "1",
-            ]
-        )
+        main(trainer_args("--method", "magic"))

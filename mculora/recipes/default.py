@@ -396,30 +396,30 @@ def run(config: RecipeConfig) -> dict:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
     }
 
-    encoders = describe_encoders("offline", extractor.encoders)
-    checkpoint = CheckpointConfig(
-        model=model.config,
-        task="classification",
-        label_names=list(EKMAN),
-        method="mcu-lora",
-        encoders=encoders,
-        dataset="ekman7-paired",
-        training={"seed": config.seed, "best_epoch": result.best_epoch, "recipe": "mculora.recipes.default"},
+    def save(directory: Path, network: MCULoRA, encoders: dict, dataset: str, training: dict) -> None:
+        save_checkpoint(
+            directory,
+            network,
+            CheckpointConfig(
+                model=network.config,
+                task="classification",
+                label_names=list(EKMAN),
+                method="mcu-lora",
+                encoders=encoders,
+                dataset=dataset,
+                training={"seed": config.seed, **training},
+            ),
+        )
+
+    offline = describe_encoders("offline", extractor.encoders)
+    save(
+        config.out,
+        model,
+        offline,
+        "ekman7-paired",
+        {"best_epoch": result.best_epoch, "recipe": "mculora.recipes.default"},
     )
-    save_checkpoint(config.out, model, checkpoint)
-    save_checkpoint(
-        config.out / "ravdess_au",
-        au_model,
-        CheckpointConfig(
-            model=au_model.config,
-            task="classification",
-            label_names=list(EKMAN),
-            method="mcu-lora",
-            encoders=au_encoders,
-            dataset="ravdess-au",
-            training={"seed": config.seed, "fold": 1},
-        ),
-    )
+    save(config.out / "ravdess_au", au_model, au_encoders, "ravdess-au", {"fold": 1})
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     model_card.write(config.out, metrics)
     print(model_card.summary_table(metrics))
