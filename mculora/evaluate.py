@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from mculora.data import Batch
 from mculora.metrics import PRIMARY_METRIC, task_metrics
@@ -43,9 +44,11 @@ def evaluate_conditions(
     task: str,
     device: torch.device,
     conditions: Sequence[str] = CONDITIONS,
+    progress: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Metrics per condition."""
-    return {c: task_metrics(task, *predict_condition(model, batches, c, device)) for c in conditions}
+    """Metrics per condition (``progress`` shows a bar over the conditions, for final test evaluations)."""
+    chosen = tqdm(conditions, desc="evaluating", leave=False) if progress else conditions
+    return {c: task_metrics(task, *predict_condition(model, batches, c, device)) for c in chosen}
 
 
 def selection_score(per_condition: dict[str, dict[str, float]], task: str) -> float:

@@ -236,7 +236,7 @@ def train_split(
         log=log,
         description=f"seed {seed} {split.name}",
     )
-    test = evaluate_conditions(core, test_batches, task, device)
+    test = evaluate_conditions(core, test_batches, task, device, progress=workers.is_main)
     return RunResult(seed, split.name, test, result.best_epoch, result.best_score, result.epoch_seconds), core
 
 
