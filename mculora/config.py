@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, dataclass, field, fields
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -54,15 +56,19 @@ class TrainConfig:
         return self.batch_size or batch, self.epochs or epochs
 
 
+# Nested sections of TrainConfig: settings with their own dataclass, YAML mapping and flag prefix.
+_SECTIONS = {"model": ModelSettings, "dpft": DPFTConfig}
+
+
 def _from_dict(cls, data: dict, where: str):
     """Build a (nested) config dataclass from a dict, rejecting unknown keys so typos do not pass silently."""
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{where}: unknown settings {unknown}; known: {sorted(known)}")
     values = {}
     for name, value in data.items():
-        nested = {"model": ModelSettings, "dpft": DPFTConfig}.get(name) if cls is TrainConfig else None
+        nested = _SECTIONS.get(name) if cls is TrainConfig else None
         values[name] = _from_dict(nested, value or {}, f"{where}.{name}") if nested else value
     return cls(**values)
 
@@ -74,23 +80,26 @@ def load_yaml(path: str | Path) -> TrainConfig:
     return _from_dict(TrainConfig, data, str(path))
 
 
+def _parse_bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes")
+
+
 def _add_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> None:
+    """One flag per field, typed from the field's annotation (``X | None`` parses as X, ``list[int]`` as nargs)."""
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        if f.name in ("model", "dpft") and cls is TrainConfig:
-            _add_flags(parser, {"model": ModelSettings, "dpft": DPFTConfig}[f.name], f"{f.name}.")
+        if cls is TrainConfig and f.name in _SECTIONS:
+            _add_flags(parser, _SECTIONS[f.name], f"{f.name}.")
             continue
-        default = f.default_factory() if f.default is MISSING else f.default
-        flag = "--" + (prefix + f.name).replace("_", "-").replace(".", "-")
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType):
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
         kwargs: dict = {"dest": prefix + f.name, "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
-        if isinstance(default, list) or f.name in ("seeds", "folds"):
-            kwargs.update(nargs="+", type=int)
-        elif isinstance(default, bool):
-            kwargs.update(type=lambda s: s.lower() in ("1", "true", "yes"))
-        elif isinstance(default, (int, float)):
-            kwargs["type"] = type(default)
-        elif f.name in ("epochs", "batch_size"):
-            kwargs["type"] = int
-        parser.add_argument(flag, **kwargs)
+        if typing.get_origin(hint) is list:
+            kwargs.update(nargs="+", type=typing.get_args(hint)[0])
+        else:
+            kwargs["type"] = _parse_bool if hint is bool else hint
+        parser.add_argument("--" + (prefix + f.name).replace("_", "-").replace(".", "-"), **kwargs)
 
 
 def parse_args(argv: list[str] | None = None, description: str = "") -> TrainConfig:
@@ -99,17 +108,9 @@ def parse_args(argv: list[str] | None = None, description: str = "") -> TrainCon
     parser.add_argument("--config", help="YAML file with TrainConfig settings")
     _add_flags(parser, TrainConfig)
     args = vars(parser.parse_args(argv))
-    config = load_yaml(args.pop("config")) if args.get("config") else TrainConfig()
-    args.pop("config", None)
-    data: dict = {}
+    path = args.pop("config", None)
+    merged = asdict(load_yaml(path) if path else TrainConfig())
     for key, value in args.items():
         section, _, name = key.rpartition(".")
-        (data.setdefault(section, {}) if section else data)[name] = value
-    merged = {f.name: getattr(config, f.name) for f in fields(TrainConfig)}
-    for section in ("model", "dpft"):
-        merged[section] = {
-            f.name: getattr(config, section).__dict__[f.name] for f in fields(type(getattr(config, section)))
-        }
-        merged[section].update(data.pop(section, {}))
-    merged.update(data)
+        (merged[section] if section else merged)[name] = value
     return _from_dict(TrainConfig, merged, "command line")

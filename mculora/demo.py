@@ -8,7 +8,6 @@ when nothing usable remains, and never lets a stack trace reach the page.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -35,15 +34,9 @@ class Conversation:
 
 
 def _inputs(image, audio, text, video, use_audio: bool, use_text: bool, use_vision: bool) -> dict:
-    """Gradio's values -> `Predictor` keyword arguments. An empty text box is no text; an image wins over a video."""
+    """Gradio's values -> `Predictor` keyword arguments. An empty text box is no text."""
     dropped = [m.value for m, use in zip(MODALITIES, (use_audio, use_text, use_vision), strict=True) if not use]
-    return {
-        "image": image,
-        "audio": audio,
-        "text": text or None,
-        "video": video if image is None else None,
-        "drop": dropped,
-    }
+    return {"image": image, "audio": audio, "text": text or None, "video": video, "drop": dropped}
 
 
 def _friendly_errors(callback: Callable) -> Callable:
@@ -97,7 +90,7 @@ class DemoCallbacks:
     def ablate_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
         """``/ablate``: the input under every subset of its usable modalities, from one batched pass."""
         rows = self.predictor.predict_combinations(**_inputs(image, audio, text, None, use_audio, use_text, use_vision))
-        return json.loads(plots.ablation_json(rows, self.labels))
+        return plots.ablation_record(rows, self.labels)
 
     # -- page --------------------------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from mculora.preprocess import UnusableInput
 
 VIDEO_SUFFIXES = {".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v"}
 SPLITS = ("train", "val", "test")
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # ids become file names
 PROGRESS_FILE = "progress.jsonl"
 TIMING_FILE = "timing.json"
 
@@ -79,7 +79,7 @@ def read_manifest(path: Path) -> list[ManifestRow]:
                 return (path.parent / cells[name]) if cells.get(name) else None
 
             utterance, label, split = cells["id"], cells["label"], cells.get("split", "").lower() or None
-            if not _SAFE_ID.match(utterance):
+            if not SAFE_ID.match(utterance):
                 raise ValueError(f"{path}:{line}: id {utterance!r} must be letters, digits, '.', '-' or '_'")
             if utterance in seen:
                 raise ValueError(f"{path}:{line}: duplicate id {utterance!r}")
@@ -144,18 +144,19 @@ class Extractor:
         return done
 
     def extract(self, rows: Sequence[ManifestRow], batch_size: int = 64) -> dict[str, dict[str, str]]:
-        start = time.perf_counter()
+        """Extract the rows not done yet; return id -> {modality: reason it was left out} for every row done."""
+        started = time.perf_counter()
         results = self.done()
         todo = [row for row in rows if row.id not in results]
         with self.progress_path.open("a") as progress, tqdm(total=len(todo), desc="extracting", unit="utt") as bar:
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start : start + batch_size]
+            for offset in range(0, len(todo), batch_size):
+                chunk = todo[offset : offset + batch_size]
                 for row, missing in zip(chunk, self._extract_chunk(chunk), strict=True):
                     results[row.id] = missing
                     progress.write(json.dumps({"id": row.id, "missing": missing}) + "\n")
                 progress.flush()
                 bar.update(len(chunk))
-        self._add_time(time.perf_counter() - start, len(todo))
+        self._add_time(time.perf_counter() - started, len(todo))
         return results
 
     def _add_time(self, seconds: float, items: int) -> None:
@@ -211,10 +212,16 @@ class Extractor:
             return self.featurizer.vision(None, str(row.image), timings)[0]
         return self.featurizer.vision(str(row.image), None, timings)[0]
 
-    def write_dataset(self, name: str, rows: Sequence[ManifestRow], labels: Sequence[str], seed: int = 0) -> dict:
-        """Label pickle + dataset.json over the rows with at least one usable modality."""
-        results = self.done()
-        kept = [row for row in rows if len(results.get(row.id, {})) < len(MODALITIES) and row.id in results]
+    def write_dataset(
+        self,
+        name: str,
+        rows: Sequence[ManifestRow],
+        results: dict[str, dict[str, str]],
+        labels: Sequence[str],
+        seed: int = 0,
+    ) -> dict:
+        """Label pickle + dataset.json over the rows with at least one usable modality (``results``: `extract`'s)."""
+        kept = [row for row in rows if row.id in results and len(results[row.id]) < len(MODALITIES)]
         if not kept:
             raise ValueError("no utterance has any usable modality; nothing to write")
         splits = assign_splits(kept, seed)
@@ -285,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for problem, count in problems.most_common():
         print(f"  {count:6d} × {problem}", file=sys.stderr)
-    summary = extractor.write_dataset(args.name or args.out.name, rows, labels, args.seed)
+    summary = extractor.write_dataset(args.name or args.out.name, rows, results, labels, args.seed)
     print(f"wrote {args.out}: {summary}")
 
 

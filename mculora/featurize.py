@@ -91,17 +91,11 @@ class Featurizer:
             if image is not None:
                 faces = [self.face_finder.find(image)]
             else:
-                faces = [face for face in map(self._face_or_none, read_video_frames(video)) if face is not None]
+                faces = [face for face in self.face_finder.find_many(read_video_frames(video)) if face is not None]
                 if not faces:
                     raise UnusableInput("no face found in any sampled video frame")
         with stopwatch(timings, "vision_encode"):
             return self.encoders[Modality.VISION].encode(faces).mean(dim=0), faces[0]
-
-    def _face_or_none(self, frame) -> Face | None:
-        try:
-            return self.face_finder.find(frame)
-        except UnusableInput:
-            return None
 
     def featurize(
         self,

@@ -18,7 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mculora.preprocess.vision import CROP_MARGIN, Face
+from mculora.preprocess.vision import Face, crop_square
 
 if TYPE_CHECKING:
     from mculora.predictor import CombinationRow, Prediction
@@ -238,37 +238,34 @@ def ablation_csv(rows: Sequence[CombinationRow], labels: Sequence[str]) -> str:
     return buffer.getvalue()
 
 
+def ablation_record(rows: Sequence[CombinationRow], labels: Sequence[str]) -> dict:
+    """``{"labels": [...], "rows": [{"combination", "label", "probabilities": {label: p}}]}``, the probabilities in
+    label order: the ``/ablate`` answer and the JSON export."""
+    return {
+        "labels": list(labels),
+        "rows": [
+            {
+                "combination": row.combination,
+                "label": row.label,
+                "probabilities": {label: row.probabilities[label] for label in labels},
+            }
+            for row in rows
+        ],
+    }
+
+
 def ablation_json(rows: Sequence[CombinationRow], labels: Sequence[str]) -> str:
-    """JSON text: ``{"labels": [...], "rows": [{"combination", "label", "probabilities": {label: p}}]}``, the
-    probabilities in label order."""
-    return json.dumps(
-        {
-            "labels": list(labels),
-            "rows": [
-                {
-                    "combination": row.combination,
-                    "label": row.label,
-                    "probabilities": {label: row.probabilities[label] for label in labels},
-                }
-                for row in rows
-            ],
-        },
-        indent=2,
-    )
+    """`ablation_record` as JSON text."""
+    return json.dumps(ablation_record(rows, labels), indent=2)
 
 
 # -- what the vision encoder saw --------------------------------------------------------------------------------
 
 
 def to_crop_coordinates(face: Face, points: np.ndarray) -> np.ndarray:
-    """Image pixels [N, >=2] -> pixels of ``face.crop`` [N, 2].
-
-    Mirrors how vision.py cuts the crop: a square ``CROP_MARGIN`` times the landmarks' longer extent, centred on
-    them, its corner rounded to whole pixels, then resized to the crop's side. The landmarks' exact extent is used,
-    not ``face.box``, because the box is rounded outwards and clipped to the image."""
-    low, high = face.landmarks[:, :2].min(axis=0), face.landmarks[:, :2].max(axis=0)
-    side = max(1, round(CROP_MARGIN * float(max(high - low))))
-    corner = np.array([round((low[0] + high[0] - side) / 2), round((low[1] + high[1] - side) / 2)])
+    """Image pixels [N, >=2] -> pixels of ``face.crop`` [N, 2] (the crop is `crop_square` resized)."""
+    left, top, side = crop_square(face.landmarks)
+    corner = np.array([left, top])
     scale = np.array([face.crop.shape[1], face.crop.shape[0]]) / side
     return (np.asarray(points, dtype=float)[:, :2] - corner) * scale
 

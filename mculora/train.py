@@ -92,13 +92,18 @@ def epoch_shard(names: list[str], epoch_seed: int, workers: Workers) -> list[str
     return [names[i] for i in order[workers.rank :: workers.world]]
 
 
+def feature_statistics(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and std of [N, D] rows, for `MCULoRA.set_input_statistics`."""
+    return torch.from_numpy(rows.mean(0)), torch.from_numpy(rows.std(0))
+
+
 def input_statistics(dialogues: list[Dialogue]) -> dict[Modality, tuple[torch.Tensor, torch.Tensor]]:
     """Per-feature mean and std of each modality over the utterances that have it."""
     statistics = {}
     for m in MODALITIES:
         rows = np.concatenate([d.features[m][d.available[m]] for d in dialogues])
         if len(rows):
-            statistics[m] = (torch.from_numpy(rows.mean(0)), torch.from_numpy(rows.std(0)))
+            statistics[m] = feature_statistics(rows)
     return statistics
 
 
@@ -145,7 +150,6 @@ def fit(
     device: torch.device,
     workers: Workers,
     seed: int,
-    epochs: int,
     conditions: Sequence[str] = CONDITIONS,
     allowed: torch.Tensor | None = None,
     log: Callable[[dict], None] | None = None,
@@ -154,6 +158,7 @@ def fit(
     """The training loop every recipe shares: train on ``epoch_batches(epoch)``, score the validation batches under
     ``conditions`` after each epoch, keep the best-scoring weights (loaded into ``core`` at the end), and let the
     method adapt its combination sampling (DPFT). ``allowed`` restricts training combinations to some modalities."""
+    epochs = config.schedule()[1]
     # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
     model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -201,7 +206,7 @@ def train_split(
     log_file: Path | None = None,
 ) -> tuple[RunResult, torch.nn.Module]:
     """Train one model on ``split``; return its test results and the selected (best-validation) network."""
-    batch_size, epochs = config.schedule()
+    batch_size = config.schedule()[0]
     task = corpus.spec.task
     seed_everything(seed)
     method = build_method(config.method, config)
@@ -232,7 +237,6 @@ def train_split(
         device,
         workers,
         seed,
-        epochs,
         log=log,
         description=f"seed {seed} {split.name}",
     )

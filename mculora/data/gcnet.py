@@ -16,7 +16,7 @@ import logging
 import os
 import pickle
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,7 @@ class FeatureCorpus:
     given_train: list[str]
     given_val: list[str]
     given_test: list[str]
-    feature_folders: dict[Modality, str] = field(default_factory=dict)  # the folder read for each modality
+    feature_folders: dict[Modality, str]  # the folder read for each modality
 
     def splits(self, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
         """Train/val/test dialogue names for every fold of the data set's protocol.

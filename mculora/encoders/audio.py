@@ -48,8 +48,9 @@ import torchaudio.functional as AF
 
 from mculora.encoders.base import Encoder
 from mculora.modalities import Modality
+from mculora.preprocess.audio import TARGET_SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = TARGET_SAMPLE_RATE  # the encoder reads what `prepare_audio` produces
 HOP = 160  # 10 ms
 WIN = 400  # 25 ms
 N_FFT = 512

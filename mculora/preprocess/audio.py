@@ -52,15 +52,21 @@ _MAX_RATIO_DENOMINATOR = 1000
 class PreparedAudio:
     """Speech ready for an audio encoder.
 
-    ``duration_s`` is the length of ``samples``; ``trimmed_s`` is how much leading and trailing silence was removed;
-    ``capped`` says the sound ran past `MAX_SECONDS` and only its first part is kept (tell the user).
+    ``trimmed_s`` is how much leading and trailing silence was removed; ``capped`` says the sound ran past
+    `MAX_SECONDS` and only its first part is kept (tell the user).
     """
 
-    samples: np.ndarray  # float32 [n], mono, in [-1, 1]
-    sample_rate: int
-    duration_s: float
+    samples: np.ndarray  # float32 [n], mono, in [-1, 1], at TARGET_SAMPLE_RATE
     trimmed_s: float
     capped: bool
+
+    @property
+    def sample_rate(self) -> int:
+        return TARGET_SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.size / TARGET_SAMPLE_RATE
 
 
 def prepare_audio(source: object, sample_rate: float | None = None) -> PreparedAudio:
@@ -93,7 +99,7 @@ def prepare_audio(source: object, sample_rate: float | None = None) -> PreparedA
     max_samples = int(MAX_SECONDS * TARGET_SAMPLE_RATE)
     capped = audio.size > max_samples
     audio = np.ascontiguousarray(audio[:max_samples], dtype=np.float32)
-    return PreparedAudio(audio, TARGET_SAMPLE_RATE, audio.size / TARGET_SAMPLE_RATE, trimmed_s, capped)
+    return PreparedAudio(audio, trimmed_s, capped)
 
 
 def _read_source(source: object, sample_rate: float | None) -> tuple[np.ndarray, object]:

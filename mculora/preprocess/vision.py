@@ -30,6 +30,8 @@ from mculora.preprocess import UnusableInput
 
 # Shorter side below this -> upscale before detection. On FER-2013, 192 px finds as many faces as 256 px.
 MIN_DETECTION_SIDE = 192
+MAX_FACES = 4  # faces the mesh looks for in one image; the largest is kept
+MIN_CONFIDENCE = 0.5  # mediapipe's detection threshold
 # Border added on each side, as a fraction of the shorter side, for the second detection pass.
 RETRY_PAD_FRACTION = 0.25
 # Smaller than this cannot hold a face worth reading; rejecting early gives a clearer reason than "no face".
@@ -96,6 +98,8 @@ def _from_array(array: np.ndarray) -> np.ndarray:
         )
     if min(array.shape[:2]) < MIN_IMAGE_SIDE:
         raise UnusableInput(f"could not read image: {array.shape[1]}x{array.shape[0]} px is too small to hold a face")
+    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array)  # already what the detector takes (webcam frames, decoded files)
     values = _as_unit_range(array)
     if values.ndim == 2:
         values = np.repeat(values[:, :, None], 3, axis=2)
@@ -162,9 +166,7 @@ class FaceFinder:
     thread-safe and a Gradio server calls from worker threads, so every use of them holds one lock.
     """
 
-    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5) -> None:
-        self.max_faces = max_faces
-        self.min_confidence = min_confidence
+    def __init__(self) -> None:
         self._mesh: Any = None
         self._detector: Any = None
         self._lock = threading.Lock()
@@ -205,8 +207,8 @@ class FaceFinder:
                 self._mesh = mp.solutions.face_mesh.FaceMesh(
                     static_image_mode=True,
                     refine_landmarks=True,
-                    max_num_faces=self.max_faces,
-                    min_detection_confidence=self.min_confidence,
+                    max_num_faces=MAX_FACES,
+                    min_detection_confidence=MIN_CONFIDENCE,
                 )
             result = self._mesh.process(view.image)
         faces = []
@@ -223,7 +225,7 @@ class FaceFinder:
                 import mediapipe as mp
 
                 self._detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=1, min_detection_confidence=self.min_confidence
+                    model_selection=1, min_detection_confidence=MIN_CONFIDENCE
                 )
             result = self._detector.process(view.image)
         boxes = []
@@ -235,7 +237,7 @@ class FaceFinder:
             boxes.append((corner[:2], far[:2]))
         boxes.sort(key=lambda box: -np.prod(box[1] - box[0]))
         windows = []
-        for corner, far in boxes[: self.max_faces]:
+        for corner, far in boxes[:MAX_FACES]:
             side = max(1, round(DETECTION_WINDOW * max(far - corner)))
             centre = (corner + far) / 2
             left, top = (round(c - side / 2) for c in centre)
@@ -287,6 +289,15 @@ def _window(rgb: np.ndarray, left: int, top: int, width: int, height: int) -> np
     return canvas
 
 
+def crop_square(landmarks: np.ndarray) -> tuple[int, int, int]:
+    """(left, top, side) in image pixels of the face crop: a square ``CROP_MARGIN`` times the landmarks' longer
+    extent, centred on them, its corner rounded to whole pixels. `Face.crop` is this square resized."""
+    x_min, y_min = landmarks[:, :2].min(axis=0)
+    x_max, y_max = landmarks[:, :2].max(axis=0)
+    side = max(1, round(CROP_MARGIN * float(max(x_max - x_min, y_max - y_min))))
+    return round((x_min + x_max - side) / 2), round((y_min + y_max - side) / 2), side
+
+
 def _make_face(rgb: np.ndarray, landmarks: np.ndarray) -> Face:
     height, width = rgb.shape[:2]
     x_min, y_min = landmarks[:, :2].min(axis=0)
@@ -297,8 +308,7 @@ def _make_face(rgb: np.ndarray, landmarks: np.ndarray) -> Face:
         min(width, math.ceil(x_max)),
         min(height, math.ceil(y_max)),
     )
-    side = max(1, round(CROP_MARGIN * max(x_max - x_min, y_max - y_min)))
-    left, top = round((x_min + x_max - side) / 2), round((y_min + y_max - side) / 2)
+    left, top, side = crop_square(landmarks)
     square = _window(rgb, left, top, side, side)
     # INTER_AREA when shrinking avoids aliasing; cubic when enlarging keeps small faces smooth.
     interpolation = cv2.INTER_AREA if side > CROP_SIZE else cv2.INTER_CUBIC

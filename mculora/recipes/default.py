@@ -36,12 +36,12 @@ from mculora.encoders import describe_encoders
 from mculora.evaluate import CONDITIONS, predict_condition
 from mculora.extract import Extractor, read_manifest
 from mculora.methods import build_method
-from mculora.metrics import classification_report
+from mculora.metrics import classification_report, mean_and_std
 from mculora.modalities import MODALITIES, Modality
 from mculora.model import MCULoRA
 from mculora.recipes import model_card
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample, write_manifest
-from mculora.train import Workers, fit, seed_everything
+from mculora.train import Workers, feature_statistics, fit, seed_everything
 
 IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
 UNIMODAL_TESTS = {
@@ -77,6 +77,7 @@ class Pool:
     vectors: np.ndarray  # float32 [N, D]
     labels: np.ndarray  # int64 [N]
     sources: np.ndarray  # str [N]
+    ids: list[str]  # item ids, row by row
 
     def by_label(self, label: int) -> np.ndarray:
         return np.flatnonzero(self.labels == label)
@@ -87,8 +88,8 @@ def extract_features(config: RecipeConfig, items: list[Item], device: torch.devi
     manifest = config.work / "manifest.csv"
     write_manifest(items, manifest)
     extractor = Extractor(config.work / "features", "offline", device)
-    extractor.extract(read_manifest(manifest), batch_size=128)
-    done = extractor.done()  # id -> {modality: reason} for the modalities that could not be used
+    # id -> {modality: reason} for the modalities that could not be used
+    done = extractor.extract(read_manifest(manifest), batch_size=128)
 
     def usable(item: Item) -> bool:
         return item.id in done and item.modality.value not in done[item.id]
@@ -103,6 +104,7 @@ def extract_features(config: RecipeConfig, items: list[Item], device: torch.devi
                 np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32),
                 np.array([EKMAN.index(item.label) for item in chosen], dtype=np.int64),
                 np.array([item.source for item in chosen]),
+                [item.id for item in chosen],
             )
     return pools, extractor
 
@@ -171,8 +173,8 @@ def unimodal_batches(pool: Pool, modality: Modality, dims: dict[Modality, int], 
 # -- evaluation --------------------------------------------------------------------------------------------------
 
 
-def report(model, batches: list[Batch], condition: str, device, label_subset: tuple[str, ...] | None = None) -> dict:
-    labels, logits = predict_condition(model, batches, condition, device)
+def report(labels: np.ndarray, logits: np.ndarray, label_subset: tuple[str, ...] | None = None) -> dict:
+    """The model card's metrics over all labels, or with the prediction restricted to ``label_subset``."""
     if label_subset is None:
         return classification_report(labels, logits, EKMAN)
     columns = [EKMAN.index(name) for name in label_subset]
@@ -182,7 +184,7 @@ def report(model, batches: list[Batch], condition: str, device, label_subset: tu
 
 
 def evaluate_default(model, pools: dict, config: RecipeConfig, device) -> dict:
-    test_pairs = fixed_pairs(pools, "test", config.pairs_per_label, config.seed + 2)
+    test_pairs = [b.to(device) for b in fixed_pairs(pools, "test", config.pairs_per_label, config.seed + 2)]
     dims = {m: pools[m, "test"].vectors.shape[1] for m in MODALITIES}
     unimodal = {}
     for modality, sources in UNIMODAL_TESTS.items():
@@ -191,10 +193,12 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device) -> dict:
             mask = np.ones(len(pool.labels), bool) if source == "all" else pool.sources == source
             if mask.any():
                 batches = unimodal_batches(pool, modality, dims, mask)
-                unimodal[f"{modality.value}/{source}"] = report(model, batches, modality.value[0], device)
+                outputs = predict_condition(model, batches, modality.value[0], device)
+                unimodal[f"{modality.value}/{source}"] = report(*outputs)
+    paired = {c: predict_condition(model, test_pairs, c, device) for c in CONDITIONS}
     return {
-        "paired_test": {c: report(model, test_pairs, c, device) for c in CONDITIONS},
-        "iemocap4_subset": {c: report(model, test_pairs, c, device, IEMOCAP4) for c in CONDITIONS},
+        "paired_test": {c: report(*outputs) for c, outputs in paired.items()},
+        "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
         "unimodal_test": unimodal,
     }
 
@@ -211,21 +215,13 @@ def train_config(config: RecipeConfig, model: ModelSettings | None = None) -> Tr
     return train
 
 
-def input_statistics(pools: dict, split: str = "train") -> dict:
-    return {
-        m: (torch.from_numpy(pools[m, split].vectors.mean(0)), torch.from_numpy(pools[m, split].vectors.std(0)))
-        for m in MODALITIES
-        if len(pools[m, split].vectors)
-    }
-
-
 def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_path: Path) -> tuple:
     settings = train_config(config)
     seed_everything(config.seed)
     method = build_method("mcu-lora", settings)
     dims = {m.value: pools[m, "train"].vectors.shape[1] for m in MODALITIES}
     core = method.build_model(dims, len(EKMAN))
-    core.set_input_statistics(input_statistics(pools))
+    core.set_input_statistics({m: feature_statistics(pools[m, "train"].vectors) for m in MODALITIES})
     core = core.to(device)
     rng = np.random.default_rng(config.seed)
     val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
@@ -251,7 +247,6 @@ def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_p
         device,
         Workers(),
         config.seed,
-        config.epochs,
         log=log,
         description="default checkpoint",
     )
@@ -269,18 +264,21 @@ AU_FOLDS = 5
 AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)
 
 
-def ravdess_au_benchmark(
-    config: RecipeConfig, extractor: Extractor, device: torch.device
-) -> tuple[dict, MCULoRA, dict]:
+def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device) -> tuple[dict, MCULoRA, dict]:
     """Speech (the offline acoustic descriptor of the FLAC clip) + facial action units of the same performance, in
     speaker-independent folds (actors grouped by (actor - 1) mod 5). Text is absent: RAVDESS's two fixed sentences
     carry no emotion. Returns per-condition metrics (mean ± std over folds), the fold-1 model and its config."""
     data = np.load(config.data_root / "ravdess_au" / "ravdess_au_audio.npz", allow_pickle=False)
-    audio_dir = extractor.folders[Modality.AUDIO]
-    rows = [i for i, f in enumerate(data["audio_file"]) if (audio_dir / f"ravdess-{Path(f).stem}.npy").is_file()]
+    # The clips' acoustic descriptors, already extracted for the default model (every split of RAVDESS).
+    speech = {
+        item: vector
+        for split in SPLITS
+        for item, vector in zip(pools[Modality.AUDIO, split].ids, pools[Modality.AUDIO, split].vectors, strict=True)
+    }
+    rows = [i for i, f in enumerate(data["audio_file"]) if f"ravdess-{Path(f).stem}" in speech]
     if config.tiny:
         rows = rows[:: max(1, len(rows) // 140)]
-    audio = np.stack([np.load(audio_dir / f"ravdess-{Path(data['audio_file'][i]).stem}.npy") for i in rows])
+    audio = np.stack([speech[f"ravdess-{Path(data['audio_file'][i]).stem}"] for i in rows])
     units = data["features"][rows, :AU_DIM].astype(np.float32)
     labels = np.array([EKMAN.index(RAVDESS_TO_EKMAN.get(e, e)) for e in data["emotion"][rows]], dtype=np.int64)
     actors = data["actor"][rows]
@@ -309,10 +307,7 @@ def ravdess_au_benchmark(
         method = build_method("mcu-lora", settings)
         model = method.build_model(dims, len(EKMAN))
         model.set_input_statistics(
-            {
-                Modality.AUDIO: (torch.from_numpy(audio[train].mean(0)), torch.from_numpy(audio[train].std(0))),
-                Modality.VISION: (torch.from_numpy(units[train].mean(0)), torch.from_numpy(units[train].std(0))),
-            }
+            {Modality.AUDIO: feature_statistics(audio[train]), Modality.VISION: feature_statistics(units[train])}
         )
         model = model.to(device)
         fit(
@@ -325,20 +320,18 @@ def ravdess_au_benchmark(
             device,
             Workers(),
             config.seed + fold,
-            settings.epochs,
             conditions=conditions,
             allowed=allowed,
             description=f"RAVDESS AU fold {fold + 1}",
         )
-        per_fold.append({c: report(model, batches(test), c, device) for c in conditions})
+        test_batches = batches(test)
+        per_fold.append({c: report(*predict_condition(model, test_batches, c, device)) for c in conditions})
         if first is None:
             first = model
-    summary = {}
-    for c in conditions:
-        summary[c] = {}
-        for metric in ("accuracy", "macro_f1", "ua"):
-            values = [fold[c][metric] for fold in per_fold]
-            summary[c][metric], summary[c][f"{metric}_std"] = float(np.mean(values)), float(np.std(values))
+    summary = {
+        c: mean_and_std([{m: fold[c][m] for m in ("accuracy", "macro_f1", "ua")} for fold in per_fold])
+        for c in conditions
+    }
     encoders = {
         "profile": "ravdess-au",
         "audio": {"name": "acoustic-stats-v1", "dim": int(audio.shape[1])},
@@ -365,7 +358,7 @@ def run(config: RecipeConfig) -> dict:
     model, settings, result = train_default(config, pools, device, config.work / "training_log.jsonl")
     trained = time.perf_counter()
     metrics = evaluate_default(model, pools, config, device)
-    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, extractor, device)
+    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, device)
     finished = time.perf_counter()
 
     metrics["ravdess_au"] = au_metrics

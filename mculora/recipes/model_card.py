@@ -112,7 +112,7 @@ def write(out: Path, metrics: dict) -> None:
         adapters=f"{training['parameters']['adapters']:,}",
         seconds=f"{timing['total'] / 60:.1f}",
         extraction=f"{timing['extraction'] / 60:.1f}",
-        extraction_cumulative=f"{timing.get('extraction_cumulative', timing['extraction']) / 60:.1f}",
+        extraction_cumulative=f"{timing['extraction_cumulative'] / 60:.1f}",
         training_minutes=f"{timing['training'] / 60:.1f}",
         machine=timing["machine"],
         recipe=training["recipe"],

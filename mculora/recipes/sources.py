@@ -42,7 +42,6 @@ import csv
 import hashlib
 import io
 import logging
-import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -52,10 +51,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mculora.extract import SAFE_ID, SPLITS  # the manifest written here must pass extract's checks
 from mculora.modalities import Modality
 
 EKMAN: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
 MANIFEST_COLUMNS: tuple[str, ...] = ("id", "label", "text", "audio", "image", "split", "source")
 SEED = 0
 VAL_FRACTION = 0.1
@@ -66,7 +65,6 @@ EMODB_TEST_SPEAKERS = frozenset({"08", "12"})
 EMODB_VAL_SPEAKERS = frozenset({"11"})
 FER_BLANK_STD = 2.0
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Typographic punctuation -> ASCII: MELD uses curly quotes where GoEmotions mostly has plain ones.
 _ASCII_PUNCTUATION = str.maketrans(
     {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
@@ -101,7 +99,7 @@ class Item:
     path: Path | None = None  # absolute path of the audio or image file
 
     def __post_init__(self) -> None:
-        if not _SAFE_ID.match(self.id):
+        if not SAFE_ID.match(self.id):
             raise ValueError(f"item id {self.id!r} must be letters, digits, '.', '-' or '_'")
         if self.label not in EKMAN:
             raise ValueError(f"item {self.id}: label {self.label!r} is not one of {EKMAN}")

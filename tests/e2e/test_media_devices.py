@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .pages import EXAMPLES, PREDICTION_TIMEOUT_MS, choose_source, label_value, one_of
+
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright")
 expect, PlaywrightError = sync_api.expect, sync_api.Error
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
-PREDICTION_TIMEOUT_MS = 60_000
 ATTEMPTS = 3
 
 
@@ -73,14 +73,6 @@ def with_retries(body: Callable[[int], None], attempts: int = ATTEMPTS) -> None:
             print(f"attempt {attempt} failed, retrying: {str(error).splitlines()[0]}")
 
 
-def one_of(names: list[str]) -> re.Pattern:
-    return re.compile("^(" + "|".join(map(re.escape, names)) + ")$")
-
-
-def label_value(page):
-    return page.locator('#label [data-testid="label-output-value"]')
-
-
 def get_user_media_error(page, constraints: dict) -> str | None:
     """None if this browser grants getUserMedia(constraints), else the error it raised."""
     return page.evaluate(
@@ -103,10 +95,8 @@ def test_webcam_capture_then_predict(launch_chromium, demo_pages, demo_labels, a
         demo_pages.close(f"webcam_attempt{attempt - 1}" if attempt > 1 else None)  # screenshots of a failed try
         page = demo_pages.open(browser)
         refused = get_user_media_error(page, {"video": True})
+        choose_source(page, "image", "Capture from camera")
         webcam = page.locator("#image")
-        source = webcam.locator('[data-testid="source-select"] button[aria-label="Capture from camera"]')
-        if "selected" not in (source.get_attribute("class") or ""):
-            source.click()
         webcam.get_by_text("Click to Access Webcam").click()
         video = webcam.locator('video[data-testid="webcam-video"]')
         expect(video).to_be_attached()
@@ -143,10 +133,8 @@ def test_microphone_records_a_clip(launch_chromium, demo_pages, artifacts, tmp_p
         refused = get_user_media_error(page, {"audio": True})
         if refused is not None:
             pytest.xfail(f"this chromium refuses getUserMedia in headless mode ({refused})")
+        choose_source(page, "audio", "Record audio")
         audio = page.locator("#audio")
-        source = audio.locator('[data-testid="source-select"] button[aria-label="Record audio"]')
-        if "selected" not in (source.get_attribute("class") or ""):
-            source.click()
         audio.locator("button.record-button").click()
         stop = audio.locator("button.stop-button")
         expect(stop).to_be_visible()  # recording

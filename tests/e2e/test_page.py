@@ -7,44 +7,24 @@ from __future__ import annotations
 
 import itertools
 import re
-from pathlib import Path
 
 import pytest
 
 from mculora.modalities import combination_name
 
+from .pages import EXAMPLES, PREDICTION_TIMEOUT_MS, choose_source, label_value, one_of
+
 expect = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright").expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
-PREDICTION_TIMEOUT_MS = 60_000  # the first prediction of the session loads the encoders
 TEXT = "We won! I can't believe it, this is the best day ever!"
-
-
-def choose_source(page, elem_id: str, source: str) -> None:
-    """Pick an input source ("Upload file", "Capture from camera", "Record audio") of an Image or Audio component.
-
-    Gradio 6 puts the source buttons under ``[data-testid=source-select]`` with the source as aria-label; the first
-    listed source (webcam, microphone here) starts selected, and the selected one has the class ``selected``."""
-    button = page.locator(f'#{elem_id} [data-testid="source-select"] button[aria-label="{source}"]')
-    if "selected" not in (button.get_attribute("class") or ""):
-        button.click()
-    expect(button).to_have_class(re.compile(r"\bselected\b"))
 
 
 def upload(page, elem_id: str, path) -> None:
     choose_source(page, elem_id, "Upload file")
     # The file input is hidden (display: none) but set_input_files does not need it visible.
     page.locator(f'#{elem_id} input[type="file"]').set_input_files(str(path))
-
-
-def one_of(names: list[str]) -> re.Pattern:
-    return re.compile("^(" + "|".join(map(re.escape, names)) + ")$")
-
-
-def label_value(page):
-    return page.locator('#label [data-testid="label-output-value"]')
 
 
 def expect_label_from(page, labels: list[str]) -> str:
