@@ -342,6 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv, description=__doc__.splitlines()[0])
     try:
         run(config)
+        if dist.is_initialized():
+            # Tear gloo/NCCL down together: a worker leaving while the main one still writes can abort it.
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -64,4 +64,5 @@ if __name__ == "__main__":
     step(DistributedDataParallel(model, find_unused_parameters=True), method, dialogues[mine], COMBINATIONS[mine])
     if rank == 0:
         torch.save(model.state_dict(), sys.argv[1])
+    dist.barrier()  # tear gloo down together: one process leaving early can abort the other
     dist.destroy_process_group()
