@@ -66,6 +66,8 @@ class CheckpointConfig:
         model_data = data["model"]
         if not isinstance(model_data, dict):
             raise fail("'model' must be an object")
+        # Checkpoints written before the combination stream had an identity path used the plain chain.
+        model_data = {"combination_stream": "chain", **model_data}
         known = {f.name for f in fields(model_cls)}
         unknown = sorted(set(model_data) - known)
         if unknown:

@@ -13,6 +13,7 @@ import yaml
 from mculora.dpft import DPFTConfig
 
 # Reference schedules (batch size in dialogues/videos, epochs) per benchmark.
+PROTOCOLS = ("standard", "reference")
 DEFAULT_SCHEDULE = {"iemocap4": (16, 300), "iemocap6": (16, 300), "mosi": (32, 300), "mosei": (32, 200)}
 
 
@@ -29,6 +30,8 @@ class ModelSettings:
     rank_mlp: int = 8
     rank_fusion: int = 4
     combination_branch: str = "with_base"
+    combination_stream: str = "residual"
+    combination_init_std: float = 0.0
 
 
 @dataclass
@@ -40,6 +43,18 @@ class TrainConfig:
     batch_size: int | None = field(default=None, metadata={"help": "dialogues per batch; default: reference"})
     lr: float = 1e-4
     weight_decay: float = 1e-5
+    lora_plus_ratio: float = field(
+        default=4.0,
+        metadata={"help": "learning rate of every adapter's B = lr x this (LoRA+); 1 = one lr for all (paper)"},
+    )
+    protocol: str = field(
+        default="standard",
+        metadata={
+            "help": "standard: validation-based selection and DPFT, per-sample combinations; reference: the reference "
+            "code's protocol for parity checks (selection and DPFT on test, one combination per batch, all-missing "
+            "drawn, the reference's divergence and DPFT reference point)"
+        },
+    )
     seeds: list[int] = field(default_factory=lambda: [66], metadata={"help": "one run per seed; mean ± std"})
     folds: list[int] | None = field(default=None, metadata={"help": "1-based folds to run (IEMOCAP); default all"})
     val_fraction: float = field(default=0.1, metadata={"help": "share of training dialogues held out for selection"})
@@ -50,6 +65,12 @@ class TrainConfig:
     out: str | None = field(default=None, metadata={"help": "write results.json, the log and checkpoints here"})
     model: ModelSettings = field(default_factory=ModelSettings)
     dpft: DPFTConfig = field(default_factory=DPFTConfig)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.lora_plus_ratio <= 0:
+            raise ValueError("lora_plus_ratio must be > 0")
 
     def schedule(self) -> tuple[int, int]:
         batch, epochs = DEFAULT_SCHEDULE.get(self.dataset, (16, 100))

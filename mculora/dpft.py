@@ -4,9 +4,11 @@ During training every sample gets a combination of modalities drawn by a `Combin
 sampling distribution between epochs:
 
 * ``separability`` (paper-era method): each modality is kept with probability p_m. After an epoch, on the
-  validation split with complete inputs, S_k = mean over k's modalities of JS(softmax(x_m), softmax(xs_m[k])),
-  the divergence between the shared and the combination-specific representation. Combinations are ranked by how
-  little S_k changed since the reference (|S_k - S_k(ref)|, least first) and, rank by rank, every modality of the
+  validation split with complete inputs, S_k = mean over k's modalities of D(softmax(x_m), softmax(xs_m[k])),
+  the divergence between the shared and the combination-specific representation. D is the reference code's form,
+  (KL(m||p) + KL(m||q)) / 2 with m the mixture, by default, or the textbook Jensen-Shannon divergence
+  (KL(p||m) + KL(q||m)) / 2. Combinations are ranked by how
+  little S_k changed since the reference point (|S_k - S_k(ref)|, least first) and, rank by rank, every modality of the
   combination gets ``+eta * 2**-rank`` and every other modality ``-eta * 2**-rank``, clipped to [low, high]. So the
   combinations whose decoupled representation moved least get more training exposure.
 * ``accuracy`` (later variant): a categorical distribution over the 7 combinations from the change of each
@@ -21,13 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
-from mculora.modalities import COMBINATIONS, MODALITIES, NUM_COMBINATIONS, mask_table, mask_to_index
+from mculora.modalities import COMBINATIONS, MODALITIES, NUM_COMBINATIONS, index_to_mask, mask_table, mask_to_index
 
 DPFT_MODES = ("separability", "accuracy", "off")
-REFERENCES = ("initial", "previous")
+REFERENCES = ("initial", "first_epoch", "previous")
+DIVERGENCES = ("reference", "js")
 
 
 @dataclass
@@ -38,7 +42,16 @@ class DPFTConfig:
     clip_high: float = 0.6
     reference: str = field(
         default="initial",
-        metadata={"help": "initial: compare with S_k before training (reference code); previous: the last epoch"},
+        metadata={
+            "help": "the S_k that later epochs are compared with. initial: measured before training; first_epoch: "
+            "the first measurement, after epoch 1 (the reference code); previous: the last epoch's"
+        },
+    )
+    divergence: str = field(
+        default="reference",
+        metadata={
+            "help": "reference: (KL(m||p) + KL(m||q)) / 2, the reference code's form; js: (KL(p||m) + KL(q||m)) / 2"
+        },
     )
     keep_probability: float = field(default=0.5, metadata={"help": "initial (or, with mode off, fixed) p_m"})
 
@@ -47,10 +60,26 @@ class DPFTConfig:
             raise ValueError(f"DPFT mode must be one of {DPFT_MODES}, got {self.mode!r}")
         if self.reference not in REFERENCES:
             raise ValueError(f"DPFT reference must be one of {REFERENCES}, got {self.reference!r}")
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"DPFT divergence must be one of {DIVERGENCES}, got {self.divergence!r}")
         if not 0 < self.clip_low <= self.clip_high < 1:
             raise ValueError("DPFT clip bounds must satisfy 0 < low <= high < 1")
         if not 0 < self.keep_probability < 1:
             raise ValueError("keep_probability must be in (0, 1)")
+
+
+class Routing(NamedTuple):
+    """What a training batch may use: per-sample modalities, optional per-utterance availability (ANDed with the
+    data's) and an optional routing override (-1: no combination adapter)."""
+
+    modality_mask: torch.Tensor  # bool [B, 3]
+    available: torch.Tensor | None = None  # bool [B, L, 3]
+    combination: torch.Tensor | None = None  # long [B]
+
+    @classmethod
+    def of(cls, combination: torch.Tensor) -> Routing:
+        """Each sample uses exactly its combination's modalities and adapters."""
+        return cls(index_to_mask(combination))
 
 
 class CombinationSampler:
@@ -80,6 +109,22 @@ class CombinationSampler:
             mask[empty] = draw & allowed
             empty = ~mask.any(dim=1)
         return mask_to_index(mask)
+
+    def sample_reference(self, speakers: torch.Tensor, generator: torch.Generator | None = None) -> Routing:
+        """The reference code's draw for a whole batch: one availability per speaker role (the host, speaker 0, and
+        the guest, every other speaker), each modality kept with p_m, the all-missing draw allowed. Every sample is
+        routed to the combination of the first dialogue's first speaker (-1 when that draw is empty), as in the
+        reference code, whose routing index comes from utterance 0 of dialogue 0."""
+        draws = torch.rand(2, len(MODALITIES), generator=generator, dtype=torch.float64) < self.keep
+        role = (speakers != 0).long().cpu()  # [B, L]
+        first = draws[int(role[0, 0])]
+        k = int(mask_to_index(first)) if first.any() else -1
+        size = speakers.shape[0]
+        return Routing(
+            modality_mask=draws.any(dim=0).expand(size, -1),
+            available=draws[role],
+            combination=torch.full((size,), k, dtype=torch.long),
+        )
 
     def observe_separability(self, separability: torch.Tensor) -> None:
         """Update p_m from S_k, a [7] tensor of validation JS divergences (see `measure_separability`)."""
@@ -121,34 +166,49 @@ class CombinationSampler:
         return {"keep_probability": {m.value: round(p, 6) for m, p in zip(MODALITIES, self.keep.tolist(), strict=True)}}
 
 
-def js_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
-    """Jensen-Shannon divergence between softmax(p) and softmax(q) over the last dim; shape = input shape[:-1]."""
+def divergence(p_logits: torch.Tensor, q_logits: torch.Tensor, form: str = "reference") -> torch.Tensor:
+    """Divergence between softmax(p) and softmax(q) over the last dim; shape = input shape[:-1]. With m their
+    mixture, ``js`` is the Jensen-Shannon divergence (KL(p||m) + KL(q||m)) / 2 (symmetric, at most log 2) and
+    ``reference`` the reference code's (KL(m||p) + KL(m||q)) / 2 (symmetric, unbounded)."""
     log_p, log_q = p_logits.log_softmax(-1), q_logits.log_softmax(-1)
     log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2)
-    kl_pm = (log_p.exp() * (log_p - log_m)).sum(-1)
-    kl_qm = (log_q.exp() * (log_q - log_m)).sum(-1)
-    return 0.5 * (kl_pm + kl_qm)
+    if form == "js":
+        return 0.5 * ((log_p.exp() * (log_p - log_m)).sum(-1) + (log_q.exp() * (log_q - log_m)).sum(-1))
+    if form == "reference":
+        return 0.5 * (log_m.exp() * (2 * log_m - log_p - log_q)).sum(-1)
+    raise ValueError(f"unknown divergence {form!r}; expected one of {DIVERGENCES}")
 
 
 @torch.no_grad()
-def measure_separability(model: torch.nn.Module, batches: Iterable, device: torch.device) -> torch.Tensor:
-    """S_k for k = 0..6 on complete inputs: the mean JS divergence between each modality's shared representation
-    and its combination-k representation, averaged over k's modalities and all valid utterances."""
+def probe_combinations(model: torch.nn.Module, batches: Iterable, device: torch.device):
+    """For each batch, the model's outputs on the complete inputs routed to each combination k = 0..6 in turn:
+    yields (batch, [output_0, ..., output_6]), in eval mode."""
     was_training = model.training
     model.eval()
-    totals = torch.zeros(NUM_COMBINATIONS, dtype=torch.float64)
-    count = 0
-    table = mask_table()
     for batch in batches:
         batch = batch.to(device)
         complete = torch.ones(batch.batch_size, len(MODALITIES), dtype=torch.bool, device=device)
-        valid = batch.utterance_mask
-        count += int(valid.sum())
+        outputs = []
         for k in range(NUM_COMBINATIONS):
             routing = torch.full((batch.batch_size,), k, dtype=torch.long, device=device)
-            out = model(batch.features, valid, complete, batch.available, routing)
-            members = [m for i, m in enumerate(MODALITIES) if table[k, i]]
-            js = sum(js_divergence(out.shared_repr[m], out.combination_repr[m]) for m in members) / len(members)
-            totals[k] += float(js[valid].sum())
+            outputs.append(model(batch.features, batch.utterance_mask, complete, batch.available, routing))
+        yield batch, outputs
     model.train(was_training)
+
+
+def measure_separability(
+    model: torch.nn.Module, batches: Iterable, device: torch.device, form: str = "reference"
+) -> torch.Tensor:
+    """S_k for k = 0..6 on complete inputs: the mean divergence between each modality's shared representation
+    and its combination-k representation, averaged over k's modalities and all valid utterances."""
+    totals = torch.zeros(NUM_COMBINATIONS, dtype=torch.float64)
+    count = 0
+    table = mask_table()
+    for batch, outputs in probe_combinations(model, batches, device):
+        valid = batch.utterance_mask
+        count += int(valid.sum())
+        for k, out in enumerate(outputs):
+            members = [m for i, m in enumerate(MODALITIES) if table[k, i]]
+            d = sum(divergence(out.shared_repr[m], out.combination_repr[m], form) for m in members) / len(members)
+            totals[k] += float(d[valid].sum())
     return totals / max(count, 1)

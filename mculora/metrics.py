@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error, recall_score
 
 CLASSIFICATION_METRICS = ("accuracy", "ua", "f1")
-REGRESSION_METRICS = ("acc2", "f1", "mae", "corr")
+REGRESSION_METRICS = ("acc2", "f1", "mae", "corr", "mae_nonzero", "corr_nonzero")
 PRIMARY_METRIC = {"classification": "accuracy", "regression": "acc2"}
 
 
@@ -22,20 +22,29 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict[str, 
     }
 
 
+def _pearson(labels: np.ndarray, predictions: np.ndarray) -> float:
+    # A constant prediction (or label set) has no defined correlation; report 0 rather than NaN.
+    if len(labels) < 2 or predictions.std() == 0 or labels.std() == 0:
+        return 0.0
+    return float(np.corrcoef(labels, predictions)[0, 1])
+
+
 def regression_metrics(labels: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
-    """Acc-2 and weighted F1 of the sign on non-zero labels (the MOSI/MOSEI convention), MAE and Pearson r."""
+    """Acc-2 and weighted F1 of the sign on non-zero labels (the MOSI/MOSEI convention); MAE and Pearson r on all
+    labels and, as the reference code computes them, on the non-zero labels only."""
     predictions = outputs.reshape(-1)
     nonzero = labels != 0
     positive_true, positive_pred = labels[nonzero] > 0, predictions[nonzero] > 0
-    constant = predictions.std() == 0 or labels.std() == 0
+    any_nonzero = bool(nonzero.any())
     return {
-        "acc2": float(accuracy_score(positive_true, positive_pred)) if nonzero.any() else 0.0,
+        "acc2": float(accuracy_score(positive_true, positive_pred)) if any_nonzero else 0.0,
         "f1": float(f1_score(positive_true, positive_pred, average="weighted", zero_division=0))
-        if nonzero.any()
+        if any_nonzero
         else 0.0,
         "mae": float(mean_absolute_error(labels, predictions)),
-        # A constant prediction has no defined correlation; report 0 rather than NaN.
-        "corr": 0.0 if constant else float(np.corrcoef(labels, predictions)[0, 1]),
+        "corr": _pearson(labels, predictions),
+        "mae_nonzero": float(mean_absolute_error(labels[nonzero], predictions[nonzero])) if any_nonzero else 0.0,
+        "corr_nonzero": _pearson(labels[nonzero], predictions[nonzero]),
     }
 
 

@@ -10,6 +10,14 @@ Data flow for one sample (a dialogue of L utterances, or a single utterance with
     fusion:          h0 = [x_a, x_t, x_v];  hidden = dropout(relu(proj(h0))) + h0
     head:            logits = base(hidden) + shared(hidden) + combination(xs)    (exact decomposition)
 
+The combination stream is linear: each layer maps xs to ``[W x + b] + [xs] + B_k A_k xs``. The bracketed terms
+are options. ``W x + b`` (the layer's base output on the shared stream) is the paper-era code's branch. ``xs``, an
+identity path wherever a layer keeps the width (the MLP linears and the fusion projection), is what lets the
+combination adapters learn: without it ("chain", the paper's code) the gradient reaching a layer's combination
+adapter is a product through every later layer's B_k A_k, which starts at zero, so all but the last layers' combination
+adapters stay dead. The model also tracks the *combination-specific part* of each stream (everything the combination
+adapters added), which the demo plots and DPFT's separability is about.
+
 Every linear layer on the path is a `CombinationLoRALinear`; a sample's available modalities pick its combination,
 and that combination's adapters are the only ones it uses (MCLA). Missing modalities are zeroed and masked out of
 attention, so their features cannot influence the output.
@@ -18,6 +26,7 @@ attention, so their features cannot influence the output.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +36,7 @@ from mculora.lora import CombinationLoRALinear, LoRAParts
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 
 COMBINATION_BRANCHES = ("with_base", "adapter_only")
+COMBINATION_STREAMS = ("residual", "chain")
 
 
 @dataclass
@@ -52,6 +62,16 @@ class MCULoRAConfig:
             "adapter_only: B_k A_k xs alone (later variant)"
         },
     )
+    combination_stream: str = field(
+        default="residual",
+        metadata={
+            "help": "residual: each combination stream layer also passes xs on where the width allows (its adapters "
+            "learn); chain: no identity path, as the paper's code (deep combination adapters get no gradient)"
+        },
+    )
+    combination_init_std: float = field(
+        default=0.0, metadata={"help": "std of the normal init of combination adapters' B (0: zeros, as LoRA)"}
+    )
 
     def __post_init__(self) -> None:
         missing = {m.value for m in MODALITIES} - set(self.feature_dims)
@@ -65,6 +85,10 @@ class MCULoRAConfig:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.combination_branch not in COMBINATION_BRANCHES:
             raise ValueError(f"combination_branch must be one of {COMBINATION_BRANCHES}")
+        if self.combination_stream not in COMBINATION_STREAMS:
+            raise ValueError(f"combination_stream must be one of {COMBINATION_STREAMS}")
+        if self.combination_init_std < 0:
+            raise ValueError("combination_init_std must be >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +103,9 @@ class ModelOutput:
     shared: torch.Tensor  # [B, L, C]: the head's shared adapter
     combination: torch.Tensor  # [B, L, C]: the head's adapter of the sample's combination
     combination_index: torch.Tensor  # long [B]
-    stream_norms: torch.Tensor  # [B, 3]: mean L2 norm of each modality's combination stream over valid utterances
+    # [B, 3]: per modality, ||combination-specific part|| / ||combination stream||, averaged over the utterances where
+    # the modality is present (0 where it is absent): how much the combination adapters changed that modality.
+    specific_share: torch.Tensor
     shared_repr: dict[Modality, torch.Tensor]  # [B, L, hidden] per modality (DPFT reads these)
     combination_repr: dict[Modality, torch.Tensor]  # [B, L, hidden] per modality
 
@@ -109,40 +135,51 @@ class UtteranceAttention(nn.Module):
         return out * key_mask.any(dim=1)[:, None, None].to(out.dtype)
 
 
+class Stream(NamedTuple):
+    """A combination stream: its value and the part of it that the combination adapters contributed."""
+
+    value: torch.Tensor
+    specific: torch.Tensor
+
+
+def linear(config: MCULoRAConfig, in_features: int, out_features: int, rank: int) -> CombinationLoRALinear:
+    return CombinationLoRALinear(
+        in_features,
+        out_features,
+        rank if config.adapters else 0,
+        config.lora_dropout,
+        combination_init_std=config.combination_init_std,
+    )
+
+
 class ModalityEncoderLayer(nn.Module):
     """Attention over utterances, then an MLP whose two linears carry the adapters; the combination stream runs
-    only through the MLP's adapter chain (no attention, activation or residual), as in the reference code."""
+    only through the MLP's linears (no attention or activation), as in the reference code."""
 
     def __init__(self, config: MCULoRAConfig):
         super().__init__()
-        rank = config.rank_mlp if config.adapters else 0
         self.attention = UtteranceAttention(config.hidden, config.heads, config.attn_dropout)
-        self.fc1 = CombinationLoRALinear(config.hidden, config.hidden, rank, config.lora_dropout)
-        self.fc2 = CombinationLoRALinear(config.hidden, config.hidden, rank, config.lora_dropout)
+        self.fc1 = linear(config, config.hidden, config.hidden, config.rank_mlp)
+        self.fc2 = linear(config, config.hidden, config.hidden, config.rank_mlp)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, xs: torch.Tensor, key_mask: torch.Tensor, combination: torch.Tensor, stream
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, xs: Stream, key_mask: torch.Tensor, combination: torch.Tensor, advance
+    ) -> tuple[torch.Tensor, Stream]:
         attended = self.attention(x, key_mask)
-        h1 = self.fc1(attended, combination, xs)
-        h2 = self.fc2(self.dropout(F.gelu(h1.shared_stream)), combination, stream(h1))
-        return x + attended + self.dropout(h2.shared_stream), stream(h2)
+        h1 = self.fc1(attended, combination, xs.value)
+        xs = advance(h1, xs)
+        h2 = self.fc2(self.dropout(F.gelu(h1.shared_stream)), combination, xs.value)
+        return x + attended + self.dropout(h2.shared_stream), advance(h2, xs)
 
 
 class MCULoRA(nn.Module):
     def __init__(self, config: MCULoRAConfig):
         super().__init__()
         self.config = config
-        ranks = (config.rank_in, config.rank_fusion) if config.adapters else (0, 0)
         fused = config.hidden * len(MODALITIES)
         self.in_proj = nn.ModuleDict(
-            {
-                m.value: CombinationLoRALinear(
-                    config.feature_dims[m.value], config.hidden, ranks[0], config.lora_dropout
-                )
-                for m in MODALITIES
-            }
+            {m.value: linear(config, config.feature_dims[m.value], config.hidden, config.rank_in) for m in MODALITIES}
         )
         self.layers = nn.ModuleDict(
             {m.value: nn.ModuleList(ModalityEncoderLayer(config) for _ in range(config.depth)) for m in MODALITIES}
@@ -151,8 +188,8 @@ class MCULoRA(nn.Module):
         for m in MODALITIES:
             self.register_buffer(f"{m.value}_mean", torch.zeros(config.feature_dims[m.value]))
             self.register_buffer(f"{m.value}_std", torch.ones(config.feature_dims[m.value]))
-        self.fusion = CombinationLoRALinear(fused, fused, ranks[1], config.lora_dropout)
-        self.head = CombinationLoRALinear(fused, config.num_outputs, ranks[1], config.lora_dropout)
+        self.fusion = linear(config, fused, fused, config.rank_fusion)
+        self.head = linear(config, fused, config.num_outputs, config.rank_fusion)
         self.dropout = nn.Dropout(config.dropout)
 
     @torch.no_grad()
@@ -162,11 +199,19 @@ class MCULoRA(nn.Module):
             getattr(self, f"{m.value}_mean").copy_(mean)
             getattr(self, f"{m.value}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
-    def _stream(self, parts: LoRAParts) -> torch.Tensor:
-        """The combination stream's output of one layer."""
+    def _advance(self, parts: LoRAParts, previous: Stream | None) -> Stream:
+        """The combination stream after one layer, from the layer's parts and the stream that entered it."""
+        carry = (
+            previous is not None
+            and self.config.combination_stream == "residual"
+            and previous.value.shape[-1] == parts.base.shape[-1]
+        )
+        value, specific = parts.combination, parts.combination
         if self.config.adapters and self.config.combination_branch == "with_base":
-            return parts.base + parts.combination
-        return parts.combination
+            value = value + parts.base
+        if carry:
+            value, specific = value + previous.value, specific + previous.specific
+        return Stream(value, specific)
 
     def forward(
         self,
@@ -194,26 +239,27 @@ class MCULoRA(nn.Module):
         if available is not None:
             keep = keep & available.to(torch.bool)
 
-        shared_repr, combination_repr, norms = {}, {}, []
-        valid = utterance_mask.to(torch.float32)
+        shared_repr, streams, shares = {}, {}, []
         for i, m in enumerate(MODALITIES):
             key_mask = keep[:, :, i]
             standardised = (features[m] - getattr(self, f"{m.value}_mean")) / getattr(self, f"{m.value}_std")
             x_in = standardised * key_mask[:, :, None].to(standardised.dtype)
             parts = self.in_proj[m.value](x_in, combination)
-            x, xs = self.dropout(parts.shared_stream), self._stream(parts)
+            x, xs = self.dropout(parts.shared_stream), self._advance(parts, None)
             for layer in self.layers[m.value]:
-                x, xs = layer(x, xs, key_mask, combination, self._stream)
-            shared_repr[m], combination_repr[m] = x, xs
-            norms.append((xs.norm(dim=-1) * valid).sum(1) / valid.sum(1).clamp(min=1))
+                x, xs = layer(x, xs, key_mask, combination, self._advance)
+            shared_repr[m], streams[m] = x, xs
+            share = xs.specific.norm(dim=-1) / xs.value.norm(dim=-1).clamp(min=1e-12)
+            present = key_mask.to(share.dtype)
+            shares.append((share * present).sum(1) / present.sum(1).clamp(min=1))
 
         h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
-        xs_all = torch.cat([combination_repr[m] for m in MODALITIES], dim=-1)
-        fused = self.fusion(h0, combination, xs_all)
+        xs_all = Stream(*(torch.cat([getattr(streams[m], f) for m in MODALITIES], dim=-1) for f in Stream._fields))
+        fused = self.fusion(h0, combination, xs_all.value)
         hidden = self.dropout(F.relu(fused.shared_stream)) + h0
-        head = self.head(hidden, combination, self._stream(fused))
+        head = self.head(hidden, combination, self._advance(fused, xs_all).value)
         # The with_base head's combination branch repeats W h + b, so the base term appears twice in the logits.
-        base = head.base + (self._stream(head) - head.combination)
+        base = head.base + (self._advance(head, None).value - head.combination)
         logits = base + head.shared + head.combination
         return ModelOutput(
             logits=logits,
@@ -221,9 +267,9 @@ class MCULoRA(nn.Module):
             shared=head.shared,
             combination=head.combination,
             combination_index=combination,
-            stream_norms=torch.stack(norms, dim=1),
+            specific_share=torch.stack(shares, dim=1),
             shared_repr=shared_repr,
-            combination_repr=combination_repr,
+            combination_repr={m: stream.value for m, stream in streams.items()},
         )
 
     def parameter_counts(self) -> dict[str, int]:

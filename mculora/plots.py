@@ -47,6 +47,7 @@ FALLBACK_PALETTE: tuple[str, ...] = (
 )
 # The three logit terms of `Contributions` (Paul Tol's "bright" scheme, also colour-blind safe).
 PART_COLOURS = {"base": "#BBBBBB", "shared": "#4477AA", "adapter": "#EE6677"}
+SHARE_NAMES = {"base": "base", "shared": "shared adapter", "adapter": "combination adapter"}
 LANDMARK_COLOUR = (0, 230, 255)  # cyan stands out on skin tones and on the crop's black padding
 
 HEIGHT = 360
@@ -115,16 +116,24 @@ def _bold(labels: Sequence[str], chosen: str) -> list[str]:
 
 def adapter_contributions(prediction: Prediction) -> go.Figure:
     """Left: each class logit split into base, shared-adapter and combination-adapter terms, stacked so that
-    negative terms go below zero (they sum to the logit, marked by a diamond). Right: the size of each modality's
-    combination stream, so one can see which input the adapter leaned on; absent modalities read 0, "absent"."""
+    negative terms go below zero (they sum to the logit, marked by a diamond); the title gives each term's share of the
+    predicted class's logit (by absolute size). Right: per modality, how much this combination's adapters changed its
+    representation, in % of it, so one can see what is specific to the combination in each input; absent modalities
+    read 0, "absent"."""
     parts = prediction.contributions
     labels = list(parts.logits)
+    chosen = {key: abs(getattr(parts, key)[prediction.label]) for key in ("base", "shared", "adapter")}
+    total = sum(chosen.values()) or 1.0
+    shares = ", ".join(f"{name} {chosen[key] / total:.0%}" for key, name in SHARE_NAMES.items())
     figure = make_subplots(
         rows=1,
         cols=2,
         column_widths=[0.72, 0.28],
         horizontal_spacing=0.1,
-        subplot_titles=("Logit = base + shared + combination", "Combination stream size"),
+        subplot_titles=(
+            f"Logit = base + shared + combination<br><sup>{prediction.label}: {shares}</sup>",
+            "Combination-specific part<br><sup>% of each modality's representation</sup>",
+        ),
     )
     terms = {"base": parts.base, "shared": parts.shared, "adapter": parts.adapter}
     names = {"base": "base head", "shared": "shared adapter", "adapter": f"combination adapter '{parts.combination}'"}
@@ -152,15 +161,15 @@ def adapter_contributions(prediction: Prediction) -> go.Figure:
         row=1,
         col=1,
     )
-    modalities = list(parts.stream_sizes)
+    modalities = list(parts.combination_specific)
     present = [m in prediction.used for m in modalities]
-    sizes = [parts.stream_sizes[m] if p else 0.0 for m, p in zip(modalities, present, strict=True)]
+    sizes = [100 * parts.combination_specific[m] if p else 0.0 for m, p in zip(modalities, present, strict=True)]
     figure.add_trace(
         go.Bar(
             x=modalities,
             y=sizes,
             marker_color=[PART_COLOURS["adapter"] if p else PART_COLOURS["base"] for p in present],
-            text=[f"{s:.2f}" if p else "absent" for s, p in zip(sizes, present, strict=True)],
+            text=[f"{s:.0f} %" if p else "absent" for s, p in zip(sizes, present, strict=True)],
             textposition="outside",
             cliponaxis=False,
             showlegend=False,

@@ -40,7 +40,9 @@ class Contributions:
     shared: dict[str, float]
     adapter: dict[str, float]  # the combination adapter's term
     logits: dict[str, float]  # base + shared + adapter
-    stream_sizes: dict[str, float]  # mean L2 norm of each modality's combination stream (0 when absent)
+    # Per modality: how much the combination adapters changed its representation, as ||combination-specific part|| /
+    # ||combination stream|| (0 when the modality is absent). See `mculora.model.ModelOutput.specific_share`.
+    combination_specific: dict[str, float]
 
 
 @dataclass
@@ -145,7 +147,9 @@ class Predictor:
             shared=per_class(output.shared),
             adapter=per_class(output.combination),
             logits=per_class(output.logits),
-            stream_sizes={m.value: float(v) for m, v in zip(MODALITIES, output.stream_norms[0].cpu(), strict=True)},
+            combination_specific={
+                m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[0].cpu(), strict=True)
+            },
         )
         return Prediction(
             label=self.labels[int(probabilities.argmax())],

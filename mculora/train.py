@@ -31,10 +31,12 @@ from mculora.checkpoint import CheckpointConfig, save_checkpoint
 from mculora.config import TrainConfig, parse_args
 from mculora.data import Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
 from mculora.device import select_device
+from mculora.dpft import Routing
 from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
+from mculora.inspect import adapter_health, adapter_layers, adapter_report
 from mculora.methods import Method, build_method
 from mculora.metrics import PRIMARY_METRIC, mean_and_std, mean_metrics
-from mculora.modalities import MODALITIES, Modality, index_to_mask
+from mculora.modalities import MODALITIES, Modality
 
 
 @dataclass
@@ -57,6 +59,10 @@ class RunResult:
     best_epoch: int
     best_val_score: float
     epoch_seconds: list[float] = field(default_factory=list)
+    # `mculora.inspect.adapter_health` of the selected model on the selection split (empty without adapters)
+    dead_adapters: list[str] = field(default_factory=list)
+    gradient_ratio_min: dict[str, float] = field(default_factory=dict)  # per layer kind: in_proj, layers, fusion, head
+    decoupling: dict[str, dict[str, float]] = field(default_factory=dict)  # per combination
 
 
 def start_workers(requested_device: str | None) -> tuple[Workers, torch.device]:
@@ -115,17 +121,41 @@ def encoder_record(corpus: FeatureCorpus) -> dict:
     }
 
 
+def apply_protocol(config: TrainConfig) -> TrainConfig:
+    """The settings a protocol implies. ``reference`` reproduces the reference code for parity checks against published
+    numbers: no validation carve-out (selection and DPFT read the test split), DPFT's reference divergence and
+    reference point (the first measurement, after epoch 1); `fit` then draws one combination per batch."""
+    if config.protocol != "reference":
+        return config
+    config = copy.deepcopy(config)
+    config.val_fraction = 0.0
+    config.dpft.divergence, config.dpft.reference = "reference", "first_epoch"
+    return config
+
+
+def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; with ``lora_plus_ratio`` != 1 every adapter's B learns that many times faster than the rest (LoRA+)."""
+    named = list(model.named_parameters())
+    fast = [p for name, p in named if ".lora_B." in name]
+    groups = [{"params": [p for name, p in named if ".lora_B." not in name]}]
+    if fast:
+        groups.append({"params": fast, "lr": config.lr * config.lora_plus_ratio})
+    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train_step(
     model: torch.nn.Module,
     method: Method,
     optimizer: torch.optim.Optimizer,
     batch: Batch,
-    combination: torch.Tensor,
+    routing: Routing,
     task: str,
 ) -> float:
-    """One optimiser step on ``batch``, each sample restricted to the modalities of its ``combination``."""
-    mask = index_to_mask(combination).to(batch.utterance_mask.device)
-    output = model(batch.features, batch.utterance_mask, mask, batch.available)
+    """One optimiser step on ``batch``, each sample restricted to the modalities and adapters ``routing`` gives it."""
+    device = batch.utterance_mask.device
+    available = batch.available if routing.available is None else batch.available & routing.available.to(device)
+    combination = None if routing.combination is None else routing.combination.to(device)
+    output = model(batch.features, batch.utterance_mask, routing.modality_mask.to(device), available, combination)
     loss = method.loss(output, batch, task)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -161,7 +191,8 @@ def fit(
     epochs = config.schedule()[1]
     # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
     model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = optimizer_for(model, config)
+    inspected = bool(adapter_layers(core))
     sampler = method.make_sampler()
     draws = torch.Generator().manual_seed(seed * 1009 + workers.rank)
     method.before_training(core, sampler, val_batches, device)
@@ -173,8 +204,11 @@ def fit(
         losses = []
         for batch in epoch_batches(epoch):
             batch = batch.to(device)
-            combination = sampler.sample(batch.batch_size, draws, allowed)
-            losses.append(train_step(model, method, optimizer, batch, combination, task))
+            if config.protocol == "reference":
+                routing = sampler.sample_reference(batch.speakers, draws)
+            else:
+                routing = Routing.of(sampler.sample(batch.batch_size, draws, allowed))
+            losses.append(train_step(model, method, optimizer, batch, routing, task))
         val_results = evaluate_conditions(core, val_batches, task, device, conditions)
         score = selection_score(val_results, task)
         if score > best_score:
@@ -191,6 +225,8 @@ def fit(
         }
         bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
         if log is not None and workers.is_main:
+            if inspected:  # every adapter's size and gradient, on the first validation batch
+                entry["adapters"] = adapter_report(core, val_batches[:1], task).to_dict()
             log({**entry, **sampler.state()})
     core.load_state_dict(best_state)
     return FitResult(best_epoch, best_score, seconds)
@@ -205,7 +241,8 @@ def train_split(
     workers: Workers,
     log_file: Path | None = None,
 ) -> tuple[RunResult, torch.nn.Module]:
-    """Train one model on ``split``; return its test results and the selected (best-validation) network."""
+    """Train one model on ``split``; return its test results and the selected (best-validation) network. Under the
+    reference protocol the test split also serves for selection and DPFT, as in the reference code."""
     batch_size = config.schedule()[0]
     task = corpus.spec.task
     seed_everything(seed)
@@ -215,8 +252,11 @@ def train_split(
     if config.standardize:
         core.set_input_statistics(input_statistics([corpus.dialogues[n] for n in split.train]))
     core = core.to(device)
-    val_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.val], batch_size)]
     test_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.test], batch_size)]
+    if config.protocol == "reference":
+        val_batches = test_batches
+    else:
+        val_batches = [b.to(device) for b in collate_in_batches([corpus.dialogues[n] for n in split.val], batch_size)]
 
     def epoch_batches(epoch: int) -> list[Batch]:
         names = epoch_shard(split.train, seed + epoch, workers)
@@ -241,7 +281,11 @@ def train_split(
         description=f"seed {seed} {split.name}",
     )
     test = evaluate_conditions(core, test_batches, task, device, progress=workers.is_main)
-    return RunResult(seed, split.name, test, result.best_epoch, result.best_score, result.epoch_seconds), core
+    run = RunResult(seed, split.name, test, result.best_epoch, result.best_score, result.epoch_seconds)
+    if adapter_layers(core):
+        for key, value in adapter_health(core, val_batches, task, config.dpft.divergence).items():
+            setattr(run, key, value)
+    return run, core
 
 
 def summarize(config: TrainConfig, corpus: FeatureCorpus, runs: list[RunResult]) -> dict:
@@ -257,8 +301,14 @@ def summarize(config: TrainConfig, corpus: FeatureCorpus, runs: list[RunResult])
         "task": corpus.spec.task,
         "seeds": seeds,
         "splits": sorted({run.split for run in runs}),
+        "protocol": config.protocol,
         "conditions": {c: mean_and_std([per_seed[s][c] for s in seeds]) for c in CONDITIONS},
         "average": mean_and_std(averages),
+        "dead_adapters_max": max(len(run.dead_adapters) for run in runs),
+        "gradient_ratio_min": {
+            kind: min(run.gradient_ratio_min[kind] for run in runs) for kind in runs[0].gradient_ratio_min
+        },
+        "decoupling": {k: mean_metrics([run.decoupling[k] for run in runs]) for k in runs[0].decoupling},
         "runs": [asdict(run) for run in runs],
     }
 
@@ -277,6 +327,7 @@ def run(config: TrainConfig) -> dict | None:
     """The whole protocol. Returns the results on the main worker (None on the others)."""
     if not config.data_root:
         raise SystemExit("--data-root is required: the folder holding the dataset's label pickle and features/")
+    config = apply_protocol(config)
     workers, device = start_workers(config.device)
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
@@ -335,6 +386,9 @@ def run(config: TrainConfig) -> dict | None:
         f"(adapters {parameters['adapters']:,}); {results['seconds_per_epoch_median']:.2f} s/epoch\n"
     )
     print(markdown_table(results))
+    if results["decoupling"]:
+        ratios = ", ".join(f"{kind} {value:.1e}" for kind, value in results["gradient_ratio_min"].items())
+        print(f"\ndead adapters (most in one run): {results['dead_adapters_max']}; smallest gradient ratio: {ratios}")
     return results
 
 

@@ -12,6 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mculora.config import TrainConfig
 from mculora.data import Dialogue, collate_dialogues
+from mculora.dpft import Routing
 from mculora.methods import build_method
 from mculora.modalities import MODALITIES
 from mculora.train import train_step
@@ -51,7 +52,8 @@ def model_and_method():
 
 def step(model, method, dialogues, combination):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    return train_step(model, method, optimizer, collate_dialogues(dialogues), combination, "classification")
+    routing = Routing.of(torch.as_tensor(combination))
+    return train_step(model, method, optimizer, collate_dialogues(dialogues), routing, "classification")
 
 
 if __name__ == "__main__":

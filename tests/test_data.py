@@ -183,6 +183,26 @@ def test_pooling_face_directories_prefix_glob_and_missing(tmp_path: Path) -> Non
     np.testing.assert_allclose(dialogue.features[Modality.AUDIO][:, 0], [0.0, 1.0, 2.0])
 
 
+def test_iemocap_face_directories_are_split_by_speaker(tmp_path: Path) -> None:
+    """The reference loader's rule: a face file whose name contains "F" belongs to the female speaker, any other to
+    the male one; an utterance averages its own speaker's faces, and has no feature when none of them is there."""
+    from mculora.data.gcnet import _FeatureFolder
+
+    faces = tmp_path / "Ses01F_impro01_F000"
+    faces.mkdir()
+    np.save(faces / "F_0.npy", np.array([2.0, 0.0], dtype=np.float32))
+    np.save(faces / "F_1.npy", np.array([4.0, 0.0], dtype=np.float32))
+    np.save(faces / "M_0.npy", np.array([0.0, 9.0], dtype=np.float32))
+    only_female = tmp_path / "Ses01F_impro01_M000"
+    only_female.mkdir()
+    np.save(only_female / "F_0.npy", np.array([1.0, 1.0], dtype=np.float32))
+    folder = _FeatureFolder(tmp_path, {"Ses01F_impro01_F000", "Ses01F_impro01_M000"})
+    np.testing.assert_allclose(folder.read("Ses01F_impro01_F000", "F"), [3.0, 0.0])
+    np.testing.assert_allclose(folder.read("Ses01F_impro01_F000", "M"), [0.0, 9.0])
+    assert folder.read("Ses01F_impro01_M000", "M") is None
+    np.testing.assert_allclose(folder.read("Ses01F_impro01_F000"), [2.0, 3.0])  # no speaker: every face
+
+
 def test_ambiguous_prefix_match_is_an_error(tmp_path: Path) -> None:
     vector = np.zeros(2, dtype=np.float32)
     root = _tiny_root(tmp_path, {"vid_1_a.npy": vector, "vid_1_b.npy": vector, "vid_2.npy": vector})

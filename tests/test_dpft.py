@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from mculora.dpft import CombinationSampler, DPFTConfig, js_divergence
+from mculora.dpft import CombinationSampler, DPFTConfig, divergence
 from mculora.modalities import COMBINATIONS, combination_index, index_to_mask
 
 
@@ -90,10 +91,35 @@ def test_accuracy_variant_favours_combinations_that_improved_least():
 
 def test_js_divergence_properties():
     p = torch.randn(5, 8)
-    assert torch.allclose(js_divergence(p, p), torch.zeros(5), atol=1e-6)
+    assert torch.allclose(divergence(p, p, "js"), torch.zeros(5), atol=1e-6)
     q = torch.randn(5, 8) * 3
-    torch.testing.assert_close(js_divergence(p, q), js_divergence(q, p))
-    assert (js_divergence(p, q) > 0).all() and (js_divergence(p, q) <= torch.log(torch.tensor(2.0)) + 1e-6).all()
+    torch.testing.assert_close(divergence(p, q, "js"), divergence(q, p, "js"))
+    assert (divergence(p, q, "js") > 0).all() and (divergence(p, q, "js") <= torch.log(torch.tensor(2.0)) + 1e-6).all()
+
+
+def test_reference_divergence_is_the_reference_codes_kl_direction():
+    """The reference computes 0.5 * (kl_div(p.log(), m) + kl_div(q.log(), m)) = (KL(m||p) + KL(m||q)) / 2."""
+    p_logits, q_logits = torch.randn(6, 8), torch.randn(6, 8) * 2
+    p, q = p_logits.softmax(-1), q_logits.softmax(-1)
+    m = 0.5 * (p + q)
+    by_hand = 0.5 * (F.kl_div(p.log(), m, reduction="none").sum(-1) + F.kl_div(q.log(), m, reduction="none").sum(-1))
+    torch.testing.assert_close(divergence(p_logits, q_logits, "reference"), by_hand)
+    assert not torch.allclose(divergence(p_logits, q_logits, "reference"), divergence(p_logits, q_logits, "js"))
+
+
+def test_reference_protocol_draws_one_availability_per_speaker_role():
+    sampler = CombinationSampler(DPFTConfig(keep_probability=0.5))
+    speakers = torch.tensor([[0, 1, 0], [1, 1, 0]])
+    g = torch.Generator().manual_seed(3)
+    empty_routes = 0
+    for _ in range(200):
+        routing = sampler.sample_reference(speakers, g)
+        host, guest = routing.available[0, 0], routing.available[0, 1]
+        assert torch.equal(routing.available[1, 2], host) and torch.equal(routing.available[1, 0], guest)
+        assert torch.equal(routing.modality_mask[0], host | guest)
+        assert len(set(routing.combination.tolist())) == 1  # one routing index for the whole batch
+        empty_routes += int(routing.combination[0]) == -1  # the all-missing draw happens (p = 1/8)
+    assert 5 < empty_routes < 50
 
 
 def test_invalid_configs_are_rejected():

@@ -43,7 +43,7 @@ def test_zero_initialised_adapters_change_nothing():
     features, mask = _inputs()
     out = fresh(features, mask, index_to_mask(torch.tensor([0, 1, 2, 5])))
     assert torch.count_nonzero(out.shared) == 0 and torch.count_nonzero(out.combination) == 0
-    assert torch.count_nonzero(out.stream_norms) == 0  # adapter-only streams are empty until trained
+    assert torch.count_nonzero(out.specific_share) == 0  # adapter-only streams are empty until trained
 
 
 def test_mixed_combination_batch_equals_samples_run_one_by_one():
@@ -57,7 +57,7 @@ def test_mixed_combination_batch_equals_samples_run_one_by_one():
         )
         valid = mask[i]
         torch.testing.assert_close(single.logits[0][valid], batched.logits[i][valid], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(single.stream_norms[0], batched.stream_norms[i], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(single.specific_share[0], batched.specific_share[i], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("combination", ["t", "av", "at"])
@@ -90,7 +90,7 @@ def test_padding_utterances_do_not_change_real_ones():
     torch.testing.assert_close(out[1, :3], out2[1, :3], rtol=0, atol=0)
 
 
-def test_routing_override_and_stream_norms():
+def test_routing_override_and_specific_share():
     model = _model()
     features, mask = _inputs()
     complete = index_to_mask(torch.zeros(4, dtype=torch.long))
@@ -99,7 +99,10 @@ def test_routing_override_and_stream_norms():
     assert default.combination_index.tolist() == [0, 0, 0, 0]
     assert forced.combination_index.tolist() == [4, 4, 4, 4]
     assert not torch.allclose(default.combination, forced.combination)
-    assert (default.stream_norms > 0).all() and default.stream_norms.shape == (4, 3)
+    assert (default.specific_share > 0).all() and default.specific_share.shape == (4, 3)
+    # A modality the sample does not have gets no combination-specific part.
+    text_only = model(features, mask, index_to_mask(torch.full((4,), 5)))
+    assert (text_only.specific_share[:, [0, 2]] == 0).all() and (text_only.specific_share[:, 1] > 0).all()
 
 
 def test_baseline_backbone_has_no_adapters():

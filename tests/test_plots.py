@@ -29,7 +29,7 @@ def make_prediction() -> Prediction:
             shared=shared,
             adapter=adapter,
             logits=logits,
-            stream_sizes={"audio": 1.5, "text": 2.25, "vision": 0.0},
+            combination_specific={"audio": 0.15, "text": 0.225, "vision": 0.0},
         ),
         timings_ms={},
         notes=[],
@@ -78,16 +78,21 @@ def test_adapter_contributions_sum_to_the_logits():
     np.testing.assert_allclose(np.sum([bar.y for bar in bars], axis=0), logits)
     np.testing.assert_allclose(total.y, logits)
     assert "'at' (audio + text)" in figure.layout.title.text
+    # The left subtitle gives each term's share of the predicted class's logit; they add up to 100 %.
+    c = prediction.contributions
+    parts = [abs(c.base[prediction.label]), abs(c.shared[prediction.label]), abs(c.adapter[prediction.label])]
+    subtitle = figure.layout.annotations[0].text
+    assert f"combination adapter {parts[2] / sum(parts):.0%}" in subtitle and prediction.label in subtitle
 
     (sizes,) = [trace for trace in figure.data if trace.xaxis == "x2"]
     assert list(sizes.x) == ["audio", "text", "vision"]
-    assert list(sizes.y) == [1.5, 2.25, 0.0]
+    assert list(sizes.y) == [15.0, 22.5, 0.0]  # percent
     assert sizes.text[2] == "absent"
 
 
-def test_absent_modality_reads_zero_even_if_its_stream_size_is_not():
+def test_absent_modality_reads_zero_even_if_its_share_is_not():
     prediction = make_prediction()
-    prediction.contributions.stream_sizes["vision"] = 0.7
+    prediction.contributions.combination_specific["vision"] = 0.7
     (sizes,) = [trace for trace in plots.adapter_contributions(prediction).data if trace.xaxis == "x2"]
     assert sizes.y[2] == 0.0 and sizes.text[2] == "absent"
 

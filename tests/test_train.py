@@ -65,7 +65,7 @@ def test_regression_benchmark_reports_regression_metrics(synthetic_mosi, tmp_pat
     main(["--dataset", "mosi", "--data-root", str(synthetic_mosi), "--epochs", "3", "--out", str(out), *SMALL])
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "regression" and results["splits"] == ["given"]
-    for metric in ("acc2", "f1", "mae", "corr"):
+    for metric in ("acc2", "f1", "mae", "corr", "mae_nonzero", "corr_nonzero"):
         assert metric in results["average"] and f"{metric}_std" in results["average"]
     assert 0.0 <= results["conditions"]["atv"]["acc2"] <= 1.0
 

@@ -217,7 +217,14 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
     names = sorted(labels_file.ids)
     utterances = {name: [str(u) for u in labels_file.ids[name]] for name in names}
     known_dims = {Modality(m): dim for m, dim in spec.feature_dims}
-    loaded = {m: _load_modality(feature_paths[m], utterances, dataset, known_dims.get(m)) for m in MODALITIES}
+    speaker_of = {
+        str(u): str(s)
+        for name in names
+        for u, s in zip(labels_file.ids[name], labels_file.speakers[name], strict=False)
+    }
+    loaded = {
+        m: _load_modality(feature_paths[m], utterances, speaker_of, dataset, known_dims.get(m)) for m in MODALITIES
+    }
     dialogues = {
         name: Dialogue(
             name=name,
@@ -251,11 +258,15 @@ class _ModalityFeatures:
 
 
 def _load_modality(
-    folder_path: Path, utterances: Mapping[str, list[str]], dataset: str, known_dim: int | None
+    folder_path: Path,
+    utterances: Mapping[str, list[str]],
+    speaker_of: Mapping[str, str],
+    dataset: str,
+    known_dim: int | None,
 ) -> _ModalityFeatures:
     all_utterances = {u for names in utterances.values() for u in names}
     folder = _FeatureFolder(folder_path, all_utterances)
-    vectors = {u: folder.read(u) for u in sorted(all_utterances)}
+    vectors = {u: folder.read(u, speaker_of.get(u)) for u in sorted(all_utterances)}
     dim = _common_dim(vectors, folder_path, dataset, known_dim)
     missing = sum(v is None for v in vectors.values())
     if missing:
@@ -360,15 +371,21 @@ class _FeatureFolder:
             raise ValueError(f"{self.path}: several feature entries match utterance {utterance!r}: {candidates[:5]}")
         return self.path / candidates[0] if candidates else None
 
-    def read(self, utterance: str) -> np.ndarray | None:
+    def read(self, utterance: str, speaker: str | None = None) -> np.ndarray | None:
         """Pooled float32 (D,) feature of an utterance, or None when it has none."""
         path = self.find(utterance)
         if path is None:
             return None
         if not path.is_dir():
             return _pool(np.load(path), path)
-        # A directory holds one file per detected face; the utterance feature is their average.
-        faces = [_pool(np.load(file), file) for file in sorted(path.glob("*.npy"))]
+        # A directory holds one file per detected face. In IEMOCAP both actors are on screen: as in the reference
+        # loader, a face whose file name contains "F" belongs to the female speaker and any other to the male one,
+        # and the utterance takes the average of its own speaker's faces. No face of the speaker = no feature
+        # (the reference fills zeros and still counts it as present). Other corpora average every face.
+        files = sorted(path.glob("*.npy"))
+        if speaker in ("F", "M"):
+            files = [file for file in files if ("F" in file.name) == (speaker == "F")]
+        faces = [_pool(np.load(file), file) for file in files]
         if not faces:
             return None
         if len({face.shape for face in faces}) > 1:

@@ -192,8 +192,11 @@ def _write_features(
         if index in faces:
             face_folder = folder / utterance
             face_folder.mkdir()
+            # IEMOCAP face files carry their speaker's letter, by which the loader assigns faces to speakers.
+            speaker = utterance.rsplit("_", 1)[-1][:1]
+            prefix = speaker if speaker in ("F", "M") else "face"
             for k, face in enumerate(_around(vector, int(rng.integers(2, 4)), rng)):
-                np.save(face_folder / f"face{k:02d}.npy", face)
+                np.save(face_folder / f"{prefix}{k:02d}.npy", face)
         elif index in sequences:
             np.save(folder / f"{utterance}.npy", _around(vector, int(rng.integers(3, 9)), rng))
         else:

@@ -24,12 +24,13 @@ class MCULoRAMethod(Method):
         return CombinationSampler(self.config.dpft)
 
     def before_training(self, model, sampler, val_batches, device) -> None:
-        if self.config.dpft.mode == "separability":
-            sampler.observe_separability(measure_separability(model, val_batches, device))
+        # With the reference code's reference point, the first measurement comes after epoch 1.
+        if self.config.dpft.mode == "separability" and self.config.dpft.reference != "first_epoch":
+            sampler.observe_separability(measure_separability(model, val_batches, device, self.config.dpft.divergence))
 
     def after_epoch(self, model, sampler, val_batches, device, val_results, task) -> None:
         if self.config.dpft.mode == "separability":
-            sampler.observe_separability(measure_separability(model, val_batches, device))
+            sampler.observe_separability(measure_separability(model, val_batches, device, self.config.dpft.divergence))
         elif self.config.dpft.mode == "accuracy":
             metric = PRIMARY_METRIC[task]
             sampler.observe_accuracy(torch.tensor([val_results[name][metric] for name in COMBINATIONS]))

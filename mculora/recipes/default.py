@@ -35,6 +35,7 @@ from mculora.device import select_device
 from mculora.encoders import describe_encoders
 from mculora.evaluate import CONDITIONS, predict_condition
 from mculora.extract import Extractor, read_manifest
+from mculora.inspect import adapter_health
 from mculora.methods import build_method
 from mculora.metrics import classification_report, mean_and_std
 from mculora.modalities import MODALITIES, Modality
@@ -362,6 +363,8 @@ def run(config: RecipeConfig) -> dict:
     finished = time.perf_counter()
 
     metrics["ravdess_au"] = au_metrics
+    val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
+    metrics["adapters"] = adapter_health(model, val_pairs, "classification", settings.dpft.divergence)
     metrics["data"] = {
         f"{m.value}/{split}": {
             "items": int(len(pools[m, split].labels)),
@@ -378,6 +381,11 @@ def run(config: RecipeConfig) -> dict:
         "parameters": model.parameter_counts(),
         "recipe": {k: str(v) for k, v in asdict(config).items()},
         "model": asdict(settings.model),
+        "optimizer": {
+            "lr": settings.lr,
+            "weight_decay": settings.weight_decay,
+            "lora_plus_ratio": settings.lora_plus_ratio,
+        },
         "dpft": asdict(settings.dpft),
     }
     metrics["timing_s"] = {

@@ -53,6 +53,18 @@ def ravdess_au_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def adapter_table(metrics: dict) -> str:
+    """Adapter health: the smallest routed / shared gradient ratio per layer kind, then the decoupling figures."""
+    health = metrics["adapters"]
+    kinds = {"in_proj": "input projections", "layers": "MLP layers", "fusion": "fusion", "head": "head"}
+    rows = ["| layers | smallest gradient ratio |", "|---|---|"]
+    rows += [f"| {name} | {health['gradient_ratio_min'][kind]:.1e} |" for kind, name in kinds.items()]
+    rows += ["", "| combination | separability | distinctness |", "|---|---|---|"]
+    for combination, figures in health["decoupling"].items():
+        rows.append(f"| {combination} | {figures['separability']:.3f} | {figures['distinctness']:.2f} |")
+    return "\n".join(rows)
+
+
 def data_table(metrics: dict) -> str:
     rows = ["| modality / split | items | " + " | ".join(EKMAN) + " |", "|---" * (2 + len(EKMAN)) + "|"]
     for name, d in metrics["data"].items():
@@ -103,6 +115,9 @@ def write(out: Path, metrics: dict) -> None:
         unimodal=unimodal_table(metrics),
         iemocap4=iemocap4_table(metrics),
         ravdess=ravdess_au_table(metrics),
+        adapter_health=adapter_table(metrics),
+        dead=len(metrics["adapters"]["dead_adapters"]),
+        optimizer=training["optimizer"],
         au_clips=metrics["ravdess_au"]["clips"],
         data=data_table(metrics),
         figure=FIGURE,
@@ -173,8 +188,10 @@ Items with a usable feature:
 
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
 speech clip and one face that share a label, drawn afresh every batch with class-balanced labels. From these samples
-MCULoRA learns to route each of the 7 modality combinations to its own low-rank adapters. DPFT (the separability
-version, measured on validation pairs) adjusts how often each modality is dropped.
+MCULoRA learns to route each of the 7 modality combinations to its own low-rank adapters. The combination streams
+have an identity path and the adapters' B matrices learn 4 times faster than the rest (LoRA+), so that every
+combination adapter trains (the paper's plain chain leaves the deep ones dead; see "Adapter health"). DPFT (the
+separability version, measured on validation pairs) adjusts how often each modality is dropped.
 
 The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
 together. The genuinely paired benchmark below is the real check of that.
@@ -182,12 +199,26 @@ together. The genuinely paired benchmark below is the real check of that.
 **Training settings.**
 - Model: {model}
 - DPFT: {dpft}
+- Optimiser: {optimizer}
 - Recipe: {recipe}
 - Best validation epoch: {best_epoch} of {epochs}.
 - Parameters: {parameters} (adapters {adapters}).
 - Time, on {machine}: {seconds} min for this run of the recipe, of which {extraction} min went on feature
   extraction and {training_minutes} min on training. Building the feature cache from scratch took
   {extraction_cumulative} min in all, over the runs that built it.
+
+## Adapter health
+
+MCLA only works if every combination's adapters learn. Measured on the validation pairs with
+`python -m mculora.inspect` (its `adapter_health`): for each combination, one backward pass of the loss on inputs
+with only that combination's modalities; each layer's routed combination adapter's gradient norm divided by the
+shared adapter's in the same layer. Below 1e-3 an adapter counts as dead. **Dead adapters: {dead}.**
+
+*Separability* is DPFT's divergence between the shared and the combination representation of the same input;
+*distinctness* is how much one input's combination representation differs between this combination and the others
+that share a modality with it (relative distance; 0 would mean the combinations compute the same thing).
+
+{adapter_health}
 
 ## Test results per modality combination
 

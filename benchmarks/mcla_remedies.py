@@ -1,0 +1,90 @@
+"""Compare ways of making MCLA's combination adapters learn, on identical data and seeds.
+
+    python -m mculora.data.synthetic --out /tmp/syn
+    python benchmarks/mcla_remedies.py --data-root /tmp/syn --seeds 1 2 3 --epochs 20 --out runs/remedies
+
+Every variant is a set of `mculora.train` flags on top of the same run (IEMOCAP-4 layout, 5 folds). For each one the
+table gives the 7-condition accuracy (mean ± std over seeds), the number of dead adapters of the selected models (the
+most in one fold; see `mculora.inspect`), the smallest routed / shared gradient ratio per layer kind, and the
+decoupling figures averaged over combinations. Results go to ``--out``/<variant>/results.json and ``--out``/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mculora.config import parse_args
+from mculora.evaluate import CONDITIONS
+from mculora.train import run
+
+PAPER = ["--model-combination-stream", "chain", "--lora-plus-ratio", "1"]
+VARIANTS: dict[str, list[str]] = {
+    "default (residual + LoRA+ x4)": [],
+    "paper (chain)": PAPER,
+    "chain + B init N(0, 0.01)": [*PAPER, "--model-combination-init-std", "0.01"],
+    "chain + LoRA+ x16": ["--model-combination-stream", "chain", "--lora-plus-ratio", "16"],
+    "residual": ["--lora-plus-ratio", "1"],
+    "residual + LoRA+ x16": ["--lora-plus-ratio", "16"],
+    "default, DPFT off": ["--dpft-mode", "off"],
+    "reference protocol": ["--protocol", "reference"],
+    "baseline (no adapters)": ["--method", "baseline"],
+}
+
+
+def row(name: str, results: dict) -> str:
+    cells = [
+        f"{results['conditions'][c]['accuracy'] * 100:.1f} ± {results['conditions'][c]['accuracy_std'] * 100:.1f}"
+        for c in CONDITIONS
+    ]
+    average = results["average"]
+    cells.append(f"**{average['accuracy'] * 100:.2f} ± {average['accuracy_std'] * 100:.2f}**")
+    ratios = results.get("gradient_ratio_min") or {}
+    figures = results.get("decoupling") or {}
+    if figures:
+        separability = np.mean([v["separability"] for v in figures.values()])
+        distinctness = np.mean([v["distinctness"] for v in figures.values()])
+        cells += [
+            str(results["dead_adapters_max"]),
+            " / ".join(f"{ratios[k]:.0e}" for k in ("in_proj", "layers", "fusion", "head")),
+            f"{separability:.3g}",
+            f"{distinctness:.3g}",
+        ]
+    else:
+        cells += ["—"] * 4
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--seeds", nargs="+", default=["1", "2", "3"])
+    parser.add_argument("--epochs", default="20")
+    parser.add_argument("--folds", nargs="+", help="1-based folds (default: all 5)")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="default: all")
+    parser.add_argument("--out", default="runs/remedies")
+    args = parser.parse_args()
+    out = Path(args.out)
+    common = ["--dataset", "iemocap4", "--data-root", args.data_root, "--epochs", args.epochs, "--seeds", *args.seeds]
+    if args.folds:
+        common += ["--folds", *args.folds]
+    header = (
+        "| variant | " + " | ".join(CONDITIONS) + " | average | dead | min grad ratio in_proj / MLP / fusion / head "
+        "| separability | distinctness |\n|" + "---|" * (len(CONDITIONS) + 6)
+    )
+    rows = []
+    for name in args.variants or VARIANTS:
+        folder = out / "".join(c if c.isalnum() else "-" for c in name).strip("-")
+        results = run(parse_args([*common, *VARIANTS[name], "--out", str(folder)]))
+        rows.append(row(name, results))
+        table = header + "\n" + "\n".join(rows) + "\n"
+        (out / "table.md").write_text(table)
+        (out / "flags.json").write_text(json.dumps(VARIANTS, indent=2) + "\n")
+    print("\n" + table)
+
+
+if __name__ == "__main__":
+    main()
