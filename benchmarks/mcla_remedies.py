@@ -58,29 +58,70 @@ def row(name: str, results: dict) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+def keep_trajectory(folder: Path, epochs: tuple[int, ...] = (1, 2, 5, 10, 15, 20)) -> str | None:
+    """DPFT's keep probabilities (audio / text / vision) at some epochs, averaged over every seed and fold."""
+    log = folder / "training_log.jsonl"
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    entries = [e for e in entries if "keep_probability" in e]
+    if not entries:
+        return None
+    cells = []
+    for epoch in epochs:
+        at = [e["keep_probability"] for e in entries if e["epoch"] == epoch]
+        if at:
+            means = [np.mean([p[m] for p in at]) for m in ("audio", "text", "vision")]
+            cells.append(f"{epoch}: " + " / ".join(f"{v:.3f}" for v in means))
+    return " · ".join(cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--data-root", help="the synthetic IEMOCAP-4 set (not needed with --report-only)")
     parser.add_argument("--seeds", nargs="+", default=["1", "2", "3"])
     parser.add_argument("--epochs", default="20")
     parser.add_argument("--folds", nargs="+", help="1-based folds (default: all 5)")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), help="default: all")
     parser.add_argument("--out", default="runs/remedies")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the tables from the variants already in --out"
+    )
     args = parser.parse_args()
+    if not args.report_only and not args.data_root:
+        parser.error("--data-root is required unless --report-only")
     out = Path(args.out)
-    common = ["--dataset", "iemocap4", "--data-root", args.data_root, "--epochs", args.epochs, "--seeds", *args.seeds]
+    common = [
+        "--dataset",
+        "iemocap4",
+        "--data-root",
+        str(args.data_root),
+        "--epochs",
+        args.epochs,
+        "--seeds",
+        *args.seeds,
+    ]
     if args.folds:
         common += ["--folds", *args.folds]
     header = (
         "| variant | " + " | ".join(CONDITIONS) + " | average | dead | min grad ratio in_proj / MLP / fusion / head "
         "| separability | distinctness |\n|" + "---|" * (len(CONDITIONS) + 6)
     )
-    rows = []
+    rows, trajectories = [], []
     for name in args.variants or VARIANTS:
         folder = out / "".join(c if c.isalnum() else "-" for c in name).strip("-")
-        results = run(parse_args([*common, *VARIANTS[name], "--out", str(folder)]))
+        if args.report_only:
+            if not (folder / "results.json").is_file():
+                continue
+            results = json.loads((folder / "results.json").read_text())
+        else:
+            results = run(parse_args([*common, *VARIANTS[name], "--out", str(folder)]))
         rows.append(row(name, results))
+        trajectory = keep_trajectory(folder)
+        if trajectory:
+            trajectories.append(f"| {name} | {trajectory} |")
         table = header + "\n" + "\n".join(rows) + "\n"
+        if trajectories:
+            table += "\nDPFT keep probability, audio / text / vision, by epoch (mean over seeds and folds)\n\n"
+            table += "| variant | trajectory |\n|---|---|\n" + "\n".join(trajectories) + "\n"
         (out / "table.md").write_text(table)
         (out / "flags.json").write_text(json.dumps(VARIANTS, indent=2) + "\n")
     print("\n" + table)

@@ -65,9 +65,12 @@ class AdapterReport:
         return {**asdict(self), "dead": [f"{layer}/{k}" for layer, k in self.dead()]}
 
 
-def adapter_report(model: torch.nn.Module, batches: Sequence[Batch], task: str) -> AdapterReport:
-    """Weight and gradient norms of every adapter (see the module docstring). Leaves the parameters' ``.grad``
-    alone, so the trainer can call it between steps; dropout is off while it runs."""
+def adapter_report(
+    model: torch.nn.Module, batches: Sequence[Batch], task: str, combinations: Sequence[str] = COMBINATIONS
+) -> AdapterReport:
+    """Weight and gradient norms of every adapter (see the module docstring), probing ``combinations`` (a model
+    trained on some modalities only serves their combinations). Leaves the parameters' ``.grad`` alone, so the
+    trainer can call it between steps; dropout is off while it runs."""
     layers = adapter_layers(model)
     device = next(model.parameters()).device
     was_training = model.training
@@ -80,7 +83,8 @@ def adapter_report(model: torch.nn.Module, batches: Sequence[Batch], task: str) 
     gradient = {name: {} for name in layers}
     ratio = {name: {} for name in layers}
     shared_sum = {name: 0.0 for name in layers}
-    for k, combination in enumerate(COMBINATIONS):
+    for combination in combinations:
+        k = COMBINATIONS.index(combination)
         loss = 0.0
         for batch in batches:
             batch = batch.to(device)
@@ -102,7 +106,7 @@ def adapter_report(model: torch.nn.Module, batches: Sequence[Batch], task: str) 
             if on_path(name, k):
                 ratio[name][combination] = routed / shared if shared > 0 else float("inf")
     for name in layers:
-        gradient[name] = {SHARED: shared_sum[name] / len(COMBINATIONS), **gradient[name]}
+        gradient[name] = {SHARED: shared_sum[name] / len(combinations), **gradient[name]}
     model.train(was_training)
     return AdapterReport(weight, gradient, ratio)
 
@@ -201,9 +205,8 @@ def format_report(report: AdapterReport, figures: dict[str, dict] | None = None)
     for layer, row in report.ratio.items():
         cells = [" " + _cell(report.gradient[layer][SHARED])]
         for k in COMBINATIONS:
-            cells.append(
-                f"{'—':>10}" if k not in row else " " + _cell(row[k])[:-1] + ("!" if row[k] < DEAD_RATIO else " ")
-            )
+            flag = "!" if row.get(k, 1.0) < DEAD_RATIO else " "
+            cells.append(f"{'—':>10}" if k not in row else f" {row[k]:8.1e}{flag}")
         lines.append(f"{layer:<22}" + "".join(cells))
     dead = report.dead()
     lines += [
@@ -223,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=1, help="utterances per probe sample (dialogue length)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the report as JSON to this file")
+    parser.add_argument(
+        "--combinations",
+        nargs="+",
+        choices=COMBINATIONS,
+        default=COMBINATIONS,
+        help="the combinations to probe (default all; e.g. a v av for a model trained without text)",
+    )
     args = parser.parse_args(argv)
     from mculora.checkpoint import CheckpointError, load_checkpoint
 
@@ -236,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     batches = probe_batches(model, model.config.num_outputs, args.samples, args.utterances, args.seed)
     task = "classification" if model.config.num_outputs > 1 else "regression"
-    report = adapter_report(model, batches, task)
+    report = adapter_report(model, batches, task, args.combinations)
     figures = decoupling(model, batches)
     print(format_report(report, figures))
     if args.json:
