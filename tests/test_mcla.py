@@ -86,7 +86,7 @@ def test_training_moves_every_combination_adapter_on_its_path(trained):
     def delta(name: str, adapter: str) -> float:
         before = start[name].lora_B[adapter].weight @ start[name].lora_A[adapter].weight
         after = end[name].lora_B[adapter].weight @ end[name].lora_A[adapter].weight
-        return float((after - before).norm())
+        return float((after - before).detach().norm())
 
     for name in end:
         shared = delta(name, SHARED)
