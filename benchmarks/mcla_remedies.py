@@ -23,14 +23,14 @@ from mculora.train import run
 
 PAPER = ["--model-combination-stream", "chain", "--lora-plus-ratio", "1"]
 VARIANTS: dict[str, list[str]] = {
-    "default (residual + LoRA+ x4)": [],
+    "default (residual + LoRA+ x16)": [],
     "paper (chain)": PAPER,
     "chain + B init N(0, 0.01)": [*PAPER, "--model-combination-init-std", "0.01"],
     "chain + LoRA+ x16": ["--model-combination-stream", "chain", "--lora-plus-ratio", "16"],
     "residual": ["--lora-plus-ratio", "1"],
-    "residual + LoRA+ x16": ["--lora-plus-ratio", "16"],
-    "default, DPFT off": ["--dpft-mode", "off"],
-    "reference protocol": ["--protocol", "reference"],
+    "residual + LoRA+ x4": ["--lora-plus-ratio", "4"],
+    "residual + LoRA+ x4, DPFT off": ["--lora-plus-ratio", "4", "--dpft-mode", "off"],
+    "reference protocol (LoRA+ x4)": ["--lora-plus-ratio", "4", "--protocol", "reference"],
     "baseline (no adapters)": ["--method", "baseline"],
 }
 

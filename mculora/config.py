@@ -44,7 +44,7 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-5
     lora_plus_ratio: float = field(
-        default=4.0,
+        default=16.0,
         metadata={"help": "learning rate of every adapter's B = lr x this (LoRA+); 1 = one lr for all (paper)"},
     )
     protocol: str = field(

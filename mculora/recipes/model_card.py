@@ -118,6 +118,7 @@ def write(out: Path, metrics: dict) -> None:
         adapter_health=adapter_table(metrics),
         dead=len(metrics["adapters"]["dead_adapters"]),
         optimizer=training["optimizer"],
+        lora_plus=training["optimizer"]["lora_plus_ratio"],
         au_clips=metrics["ravdess_au"]["clips"],
         data=data_table(metrics),
         figure=FIGURE,
@@ -189,7 +190,7 @@ Items with a usable feature:
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
 speech clip and one face that share a label, drawn afresh every batch with class-balanced labels. From these samples
 MCULoRA learns to route each of the 7 modality combinations to its own low-rank adapters. The combination streams
-have an identity path and the adapters' B matrices learn 4 times faster than the rest (LoRA+), so that every
+have an identity path and the adapters' B matrices learn {lora_plus:g} times faster than the rest (LoRA+), so that every
 combination adapter trains (the paper's plain chain leaves the deep ones dead; see "Adapter health"). DPFT (the
 separability version, measured on validation pairs) adjusts how often each modality is dropped.
 
