@@ -196,6 +196,13 @@ def probe_combinations(model: torch.nn.Module, batches: Iterable, device: torch.
     model.train(was_training)
 
 
+def combination_divergence(output, k: int, form: str = "reference") -> torch.Tensor:
+    """[B, L] divergence between the shared and the combination-k representation of an output routed to k,
+    averaged over k's modalities."""
+    members = [m for i, m in enumerate(MODALITIES) if mask_table()[k, i]]
+    return sum(divergence(output.shared_repr[m], output.combination_repr[m], form) for m in members) / len(members)
+
+
 def measure_separability(
     model: torch.nn.Module, batches: Iterable, device: torch.device, form: str = "reference"
 ) -> torch.Tensor:
@@ -203,12 +210,9 @@ def measure_separability(
     and its combination-k representation, averaged over k's modalities and all valid utterances."""
     totals = torch.zeros(NUM_COMBINATIONS, dtype=torch.float64)
     count = 0
-    table = mask_table()
     for batch, outputs in probe_combinations(model, batches, device):
         valid = batch.utterance_mask
         count += int(valid.sum())
         for k, out in enumerate(outputs):
-            members = [m for i, m in enumerate(MODALITIES) if table[k, i]]
-            d = sum(divergence(out.shared_repr[m], out.combination_repr[m], form) for m in members) / len(members)
-            totals[k] += float(d[valid].sum())
+            totals[k] += float(combination_divergence(out, k, form)[valid].sum())
     return totals / max(count, 1)

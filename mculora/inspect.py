@@ -24,8 +24,9 @@ from pathlib import Path
 
 import torch
 
+from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.data import Batch
-from mculora.dpft import divergence, probe_combinations
+from mculora.dpft import combination_divergence, probe_combinations
 from mculora.lora import SHARED, CombinationLoRALinear
 from mculora.methods import task_loss
 from mculora.modalities import COMBINATIONS, MODALITIES, Modality, combination_modalities, index_to_mask
@@ -129,8 +130,7 @@ def decoupling(model: torch.nn.Module, batches: Sequence[Batch], form: str = "re
         for k, name in enumerate(COMBINATIONS):
             members = combination_modalities(k)
             out = outputs[k]
-            js = sum(divergence(out.shared_repr[m], out.combination_repr[m], form) for m in members) / len(members)
-            sums[name]["separability"] += float(js[valid].sum())
+            sums[name]["separability"] += float(combination_divergence(out, k, form)[valid].sum())
             for m in members:
                 here = out.combination_repr[m][valid]
                 for j in range(len(COMBINATIONS)):
@@ -234,8 +234,6 @@ def main(argv: list[str] | None = None) -> int:
         help="the combinations to probe (default all; e.g. a v av for a model trained without text)",
     )
     args = parser.parse_args(argv)
-    from mculora.checkpoint import CheckpointError, load_checkpoint
-
     try:
         model, config = load_checkpoint(args.checkpoint, device="cpu")
     except (CheckpointError, FileNotFoundError) as error:
