@@ -1,13 +1,21 @@
 # Two entry points: `make demo` and `make test`. Both build .venv from the pinned requirements when needed.
+# `make test PYTHON=python3.12` builds and tests a second environment (.venv-python3.12) beside the default .venv.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+VENV := $(if $(filter command line environment,$(origin PYTHON)),.venv-$(notdir $(PYTHON)),.venv)
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
+# The suite runs on the CPU unless asked otherwise (MCULORA_DEVICE=cuda make test), so that a GPU runner cannot
+# change it; the CPU/GPU parity tests use CUDA whenever it is there.
+MCULORA_DEVICE ?= cpu
+export MCULORA_DEVICE
 
-.PHONY: demo test browser checkpoint lint clean-venv
+.PHONY: demo test browser checkpoint space lint clean-venv
 
+# pyenv's shims answer only for the selected versions; let them find any installed one (e.g. PYTHON=python3.12).
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	interpreter=$$($(PYTHON) -c 'import sys; print(sys.executable)' 2>/dev/null \
+		|| PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | paste -sd: -) $(PYTHON) -c 'import sys; print(sys.executable)') \
+		&& "$$interpreter" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
@@ -39,6 +47,10 @@ test: $(VENV)/.installed-dev browser
 # Re-creates checkpoints/default from the real data in $(DATA_ROOT) (features cached in runs/default).
 checkpoint: $(VENV)/.installed
 	$(BIN)/python -m mculora.recipes.default --data-root $(DATA_ROOT)
+
+# A self-contained Hugging Face Space folder in build/space, validated; prints how to push it.
+space: $(VENV)/.installed
+	$(BIN)/python -m mculora.space --out build/space
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check mculora tests app.py

@@ -1,6 +1,6 @@
 """mculora demo: emotion from a face, a voice and a sentence, with any of them left out.
 
-    python app.py [--checkpoint checkpoints/default] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--checkpoint checkpoints/default | owner/name@revision] [--host 127.0.0.1] [--port 7860] [--share]
 
 The page only wires components to `mculora.demo.DemoCallbacks`; the model, encoders and plots live in `mculora/`.
 """
@@ -9,25 +9,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
-# ZeroGPU must be imported before anything touches CUDA; elsewhere the decorator is the identity.
+# ZeroGPU's package must be imported before anything touches CUDA. It exists only on Spaces.
 try:
     import spaces
-
-    gpu = spaces.GPU
 except ImportError:
-
-    def gpu(fn):
-        return fn
+    spaces = None
 
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by default: no usage pings
 
 import gradio as gr  # noqa: E402
 
-from mculora import plots  # noqa: E402
+from mculora import hub, plots, serving  # noqa: E402
+from mculora.checkpoint import CheckpointError  # noqa: E402
 from mculora.demo import Conversation, DemoCallbacks, model_card_markdown  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
@@ -46,6 +45,7 @@ model learned from, not what anyone feels.
 
 def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> gr.Blocks:
     callbacks = DemoCallbacks(predictor)
+    gpu = serving.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
     with gr.Blocks(title="mculora") as demo:
         gr.Markdown(INTRO)
         conversation = gr.State(Conversation())
@@ -61,7 +61,8 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
                             label="Face (webcam or image)",
                             elem_id="image",
                         )
-                    with gr.Tab("Live webcam"):
+                    # Every frame of a stream would be a billed GPU call on ZeroGPU: snapshots only there.
+                    with gr.Tab("Live webcam", visible=not serving.on_zero_gpu()):
                         live = gr.Image(
                             sources=["webcam"], type="numpy", streaming=True, label="Live face", elem_id="live"
                         )
@@ -165,7 +166,9 @@ def example_row(path: Path) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--checkpoint", type=Path, default=Path(os.environ.get("MCULORA_CHECKPOINT", DEFAULT_CHECKPOINT))
+        "--checkpoint",
+        default=os.environ.get("MCULORA_CHECKPOINT", str(DEFAULT_CHECKPOINT)),
+        help="a checkpoint directory, or owner/name[@revision] on the Hugging Face Hub (downloaded once, cached)",
     )
     # Local runs bind to this machine only; Hugging Face Spaces sets GRADIO_SERVER_NAME=0.0.0.0 itself.
     host = os.environ.get("MCULORA_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
@@ -174,9 +177,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(port))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     args = parser.parse_args()
-    predictor = Predictor.from_pretrained(args.checkpoint)
-    build_demo(predictor, args.checkpoint).launch(
-        server_name=args.host, server_port=args.port, share=args.share, theme=gr.themes.Soft()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        checkpoint = hub.resolve(args.checkpoint)
+        predictor = Predictor.from_pretrained(checkpoint)
+    except CheckpointError as error:
+        sys.exit(f"error: {error}")
+    for line in serving.startup_report(predictor.device, checkpoint, predictor.config):
+        logging.getLogger("mculora").info(line)
+    # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
+    # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
+    build_demo(predictor, checkpoint).launch(
+        server_name=args.host, server_port=args.port, share=args.share, theme=gr.themes.Soft(), ssr_mode=False
     )
 
 

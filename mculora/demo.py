@@ -18,6 +18,7 @@ import gradio as gr
 
 from mculora import plots
 from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
+from mculora.hub import strip_front_matter
 from mculora.modalities import MODALITIES
 from mculora.predictor import NothingToPredict, Prediction, Predictor
 
@@ -161,5 +162,7 @@ def model_card_markdown(checkpoint: Path) -> str:
     card = checkpoint / "README.md"
     if not card.is_file():
         return f"No model card found in `{checkpoint}`."
-    lines = [line for line in card.read_text().splitlines() if not line.startswith("![")]
+    # A card published to the Hub starts with YAML metadata, which is for the Hub, not for readers.
+    text = strip_front_matter(card.read_text())
+    lines = [line for line in text.splitlines() if not line.startswith("![")]
     return f"Checkpoint: `{checkpoint}`\n\n" + "\n".join(lines)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mculora import hub
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
@@ -89,10 +90,11 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> Predictor:
-        """Load ``path`` (a checkpoint directory) and the encoders recorded in it, on ``device`` (default: chosen
-        once from MCULORA_DEVICE, else CUDA, else CPU)."""
+        """Load ``path`` and the encoders recorded in it, on ``device`` (default: chosen once from MCULORA_DEVICE,
+        else CUDA, else CPU). ``path`` is a checkpoint directory, or ``owner/name[@revision]`` on the Hugging Face Hub
+        (downloaded once, then cached; see `mculora.hub`)."""
         device = select_device(device)
-        model, config = load_checkpoint(path, device)
+        model, config = load_checkpoint(hub.resolve(path), device)
         return cls(model, config, build_encoders(config.encoders["profile"], device), device)
 
     # -- model --------------------------------------------------------------------------------------------------

@@ -50,10 +50,11 @@ def model_and_method():
     return model, method
 
 
-def step(model, method, dialogues, combination):
+def step(model, method, dialogues, combination, device="cpu"):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     routing = Routing.of(torch.as_tensor(combination))
-    return train_step(model, method, optimizer, collate_dialogues(dialogues), routing, "classification")
+    batch = collate_dialogues(dialogues).to(device)
+    return train_step(model, method, optimizer, batch, routing, "classification")
 
 
 if __name__ == "__main__":

@@ -4,34 +4,21 @@ weights cannot be fetched, building an encoder fails with `EncoderUnavailable` s
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
 from mculora.encoders.base import Encoder, EncoderUnavailable
 from mculora.encoders.text import TransformerSentenceEncoder
+from mculora.hub import hub_reachable
 from mculora.modalities import Modality
 
 HUB_TEXT_MODEL = "sentence-transformers/all-mpnet-base-v2"
 HUB_VISION_MODEL = "openai/clip-vit-base-patch32"
 T = TypeVar("T")
-
-
-def hub_reachable(timeout: float = 5.0) -> bool:
-    """Whether the Hugging Face hub answers at all. Checked before a download so that an offline machine gets its
-    answer at once instead of after the hub client's retries with back-off (about 45 s per model)."""
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def from_hub(load: Callable[[bool], T], what: str) -> T:
