@@ -1,5 +1,6 @@
 """A local stand-in for the Hugging Face Hub: the HTTP endpoints that ``huggingface_hub`` uses to create a model
-repository, upload a folder in one commit, and download a snapshot, served from memory on 127.0.0.1.
+repository or a Space, upload a folder in one commit, and download a snapshot, served from memory on 127.0.0.1.
+Space repositories are keyed ``spaces/owner/name``.
 
 The real client talks to it unchanged (``endpoint=standin.url``), so the tests exercise our upload and download code
 and the library's own requests, without the network. Large binary files take the Hub's LFS route (a batch request,
@@ -20,7 +21,8 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-LFS_SUFFIXES = (".safetensors", ".png", ".bin")
+LFS_SUFFIXES = (".safetensors", ".png", ".jpg", ".wav", ".bin")
+API = r"/api/(?P<kind>models|spaces)/(?P<repo>[^/]+/[^/]+)"
 
 
 def git_blob_id(data: bytes) -> str:
@@ -82,11 +84,13 @@ class HubStandIn:
         routes = [
             ("POST", r"/api/repos/create", self.create_repo),
             ("POST", r"/api/validate-yaml", self.validate_yaml),
-            ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/preupload/(?P<rev>.+)", self.preupload),
-            ("POST", r"/api/models/(?P<repo>[^/]+/[^/]+)/commit/(?P<rev>.+)", self.commit),
-            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>.+)", self.revision_info),
-            ("GET", r"/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", self.tree),
-            ("POST", r"/(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch", self.lfs_batch),
+            # The `hf` command line asks which AI-agent harnesses exist (a user-agent detail); none here.
+            ("GET", r"/api/agent-harnesses", lambda **_: (200, {}, {"standardEnvVars": [], "harnesses": {}})),
+            ("POST", rf"{API}/preupload/(?P<rev>.+)", self.preupload),
+            ("POST", rf"{API}/commit/(?P<rev>.+)", self.commit),
+            ("GET", rf"{API}/revision/(?P<rev>.+)", self.revision_info),
+            ("GET", rf"{API}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?", self.tree),
+            ("POST", r"/(?P<repo>(?:spaces/)?[^/]+/[^/]+)\.git/info/lfs/objects/batch", self.lfs_batch),
             ("PUT", r"/lfs-upload/(?P<oid>[0-9a-f]{64})", self.lfs_upload),
             ("HEAD", r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", self.resolve),
             ("GET", r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)", self.resolve),
@@ -94,7 +98,10 @@ class HubStandIn:
         for verb, pattern, route in routes:
             match = re.fullmatch(pattern, path)
             if verb == method and match:
-                status, headers, payload = route(body=body, method=method, **match.groupdict())
+                groups = match.groupdict()
+                if groups.pop("kind", None) == "spaces":  # Space repositories are named as in their URLs
+                    groups["repo"] = f"spaces/{groups['repo']}"
+                status, headers, payload = route(body=body, method=method, **groups)
                 break
         else:
             self.unknown.append(f"{method} {request.path}")
@@ -117,6 +124,10 @@ class HubStandIn:
     def create_repo(self, body: bytes, **_):
         spec = json.loads(body)
         repo_id = f"{spec['organization']}/{spec['name']}" if spec.get("organization") else spec["name"]
+        if spec.get("type") == "space":
+            if spec.get("sdk") not in ("gradio", "docker", "static"):
+                return 400, {}, {"error": "a Space needs an sdk"}
+            repo_id = f"spaces/{repo_id}"
         self.repos.setdefault(repo_id, Repository())
         return 200, {}, {"url": f"{self.url}/{repo_id}", "name": repo_id, "id": repo_id}
 

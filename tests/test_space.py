@@ -186,3 +186,25 @@ def test_the_startup_report_explains_a_gpu_the_torch_build_cannot_use(monkeypatc
     monkeypatch.setattr(serving, "nvidia_driver", lambda: driver)
     warning = serving.startup_report(torch.device("cpu"), demo_checkpoint, config)[-1]
     assert warning.startswith("mculora: WARNING:") and "550.54.15" in warning and ">= 580 for CUDA 13" in warning
+
+
+def test_the_printed_commands_publish_the_folder(folder, tmp_path):
+    """The `hf` commands `make space` prints, run as printed against a local stand-in for the Hub."""
+    from hub_standin import HubStandIn
+
+    hf = Path(sys.executable).parent / "hf"
+    commands = [line.strip() for line in space.PUBLISH.format(folder=folder).splitlines()]
+    commands = [c.replace("OWNER/NAME", "someone/mculora") for c in commands if c.startswith(("hf repos", "hf upload"))]
+    assert len(commands) == 2
+    with HubStandIn() as standin:
+        env = {**os.environ, "HF_ENDPOINT": standin.url, "HF_TOKEN": "hf_test", "HF_HOME": str(tmp_path)}
+        env["HF_HUB_DISABLE_XET"] = "1"  # the stand-in speaks the LFS protocol, not Xet
+        for command in commands:
+            result = subprocess.run([str(hf), *command.split()[1:]], capture_output=True, text=True, env=env)
+            assert result.returncode == 0, result.stderr[-2000:]
+        assert not standin.unknown, standin.unknown
+        repository = standin.repos["spaces/someone/mculora"]
+        published = repository.commits[repository.refs["main"]]
+    local = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert published == local
+    assert any(r.startswith("PUT /lfs-upload/") for r in standin.requests)  # the weights went as an LFS object
