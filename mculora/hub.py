@@ -140,27 +140,26 @@ def model_card(directory: Path, config: CheckpointConfig, repo_id: str, license:
         tags=TAGS,
         datasets=datasets,
         model_name=repo_id.split("/")[-1],
-        eval_results=eval_results(metrics, config, datasets[0]) or None,
+        eval_results=eval_results(metrics, datasets[0]) or None,
     )
     body_path = directory / CARD_FILE
     body = strip_front_matter(body_path.read_text()) if body_path.is_file() else default_body(config, repo_id)
     return f"---\n{data.to_yaml()}\n---\n\n{body.lstrip()}"
 
 
-def eval_results(metrics: dict, config: CheckpointConfig, dataset: str) -> list:
-    """The Hub's evaluation results: one per evaluation set in metrics.json, with a metric per modality combination
-    (``accuracy`` named "accuracy (at)", configured "at", ...). An evaluation set is a top-level section whose keys
-    are combination names, e.g. ``paired_test: {"atv": {"accuracy": ...}, "at": {...}}``."""
+def eval_results(metrics: dict, dataset: str) -> list:
+    """The Hub's evaluation results: one per evaluation set in metrics.json, with each of its numbers per modality
+    combination (``accuracy`` named "accuracy (at)", configured "at", ...). An evaluation set is a top-level section
+    whose keys are combination names, e.g. ``paired_test: {"atv": {"accuracy": ...}, "at": {...}}``."""
     from huggingface_hub import EvalResult
 
-    wanted = {"classification": ("accuracy", "macro_f1"), "regression": ("mae", "corr")}[config.task]
     results = []
     for section, table in metrics.items():
         if not isinstance(table, dict) or not table or not set(table) <= set(COMBINATIONS):
             continue
         for combination, values in table.items():
-            for metric in wanted:
-                if isinstance(values, dict) and isinstance(values.get(metric), int | float):
+            for metric, value in values.items() if isinstance(values, dict) else ():
+                if metric != "n" and isinstance(value, int | float):  # n: the sample count, not a result
                     results.append(
                         EvalResult(
                             task_type="emotion-recognition",
@@ -172,7 +171,7 @@ def eval_results(metrics: dict, config: CheckpointConfig, dataset: str) -> list:
                             metric_type=metric,
                             metric_name=f"{metric} ({combination})",
                             metric_config=combination,
-                            metric_value=round(float(values[metric]), 4),
+                            metric_value=round(float(value), 4),
                         )
                     )
     return results

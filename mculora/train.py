@@ -371,6 +371,9 @@ def run(config: TrainConfig) -> dict | None:
                         training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch},
                     ),
                 )
+                # This run's test results per combination, for the model card `python -m mculora.hub push` writes.
+                metrics = {"test": result.test}
+                (out / "checkpoints" / f"seed{seed}-{split.name}" / "metrics.json").write_text(json.dumps(metrics))
     if workers.world > 1:
         dist.barrier()
     if not workers.is_main:

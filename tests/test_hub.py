@@ -78,7 +78,7 @@ def test_publish_then_load_by_name_and_revision(standin, demo_checkpoint, monkey
     paired = next(r for r in meta["model-index"][0]["results"] if r["dataset"]["name"] == "paired_test")
     atv = next(m for m in paired["metrics"] if m["type"] == "accuracy" and m["config"] == "atv")
     assert atv["value"] == pytest.approx(metrics["paired_test"]["atv"]["accuracy"], abs=1e-4)
-    assert len(paired["metrics"]) == 14  # 7 combinations x (accuracy, macro-F1)
+    assert len(paired["metrics"]) == 28  # 7 combinations x (accuracy, UA, macro-F1, weighted F1)
     assert (demo_checkpoint / "README.md").read_text().splitlines()[0] in card
 
     local = Predictor.from_pretrained(demo_checkpoint, device="cpu").predict(text=TEXT)

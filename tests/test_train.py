@@ -45,8 +45,10 @@ def test_mcu_lora_learns_and_fusion_beats_single_modalities(trainer_args, synthe
         collate_dialogues([corpus.dialogues[n] for n in split.test[i : i + 16]]) for i in range(0, len(split.test), 16)
     ]
     again = evaluate_conditions(model, batches, config.task, torch.device("cpu"))
+    saved = json.loads((out / "checkpoints" / "seed66-fold1" / "metrics.json").read_text())["test"]
     for c in CONDITIONS:
         assert again[c]["accuracy"] == pytest.approx(results["conditions"][c]["accuracy"], abs=1e-9)
+        assert saved[c] == pytest.approx(again[c], abs=1e-9)  # what the Hub model card will report
 
 
 @pytest.mark.slow
