@@ -21,7 +21,7 @@ ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set to "true" by Hugging Face on ZeroGPU Spa
 NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 # ZeroGPU bills each call at the duration it requests, and a shorter request is queued sooner; a call that overruns
 # is aborted. Measured with benchmarks/demo_latency.py on the 2-core CPU machine: the slowest event (the 7-combination
-# ablation on a 2 s video) takes 0.33 s (median), and the first call of a process 1.6 s (encoders warming up). 10 s
+# ablation on a 2 s video) takes 0.14 s (median), and the first call of a process 1.5 s (encoders warming up). 10 s
 # leaves room for a cold GPU start on top of that, at a sixth of the default 60 s.
 GPU_SECONDS = 10
 
