@@ -27,7 +27,7 @@ import gradio as gr  # noqa: E402
 
 from mculora import hub, plots, serving  # noqa: E402
 from mculora.checkpoint import CheckpointError  # noqa: E402
-from mculora.demo import Conversation, DemoCallbacks, model_card_markdown  # noqa: E402
+from mculora.demo import Conversation, DemoCallbacks, model_card_markdown, probability_note  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -84,6 +84,7 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
                 label = gr.Label(num_top_classes=3, label="Emotion", elem_id="label")
                 notices = gr.Markdown(elem_id="notices")
                 distribution = gr.Plot(label="Emotion distribution", elem_id="distribution")
+                gr.Markdown(probability_note(predictor), elem_id="probability-note")
                 contributions = gr.Plot(label="Adapter contributions", elem_id="contributions")
                 face = gr.Image(label="What the vision encoder saw", interactive=False, height=224, elem_id="face")
                 timeline = gr.Plot(label="Conversation timeline", elem_id="timeline")

@@ -7,6 +7,7 @@ is wrong, instead of a shape error deep inside torch.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mculora import __version__
+from mculora.modalities import COMBINATIONS
 from mculora.model import MCULoRA, MCULoRAConfig
 
 CHECKPOINT_FORMAT = "mculora-checkpoint"
@@ -39,6 +41,8 @@ class CheckpointConfig:
     architecture: str = "mculora"
     dataset: str | None = None
     training: dict = field(default_factory=dict, metadata={"help": "free-form provenance (seed, split, epochs)"})
+    # {combination: T}: the Predictor divides that combination's logits by T (see mculora.calibration); none = 1.
+    temperatures: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         body = asdict(self)
@@ -86,6 +90,12 @@ class CheckpointConfig:
         encoders = data["encoders"]
         if not isinstance(encoders, dict) or not isinstance(encoders.get("profile"), str):
             raise fail("'encoders' must be an object with a 'profile' name")
+        temperatures = data.get("temperatures") or {}
+        valid = isinstance(temperatures, dict) and all(
+            name in COMBINATIONS and isinstance(t, int | float) and 0 < t < math.inf for name, t in temperatures.items()
+        )
+        if not valid:
+            raise fail(f"temperatures must map combination names {list(COMBINATIONS)} to positive numbers")
         return cls(
             model=model,
             task=task,
@@ -95,6 +105,7 @@ class CheckpointConfig:
             architecture=architecture,
             dataset=data.get("dataset"),
             training=data.get("training") or {},
+            temperatures={name: float(t) for name, t in temperatures.items()},
         )
 
 

@@ -137,7 +137,7 @@ class Predictor:
         timings = dict(current.timings_ms)
         with stopwatch(timings, "model"):
             output = self._forward([*history, current], mask)
-        probabilities = output.logits[0, -1].float().softmax(-1).cpu()
+        probabilities = self._probabilities(output.logits[:, -1], [combination_name(used)])[0]
         timings["total"] = (time.perf_counter() - start) * 1000
 
         def per_class(values: torch.Tensor) -> dict[str, float]:
@@ -178,7 +178,8 @@ class Predictor:
         usable = [m for m in MODALITIES if m in current.vectors]
         subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
-        probabilities = self._forward([*history, current], masks).logits[:, -1].float().softmax(-1).cpu().numpy()
+        logits = self._forward([*history, current], masks).logits[:, -1]
+        probabilities = self._probabilities(logits, [combination_name(subset) for subset in subsets]).numpy()
         return [
             CombinationRow(
                 combination=combination_name(subset),
@@ -187,6 +188,12 @@ class Predictor:
             )
             for subset, row in zip(subsets, probabilities, strict=True)
         ]
+
+    def _probabilities(self, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
+        """Softmax of each row's logits [B, C] divided by its combination's temperature: calibrated probabilities
+        when the checkpoint has temperatures (`mculora.calibration`), the raw softmax otherwise."""
+        temperature = torch.tensor([self.config.temperatures.get(c, 1.0) for c in combinations])
+        return (logits.float().cpu() / temperature[:, None]).softmax(-1)
 
     def _usable_features(self, image, audio, text, video, drop) -> UtteranceFeatures:
         """Featurize the inputs; raise `NothingToPredict`, listing each modality's reason, if none is usable."""

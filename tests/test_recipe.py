@@ -20,9 +20,16 @@ def test_tiny_recipe_runs_end_to_end(shared_data, tmp_path):
     assert set(metrics["paired_test"]) == set(CONDITIONS) == set(metrics["iemocap4_subset"])
     assert {"text/goemotions", "audio/ravdess", "vision/fer2013"} <= set(metrics["unimodal_test"])
     assert set(metrics["ravdess_au"]["conditions"]) == {"a", "v", "av"}
+    assert set(metrics["calibration"]) == set(CONDITIONS)
+    # A handful of validation pairs fits no meaningful temperature; the full recipe's are checked on the shipped model.
+    assert all(r["temperature"] > 0 and 0 <= r["ece_after"] <= 1 for r in metrics["calibration"].values())
     card = (out / "README.md").read_text()
-    assert "| atv |" in card and "synthetic" in card and "Not for decisions about people" in card
+    assert (
+        "ECE before" in card and "| atv |" in card and "synthetic" in card and "Not for decisions about people" in card
+    )
     _, au_config = load_checkpoint(out / "ravdess_au")
     assert au_config.encoders["profile"] == "ravdess-au"
+    _, config = load_checkpoint(out)
+    assert config.temperatures == {c: metrics["calibration"][c]["temperature"] for c in CONDITIONS}
     predictor = Predictor.from_pretrained(out, device="cpu")
     assert predictor.predict(text="I am so happy!").label in predictor.labels

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mculora.calibration import calibration_report, fit_temperatures
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
 from mculora.config import ModelSettings, TrainConfig
 from mculora.data import Batch
@@ -184,7 +185,7 @@ def report(labels: np.ndarray, logits: np.ndarray, label_subset: tuple[str, ...]
     return classification_report(np.array([remap[c] for c in labels[keep]]), logits[keep][:, columns], label_subset)
 
 
-def evaluate_default(model, pools: dict, config: RecipeConfig, device) -> dict:
+def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatures: dict[str, float]) -> dict:
     test_pairs = [b.to(device) for b in fixed_pairs(pools, "test", config.pairs_per_label, config.seed + 2)]
     dims = {m: pools[m, "test"].vectors.shape[1] for m in MODALITIES}
     unimodal = {}
@@ -201,6 +202,7 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device) -> dict:
         "paired_test": {c: report(*outputs) for c, outputs in paired.items()},
         "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
         "unimodal_test": unimodal,
+        "calibration": calibration_report(model, test_pairs, temperatures, device),
     }
 
 
@@ -358,12 +360,13 @@ def run(config: RecipeConfig) -> dict:
 
     model, settings, result = train_default(config, pools, device, config.work / "training_log.jsonl")
     trained = time.perf_counter()
-    metrics = evaluate_default(model, pools, config, device)
+    val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
+    temperatures = fit_temperatures(model, val_pairs, device)
+    metrics = evaluate_default(model, pools, config, device, temperatures)
     au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, device)
     finished = time.perf_counter()
 
     metrics["ravdess_au"] = au_metrics
-    val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
     metrics["adapters"] = adapter_health(model, val_pairs, "classification", settings.dpft.divergence)
     metrics["data"] = {
         f"{m.value}/{split}": {
@@ -397,7 +400,7 @@ def run(config: RecipeConfig) -> dict:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
     }
 
-    def save(directory: Path, network: MCULoRA, encoders: dict, dataset: str, training: dict) -> None:
+    def save(directory: Path, network: MCULoRA, encoders: dict, dataset: str, training: dict, **extra) -> None:
         save_checkpoint(
             directory,
             network,
@@ -409,6 +412,7 @@ def run(config: RecipeConfig) -> dict:
                 encoders=encoders,
                 dataset=dataset,
                 training={"seed": config.seed, **training},
+                **extra,
             ),
         )
 
@@ -419,6 +423,7 @@ def run(config: RecipeConfig) -> dict:
         offline,
         "ekman7-paired",
         {"best_epoch": result.best_epoch, "recipe": "mculora.recipes.default"},
+        temperatures=temperatures,
     )
     save(config.out / "ravdess_au", au_model, au_encoders, "ravdess-au", {"fold": 1})
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -102,6 +102,7 @@ def test_upload_drop_text_predict_and_ablate(page, demo_pages, demo_labels, arti
     expect_label_from(page, demo_labels)
     expect_plotly(page, "distribution")
     expect_plotly(page, "contributions")
+    expect(page.locator("#probability-note")).to_contain_text("calibrated")  # what the percentages mean
     notices = page.locator("#notices")
     expect(notices).to_contain_text("text", timeout=PREDICTION_TIMEOUT_MS)
     expect(notices).to_contain_text("dropped by the user")
