@@ -70,7 +70,8 @@ def probability_note(predictor: Predictor) -> str:
     if predictor.config.temperatures:
         return (
             "Probabilities are calibrated for each combination of modalities (temperature scaling on validation "
-            "data): on the test set, classes shown at about 70 % were right about 70 % of the time."
+            "data), so that the confidence shown tracks how often the model is right. The model card's calibration "
+            "table gives the remaining gap per combination."
         )
     return "These scores are the model's raw softmax, not calibrated: they overstate how sure it is."
 

@@ -250,9 +250,10 @@ gives accuracy, macro-F1 and per-class recall, in %.
 {unimodal}
 
 **Calibration.** The probabilities the demo shows are temperature-scaled: each combination's logits are divided by a
-temperature fitted on the validation pairs (minimum negative log-likelihood), so that a class shown at 70 % is right
-about 70 % of the time. The predicted class does not change. Expected calibration error (15 equal-width confidence
-bins) and negative log-likelihood on the paired test samples, before and after:
+temperature fitted on the validation pairs (minimum negative log-likelihood), so that the confidence shown comes
+closer to how often the model is right. The predicted class does not change. Expected calibration error (ECE, 15
+equal-width confidence bins: the average gap between confidence and accuracy) and negative log-likelihood on the
+paired test samples, before and after:
 
 {calibration}
 
