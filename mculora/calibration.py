@@ -69,15 +69,12 @@ def fit_temperatures(
 
 
 def calibration_report(
-    model: torch.nn.Module,
-    batches: Sequence,
-    temperatures: dict[str, float],
-    device: torch.device,
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]], temperatures: dict[str, float]
 ) -> dict[str, dict[str, float]]:
-    """Per condition on ``batches`` (the test set): T, and the ECE and NLL before and after scaling."""
+    """Per condition, from its test-set (labels, logits): T, and the ECE and NLL before and after scaling."""
     report = {}
-    for condition, temperature in temperatures.items():
-        labels, logits = predict_condition(model, batches, condition, device)
+    for condition, (labels, logits) in predictions.items():
+        temperature = temperatures[condition]
         report[condition] = {
             "temperature": temperature,
             "ece_before": expected_calibration_error(softmax(logits), labels),

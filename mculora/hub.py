@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mculora import __version__
-from mculora.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointConfig, CheckpointError, read_checkpoint_config
+from mculora.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointConfig, CheckpointError
 from mculora.modalities import COMBINATIONS
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -211,8 +211,7 @@ def push(
     from mculora.checkpoint import load_checkpoint
 
     directory = Path(checkpoint)
-    load_checkpoint(directory)  # raises CheckpointError with the reason
-    config = read_checkpoint_config(directory)
+    _, config = load_checkpoint(directory)  # raises CheckpointError with the reason
     parse_reference(repo_id)
     url = endpoint_url(endpoint)
     if not hub_reachable(url):

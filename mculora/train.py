@@ -358,7 +358,7 @@ def run(config: TrainConfig) -> dict | None:
                     file=sys.stderr,
                 )
             if out is not None and workers.is_main:
-                save_checkpoint(
+                directory = save_checkpoint(
                     out / "checkpoints" / f"seed{seed}-{split.name}",
                     model,
                     CheckpointConfig(
@@ -372,8 +372,7 @@ def run(config: TrainConfig) -> dict | None:
                     ),
                 )
                 # This run's test results per combination, for the model card `python -m mculora.hub push` writes.
-                metrics = {"test": result.test}
-                (out / "checkpoints" / f"seed{seed}-{split.name}" / "metrics.json").write_text(json.dumps(metrics))
+                (directory / "metrics.json").write_text(json.dumps({"test": result.test}))
     if workers.world > 1:
         dist.barrier()
     if not workers.is_main:

@@ -202,7 +202,7 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatu
         "paired_test": {c: report(*outputs) for c, outputs in paired.items()},
         "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
         "unimodal_test": unimodal,
-        "calibration": calibration_report(model, test_pairs, temperatures, device),
+        "calibration": calibration_report(paired, temperatures),
     }
 
 
