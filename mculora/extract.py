@@ -40,7 +40,14 @@ from tqdm.auto import tqdm
 
 from mculora.data.gcnet import SPEC_FILE
 from mculora.device import select_device
-from mculora.encoders import DEFAULT_PROFILE, PROFILES, build_encoders, describe_encoders
+from mculora.encoders import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    EncoderUnavailable,
+    build_encoders,
+    copy_encoder_weights,
+    describe_encoders,
+)
 from mculora.featurize import Featurizer
 from mculora.modalities import MODALITIES, Modality
 from mculora.preprocess import UnusableInput
@@ -123,9 +130,13 @@ def assign_splits(rows: Sequence[ManifestRow], seed: int = 0) -> dict[str, str]:
 
 
 class Extractor:
-    def __init__(self, out: Path, profile: str, device: torch.device):
+    def __init__(self, out: Path, profile: str, device: torch.device, weights: Path | None = None):
+        """``weights``: where trained encoders read their weights (a checkpoint directory); they are copied into
+        ``out``, so that the data set names the exact encoders its features came from."""
         self.out, self.profile = out, profile
-        self.encoders = build_encoders(profile, device)
+        self.encoders = build_encoders(profile, device, weights=weights)
+        out.mkdir(parents=True, exist_ok=True)
+        copy_encoder_weights(weights, out)
         self.featurizer = Featurizer(self.encoders)
         self.folders = {m: out / "features" / self.encoders[m].name for m in MODALITIES}
         for folder in self.folders.values():
@@ -133,7 +144,8 @@ class Extractor:
         self.progress_path = out / PROGRESS_FILE
 
     def done(self) -> dict[str, dict[str, str]]:
-        """Ids already extracted -> the reasons their missing modalities were left out."""
+        """Ids already extracted -> the reasons their missing modalities were left out. An id counts only while
+        the current encoders' feature files for it exist: after an encoder changes (a new folder), it is redone."""
         if not self.progress_path.is_file():
             return {}
         done = {}
@@ -141,7 +153,11 @@ class Extractor:
             if line.strip():
                 entry = json.loads(line)
                 done[entry["id"]] = entry["missing"]
-        return done
+        return {
+            item: missing
+            for item, missing in done.items()
+            if all((self.folders[m] / f"{item}.npy").is_file() for m in MODALITIES if m.value not in missing)
+        }
 
     def extract(self, rows: Sequence[ManifestRow], batch_size: int = 64) -> dict[str, dict[str, str]]:
         """Extract the rows not done yet; return id -> {modality: reason it was left out} for every row done."""
@@ -271,6 +287,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="texts encoded together")
     parser.add_argument("--seed", type=int, default=0, help="for the 80/10/10 split when the manifest has none")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--encoder-weights",
+        type=Path,
+        default=Path("checkpoints/default"),
+        help="a checkpoint directory whose trained encoders (the offline face network) to use",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -282,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"error: labels {unknown} of the manifest are not in --labels")
     args.out.mkdir(parents=True, exist_ok=True)
-    extractor = Extractor(args.out, args.profile, select_device(args.device))
+    try:
+        extractor = Extractor(args.out, args.profile, select_device(args.device), args.encoder_weights)
+    except EncoderUnavailable as error:
+        raise SystemExit(f"error: {error}") from None
     results = extractor.extract(rows, args.batch_size)
     problems = Counter(
         f"{modality}: {reason}"

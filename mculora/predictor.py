@@ -94,8 +94,9 @@ class Predictor:
         else CUDA, else CPU). ``path`` is a checkpoint directory, or ``owner/name[@revision]`` on the Hugging Face Hub
         (downloaded once, then cached; see `mculora.hub`)."""
         device = select_device(device)
-        model, config = load_checkpoint(hub.resolve(path), device)
-        return cls(model, config, build_encoders(config.encoders["profile"], device), device)
+        directory = hub.resolve(path)
+        model, config = load_checkpoint(directory, device)
+        return cls(model, config, build_encoders(config.encoders["profile"], device, weights=directory), device)
 
     # -- model --------------------------------------------------------------------------------------------------
 

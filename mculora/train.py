@@ -32,6 +32,7 @@ from mculora.config import TrainConfig, parse_args
 from mculora.data import Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
 from mculora.device import select_device
 from mculora.dpft import Routing
+from mculora.encoders import copy_encoder_weights
 from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
 from mculora.inspect import adapter_health, adapter_layers, adapter_report
 from mculora.methods import Method, build_method
@@ -371,6 +372,7 @@ def run(config: TrainConfig) -> dict | None:
                         training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch},
                     ),
                 )
+                copy_encoder_weights(corpus.root, directory)
                 # This run's test results per combination, for the model card `python -m mculora.hub push` writes.
                 (directory / "metrics.json").write_text(json.dumps({"test": result.test}))
     if workers.world > 1:

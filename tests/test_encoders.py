@@ -42,8 +42,8 @@ def test_text_encoding_is_batch_independent(minilm):
     torch.testing.assert_close(batch[0], alone[0], atol=1e-5, rtol=1e-4)
 
 
-def test_offline_profile_builds_without_network(no_network):
-    encoders = build_encoders("offline")
+def test_offline_profile_builds_without_network(no_network, demo_checkpoint):
+    encoders = build_encoders("offline", weights=demo_checkpoint)
     record = describe_encoders("offline", encoders)
     assert record["profile"] == "offline"
     assert {m: record[m]["dim"] for m in ("audio", "text", "vision")} == {m.value: encoders[m].dim for m in Modality}

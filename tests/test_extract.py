@@ -71,6 +71,8 @@ def test_extract_train_predict_round_trip(manifest, tmp_path, capsys):
     out = tmp_path / "features"
     extract(["--manifest", str(manifest), "--out", str(out), "--name", "tiny", "--batch-size", "5"])
     printed = capsys.readouterr()
+    # The data set carries the face network its vision features came from, and so will its checkpoints.
+    assert (out / "face_net.safetensors").is_file()
     assert "could not read audio file" in printed.err and "no face found" in printed.err
     spec = json.loads((out / "dataset.json").read_text())
     assert spec["name"] == "tiny" and spec["label_names"] == ["angry", "happy", "neutral", "sad"]
@@ -111,6 +113,7 @@ def test_extract_train_predict_round_trip(manifest, tmp_path, capsys):
     results = json.loads((run / "results.json").read_text())
     assert results["dataset"] == "tiny" and set(results["conditions"]) == {"a", "t", "v", "at", "av", "tv", "atv"}
 
+    assert (run / "checkpoints" / "seed66-given" / "face_net.safetensors").is_file()
     predictor = Predictor.from_pretrained(run / "checkpoints" / "seed66-given", device="cpu")
     assert predictor.labels == ["angry", "happy", "neutral", "sad"]
     rows = list(csv.DictReader(manifest.open()))

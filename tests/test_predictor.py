@@ -10,14 +10,21 @@ import torch
 from skimage import data as skdata
 
 from mculora.checkpoint import CheckpointConfig, CheckpointError, save_checkpoint
-from mculora.encoders import EncoderMismatch, build_encoders, describe_encoders
+from mculora.encoders import (
+    EncoderMismatch,
+    EncoderUnavailable,
+    build_encoders,
+    copy_encoder_weights,
+    describe_encoders,
+)
 from mculora.model import MCULoRA, MCULoRAConfig
 from mculora.predictor import NothingToPredict, Predictor
 
 LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
 
 
-def _checkpoint(directory, encoders, task="classification", text_dim=None):
+def _checkpoint(directory, encoders, weights, task="classification", text_dim=None):
+    """An untrained checkpoint for ``encoders``, carrying the trained encoder weights found in ``weights``."""
     dims = {m.value: e.dim for m, e in encoders.items()}
     record = describe_encoders("offline", encoders)
     if text_dim is not None:
@@ -31,13 +38,15 @@ def _checkpoint(directory, encoders, task="classification", text_dim=None):
             torch.nn.init.normal_(p, std=0.1)
     labels = LABELS if task == "classification" else ["sentiment"]
     config = CheckpointConfig(model=model.config, task=task, label_names=labels, method="mcu-lora", encoders=record)
-    return save_checkpoint(directory, model, config)
+    save_checkpoint(directory, model, config)
+    copy_encoder_weights(weights, directory)
+    return directory
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory):
-    encoders = build_encoders("offline")
-    path = _checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained", encoders)
+def predictor(tmp_path_factory, demo_checkpoint):
+    encoders = build_encoders("offline", weights=demo_checkpoint)
+    path = _checkpoint(tmp_path_factory.mktemp("ckpt") / "untrained", encoders, demo_checkpoint)
     return Predictor.from_pretrained(path, device="cpu")
 
 
@@ -138,9 +147,16 @@ def test_video_frames_are_averaged(predictor, face, tmp_path):
     assert "vision" in q.missing and q.used == ["text"]
 
 
-def test_checkpoint_that_does_not_fit_the_encoders(tmp_path):
-    encoders = build_encoders("offline")
+def test_checkpoint_that_does_not_fit_the_encoders(tmp_path, demo_checkpoint):
+    encoders = build_encoders("offline", weights=demo_checkpoint)
     with pytest.raises(EncoderMismatch, match="different encoders"):
-        Predictor.from_pretrained(_checkpoint(tmp_path / "a", encoders, text_dim=768), device="cpu")
+        Predictor.from_pretrained(_checkpoint(tmp_path / "a", encoders, demo_checkpoint, text_dim=768), device="cpu")
     with pytest.raises(CheckpointError, match="classification"):
-        Predictor.from_pretrained(_checkpoint(tmp_path / "b", encoders, task="regression"), device="cpu")
+        Predictor.from_pretrained(
+            _checkpoint(tmp_path / "b", encoders, demo_checkpoint, task="regression"), device="cpu"
+        )
+    # A checkpoint without its face network cannot encode faces: it says which file is missing.
+    path = _checkpoint(tmp_path / "c", encoders, demo_checkpoint)
+    (path / "face_net.safetensors").unlink()
+    with pytest.raises(EncoderUnavailable, match="face_net.safetensors"):
+        Predictor.from_pretrained(path, device="cpu")

@@ -125,6 +125,7 @@ class FeatureCorpus:
     given_val: list[str]
     given_test: list[str]
     feature_folders: dict[Modality, str]  # the folder read for each modality
+    root: Path | None = None  # the data set's folder: trained encoders' weights, if any, lie there
 
     def splits(self, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
         """Train/val/test dialogue names for every fold of the data set's protocol.
@@ -247,7 +248,7 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
     if set(test) & (set(train) | set(val)):
         raise ValueError(f"{label_path}: the given test split overlaps the training or validation split")
     dims = {m: loaded[m].dim for m in MODALITIES}
-    return FeatureCorpus(spec, dialogues, dims, train, val, test, {m: folders[m] for m in MODALITIES})
+    return FeatureCorpus(spec, dialogues, dims, train, val, test, {m: folders[m] for m in MODALITIES}, root)
 
 
 @dataclass

@@ -2,18 +2,23 @@
 
 * ``offline`` (default): nothing is downloaded. Text: all-MiniLM-L6-v2 from an installed package (384-d).
   Audio: an acoustic descriptor computed with torchaudio. Vision: a geometric expression descriptor from
-  mediapipe's 478-point face mesh (its model ships in the mediapipe wheel).
+  mediapipe's 478-point face mesh (its model ships in the mediapipe wheel) joined to a facial-expression CNN
+  trained on FER-2013, whose weights (``face_net.safetensors``) travel with each checkpoint and data set.
 * ``hub`` (opt-in): all-mpnet-base-v2 text, wav2vec 2.0 audio and CLIP face embeddings, downloaded on first use.
 
 A checkpoint records the profile and each encoder's name and dimension; `check_encoders` refuses any other.
+Encoders with trained weights read them from ``weights``: the directory of the checkpoint or data set they serve.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import torch
 
+from mculora.encoders import face_net
 from mculora.encoders.base import Encoder, EncoderUnavailable
 from mculora.modalities import MODALITIES, Modality
 
@@ -24,26 +29,33 @@ class EncoderMismatch(ValueError):
     """The encoders at hand are not the ones a checkpoint was trained with."""
 
 
-def _offline_audio(device) -> Encoder:
+# Files of trained encoder weights that a checkpoint or data set carries beside its own files.
+WEIGHT_FILES = (face_net.WEIGHTS_FILE,)
+
+
+def _offline_audio(device, weights) -> Encoder:
     from mculora.encoders.audio import AcousticDescriptor
 
     return AcousticDescriptor()
 
 
-def _offline_text(device) -> Encoder:
+def _offline_text(device, weights) -> Encoder:
     from mculora.encoders.text import MiniLMSentenceEncoder
 
     return MiniLMSentenceEncoder(device)
 
 
-def _offline_vision(device) -> Encoder:
-    from mculora.encoders.vision import FaceGeometryDescriptor
+def _offline_vision(device, weights: Path | None) -> Encoder:
+    if weights is None:
+        raise EncoderUnavailable(
+            "the offline vision encoder needs a trained face network: give the checkpoint (or data set) directory "
+            f"that holds its {face_net.WEIGHTS_FILE}, e.g. checkpoints/default"
+        )
+    return face_net.FaceExpressionEncoder(weights / face_net.WEIGHTS_FILE, device)
 
-    return FaceGeometryDescriptor()
 
-
-def _hub(name: str) -> Callable[[torch.device], Encoder]:
-    def build(device) -> Encoder:
+def _hub(name: str) -> Callable[[torch.device, Path | None], Encoder]:
+    def build(device, weights) -> Encoder:
         from mculora.encoders import hub
 
         return getattr(hub, name)(device)
@@ -51,7 +63,7 @@ def _hub(name: str) -> Callable[[torch.device], Encoder]:
     return build
 
 
-PROFILES: dict[str, dict[Modality, Callable[[torch.device], Encoder]]] = {
+PROFILES: dict[str, dict[Modality, Callable[[torch.device, Path | None], Encoder]]] = {
     "offline": {Modality.AUDIO: _offline_audio, Modality.TEXT: _offline_text, Modality.VISION: _offline_vision},
     "hub": {
         Modality.AUDIO: _hub("Wav2Vec2Encoder"),
@@ -62,11 +74,25 @@ PROFILES: dict[str, dict[Modality, Callable[[torch.device], Encoder]]] = {
 
 
 def build_encoders(
-    profile: str = DEFAULT_PROFILE, device: torch.device | str = "cpu", modalities: Iterable[Modality] = MODALITIES
+    profile: str = DEFAULT_PROFILE,
+    device: torch.device | str = "cpu",
+    modalities: Iterable[Modality] = MODALITIES,
+    weights: str | Path | None = None,
 ) -> dict[Modality, Encoder]:
+    """The encoders of ``profile``; trained ones load from ``weights`` (a checkpoint or data set directory)."""
     if profile not in PROFILES:
         raise EncoderUnavailable(f"unknown encoder profile {profile!r}; available: {', '.join(PROFILES)}")
-    return {m: PROFILES[profile][m](torch.device(device)) for m in modalities}
+    weights = Path(weights) if weights is not None else None
+    return {m: PROFILES[profile][m](torch.device(device), weights) for m in modalities}
+
+
+def copy_encoder_weights(source: Path | None, destination: Path) -> None:
+    """Copy the encoder weight files in ``source`` (if any) to ``destination``, so that it can be used alone."""
+    if source is None or Path(source).resolve() == Path(destination).resolve():
+        return
+    for name in WEIGHT_FILES:
+        if (Path(source) / name).is_file():
+            shutil.copyfile(Path(source) / name, Path(destination) / name)
 
 
 def describe_encoders(profile: str, encoders: dict[Modality, Encoder]) -> dict:
@@ -99,5 +125,6 @@ __all__ = [
     "EncoderUnavailable",
     "build_encoders",
     "check_encoders",
+    "copy_encoder_weights",
     "describe_encoders",
 ]

@@ -32,3 +32,7 @@ class Encoder(ABC):
 
     def spec(self) -> dict:
         return {"name": self.name, "dim": self.dim}
+
+    def trained_parameters(self) -> int:
+        """How many learned weights the encoder runs (0 for a hand-built descriptor): its size in a report."""
+        return 0

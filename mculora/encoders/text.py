@@ -40,6 +40,9 @@ class TransformerSentenceEncoder(Encoder):
         # Tokenizers are not safe to share between threads; a web server encodes from several.
         self._lock = threading.Lock()
 
+    def trained_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
     @torch.inference_mode()
     def encode(self, inputs: Sequence[str]) -> torch.Tensor:
         with self._lock:

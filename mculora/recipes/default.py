@@ -4,7 +4,8 @@
 
 1. List the real corpora (`mculora.recipes.sources`): GoEmotions + MELD text, RAVDESS + EmoDB speech, FER-2013 faces,
    all mapped to Ekman-7, split without speaker / actor / source leakage.
-2. Extract features with the demo's offline encoders (`mculora.extract`; cached and resumable in ``--work``).
+2. Train the face network on FER-2013's training split (`mculora.recipes.face`), then extract features with the
+   demo's offline encoders (`mculora.extract`); both are cached in ``--work`` and the extraction is resumable.
 3. Train MCULoRA over all 7 modality combinations with DPFT. The corpora were not recorded together, so each training
    sample is built by label-conditioned pairing: one text, one speech clip and one face of the same label, drawn
    afresh every epoch, labels drawn uniformly (class-balanced). The model is selected on validation pairs.
@@ -12,7 +13,8 @@
    on its own natural test sets, and the IEMOCAP-4 label subset.
 5. Separately, a genuinely paired benchmark: RAVDESS speech + the same performances' facial action units, with
    speaker-independent folds (its own small checkpoint, since its visual features are not the demo's).
-6. Write ``--out``: model.safetensors, config.json, metrics.json, confusion_matrices.png and the model card.
+6. Write ``--out``: model.safetensors, face_net.safetensors, config.json, metrics.json, confusion_matrices.png and
+   the model card.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from mculora.checkpoint import CheckpointConfig, save_checkpoint
 from mculora.config import ModelSettings, TrainConfig
 from mculora.data import Batch
 from mculora.device import select_device
-from mculora.encoders import describe_encoders
+from mculora.encoders import copy_encoder_weights, describe_encoders
 from mculora.evaluate import CONDITIONS, predict_condition
 from mculora.extract import Extractor, read_manifest
 from mculora.inspect import adapter_health
@@ -42,6 +44,8 @@ from mculora.metrics import classification_report, mean_and_std
 from mculora.modalities import MODALITIES, Modality
 from mculora.model import MCULoRA
 from mculora.recipes import model_card
+from mculora.recipes.face import FaceTrainConfig, trained_face_net
+from mculora.recipes.pairing import Pool, chunked, fixed_pairs, paired_batch, shuffled, unimodal_batches
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample, write_manifest
 from mculora.train import Workers, feature_statistics, fit, seed_everything
 
@@ -58,13 +62,14 @@ class RecipeConfig:
     data_root: Path = Path("../shared/data")
     work: Path = field(default=Path("runs/default"), metadata={"help": "feature cache, manifest and logs"})
     out: Path = Path("checkpoints/default")
-    epochs: int = 30
+    epochs: int = 20
     samples_per_epoch: int = 16384
     batch_size: int = 64
     lr: float = 1e-4
     seed: int = 66
     pairs_per_label: int = field(default=150, metadata={"help": "label-paired validation/test samples per label"})
     au_epochs: int = 60
+    face_epochs: int = 30
     tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
     device: str | None = None
 
@@ -72,24 +77,24 @@ class RecipeConfig:
 # -- features ----------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Pool:
-    """The extracted vectors of one modality and split, with labels and sources."""
-
-    vectors: np.ndarray  # float32 [N, D]
-    labels: np.ndarray  # int64 [N]
-    sources: np.ndarray  # str [N]
-    ids: list[str]  # item ids, row by row
-
-    def by_label(self, label: int) -> np.ndarray:
-        return np.flatnonzero(self.labels == label)
+def face_network(config: RecipeConfig, items: list[Item]) -> tuple[Path, dict]:
+    """The face network trained on the FER-2013 items (reused from ``--work`` when trained with the same settings):
+    the folder holding its weights, and its training report."""
+    settings = FaceTrainConfig(
+        data_root=config.data_root, out=config.work / "face_net", epochs=config.face_epochs, seed=config.seed
+    )
+    faces = [item for item in items if item.modality is Modality.VISION]
+    report = trained_face_net(settings, faces, log=lambda line: print(f"face net: {line}", file=sys.stderr))
+    return settings.out, report
 
 
-def extract_features(config: RecipeConfig, items: list[Item], device: torch.device) -> tuple[dict, Extractor]:
+def extract_features(
+    config: RecipeConfig, items: list[Item], device: torch.device, weights: Path
+) -> tuple[dict, Extractor]:
     """Run (or resume) the extraction; return {(modality, split): Pool} over the items with a usable vector."""
     manifest = config.work / "manifest.csv"
     write_manifest(items, manifest)
-    extractor = Extractor(config.work / "features", "offline", device)
+    extractor = Extractor(config.work / "features", "offline", device, weights)
     # id -> {modality: reason} for the modalities that could not be used
     done = extractor.extract(read_manifest(manifest), batch_size=128)
 
@@ -109,67 +114,6 @@ def extract_features(config: RecipeConfig, items: list[Item], device: torch.devi
                 [item.id for item in chosen],
             )
     return pools, extractor
-
-
-# -- label-paired batches ----------------------------------------------------------------------------------------
-
-
-def make_batch(vectors: dict[Modality, np.ndarray], labels: np.ndarray, available: np.ndarray) -> Batch:
-    """Single-utterance samples (L = 1) as a `Batch`; ``available`` is bool [B, 3]."""
-    size = len(labels)
-    return Batch(
-        features={m: torch.from_numpy(v)[:, None] for m, v in vectors.items()},
-        available=torch.from_numpy(available)[:, None],
-        utterance_mask=torch.ones(size, 1, dtype=torch.bool),
-        labels=torch.from_numpy(labels)[:, None],
-        speakers=torch.zeros(size, 1, dtype=torch.long),
-        names=[],
-    )
-
-
-def paired_batch(pools: dict, split: str, labels: np.ndarray, rng: np.random.Generator) -> Batch:
-    """For each label, one random vector of that label from every modality's pool."""
-    vectors = {}
-    for modality in MODALITIES:
-        pool = pools[modality, split]
-        rows = np.empty(len(labels), dtype=np.int64)
-        for label in np.unique(labels):
-            where = labels == label
-            rows[where] = rng.choice(pool.by_label(int(label)), size=int(where.sum()))
-        vectors[modality] = pool.vectors[rows]
-    return make_batch(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool))
-
-
-def fixed_pairs(pools: dict, split: str, per_label: int, seed: int, batch_size: int = 256) -> list[Batch]:
-    """A fixed, label-balanced set of pairs for evaluation: every modality cycles through a seeded permutation of
-    its items of each label, so every item is used before any repeats."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(EKMAN)), per_label)
-    vectors = {}
-    for modality in MODALITIES:
-        pool = pools[modality, split]
-        rows = np.concatenate([np.resize(rng.permutation(pool.by_label(c)), per_label) for c in range(len(EKMAN))])
-        vectors[modality] = pool.vectors[rows]
-    return chunked(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool), batch_size)
-
-
-def chunked(vectors: dict[Modality, np.ndarray], labels: np.ndarray, available: np.ndarray, size: int) -> list[Batch]:
-    """Consecutive batches of at most ``size`` samples."""
-    return [
-        make_batch({m: v[i : i + size] for m, v in vectors.items()}, labels[i : i + size], available[i : i + size])
-        for i in range(0, len(labels), size)
-    ]
-
-
-def unimodal_batches(pool: Pool, modality: Modality, dims: dict[Modality, int], mask: np.ndarray) -> list[Batch]:
-    """One modality's natural test items alone (other modalities absent)."""
-    labels = pool.labels[mask]
-    vectors = {
-        m: pool.vectors[mask] if m is modality else np.zeros((len(labels), dims[m]), np.float32) for m in MODALITIES
-    }
-    available = np.zeros((len(labels), len(MODALITIES)), dtype=bool)
-    available[:, MODALITIES.index(modality)] = True
-    return chunked(vectors, labels, available, 512)
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------
@@ -254,11 +198,6 @@ def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_p
         description="default checkpoint",
     )
     return core, settings, result
-
-
-def shuffled(batches: list[Batch], rng: np.random.Generator):
-    """``epoch -> the batches in a new random order``, for fixed training batches."""
-    return lambda epoch: [batches[i] for i in rng.permutation(len(batches))]
 
 
 # -- the genuinely paired RAVDESS benchmark ----------------------------------------------------------------------
@@ -355,7 +294,9 @@ def run(config: RecipeConfig) -> dict:
     if config.tiny:
         items = subsample(items, per_label_split=6, seed=config.seed)
     print(f"{len(items)} items from {config.data_root}", file=sys.stderr)
-    pools, extractor = extract_features(config, items, device)
+    face_folder, face_report = face_network(config, items)
+    face_trained = time.perf_counter()
+    pools, extractor = extract_features(config, items, device, face_folder)
     extracted = time.perf_counter()
 
     model, settings, result = train_default(config, pools, device, config.work / "training_log.jsonl")
@@ -391,8 +332,14 @@ def run(config: RecipeConfig) -> dict:
         },
         "dpft": asdict(settings.dpft),
     }
+    metrics["face_net"] = face_report
+    metrics["encoders"] = {
+        m.value: {**extractor.encoders[m].spec(), "trained_parameters": extractor.encoders[m].trained_parameters()}
+        for m in MODALITIES
+    }
     metrics["timing_s"] = {
-        "extraction": extracted - start,
+        "face_net": face_trained - start,
+        "extraction": extracted - face_trained,
         "extraction_cumulative": extractor.seconds_spent(),
         "training": trained - extracted,
         "evaluation_and_au_benchmark": finished - trained,
@@ -425,6 +372,7 @@ def run(config: RecipeConfig) -> dict:
         {"best_epoch": result.best_epoch, "recipe": "mculora.recipes.default"},
         temperatures=temperatures,
     )
+    copy_encoder_weights(face_folder, config.out)
     save(config.out / "ravdess_au", au_model, au_encoders, "ravdess-au", {"fold": 1})
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     model_card.write(config.out, metrics)
@@ -444,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     config = RecipeConfig(**vars(args))
     if config.tiny and config.epochs == RecipeConfig.epochs:
         config.epochs, config.au_epochs, config.samples_per_epoch, config.pairs_per_label = 2, 2, 512, 6
+        config.face_epochs = 1
     try:
         run(config)
     except FileNotFoundError as error:
