@@ -21,13 +21,15 @@ except ImportError:
     spaces = None
 
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline by default: no usage pings
+# Offline by default: no usage pings from Gradio or from huggingface_hub.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
 from mculora import hub, plots, serving  # noqa: E402
 from mculora.checkpoint import CheckpointError  # noqa: E402
-from mculora.demo import Conversation, DemoCallbacks, model_card_markdown, probability_note  # noqa: E402
+from mculora.demo import Conversation, DemoCallbacks, model_card_markdown, probability_note, undecoded_uploads  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -43,10 +45,12 @@ model learned from, not what anyone feels.
 """
 
 
-def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> gr.Blocks:
+def build_demo(
+    predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT, queue_size: int = serving.QUEUE_SIZE
+) -> gr.Blocks:
     callbacks = DemoCallbacks(predictor)
     gpu = serving.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
-    with gr.Blocks(title="mculora") as demo:
+    with gr.Blocks(title="mculora", delete_cache=serving.CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
         conversation = gr.State(Conversation())
         with gr.Row():
@@ -54,12 +58,14 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
                 with gr.Tabs():
                     with gr.Tab("Snapshot"):
                         # Files, not arrays: the library decodes them and turns a broken upload into a notice.
-                        image = gr.Image(
-                            sources=["webcam", "upload"],
-                            type="filepath",
-                            format="png",
-                            label="Face (webcam or image)",
-                            elem_id="image",
+                        image = undecoded_uploads(
+                            gr.Image(
+                                sources=["webcam", "upload"],
+                                type="filepath",
+                                format="png",
+                                label="Face (webcam or image)",
+                                elem_id="image",
+                            )
                         )
                     # Every frame of a stream would be a billed GPU call on ZeroGPU: snapshots only there.
                     with gr.Tab("Live webcam", visible=not serving.on_zero_gpu()):
@@ -134,7 +140,7 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
         reset.click(callbacks.reset_conversation, None, [conversation, timeline], api_visibility="private")
 
         # The public API: two JSON endpoints on hidden triggers, so clients get data rather than page updates.
-        api_inputs = [image, audio, text, *toggles]
+        api_inputs = [image, audio, text, *toggles, video]
         predict_api, ablate_api = gr.Button(visible=False), gr.Button(visible=False)
         predict_api.click(gpu(callbacks.predict_api), api_inputs, raw, api_name="predict", concurrency_id=MODEL)
         ablate_api.click(gpu(callbacks.ablate_api), api_inputs, raw, api_name="ablate", concurrency_id=MODEL)
@@ -150,7 +156,8 @@ def build_demo(predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT) -> g
                 cache_mode="lazy",
                 api_visibility="private",
             )
-    demo.queue(default_concurrency_limit=2, max_size=32)
+    # A full queue answers at once with "Queue is full, please try again" rather than keeping a caller waiting.
+    demo.queue(default_concurrency_limit=serving.CONCURRENCY, max_size=queue_size)
     return demo
 
 
@@ -188,8 +195,23 @@ def main() -> None:
         logging.getLogger("mculora").info(line)
     # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
     # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
-    build_demo(predictor, checkpoint).launch(
-        server_name=args.host, server_port=args.port, share=args.share, theme=gr.themes.Soft(), ssr_mode=False
+    launch(build_demo(predictor, checkpoint), args.host, args.port, share=args.share)
+
+
+def launch(demo: gr.Blocks, host: str, port: int, **options):
+    """Serve the page with the server's limits (`mculora.serving`); ``options`` go to ``Blocks.launch``."""
+    # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
+    # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        theme=gr.themes.Soft(),
+        ssr_mode=False,
+        max_file_size=serving.MAX_UPLOAD,
+        # The callbacks turn every failure into a `gr.Error` with a plain message already; what is left are Gradio's
+        # own checks of an API call's values (e.g. a number where a file belongs), whose message says what is wrong.
+        show_error=True,
+        **options,
     )
 
 

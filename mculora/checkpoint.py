@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -58,8 +59,8 @@ class CheckpointConfig:
         if data.get("format") != CHECKPOINT_FORMAT:
             raise fail(f"not an mculora checkpoint (format is {data.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
         version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise fail(f"format_version {version!r} is not supported by mculora {__version__} (<= {FORMAT_VERSION})")
+        if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
+            raise fail(f"format_version {version!r} is not supported by mculora {__version__} (1 to {FORMAT_VERSION})")
         missing = sorted(name for name in ("model", "task", "label_names", "method", "encoders") if name not in data)
         if missing:
             raise fail(f"missing keys {missing}")
@@ -76,6 +77,9 @@ class CheckpointConfig:
         unknown = sorted(set(model_data) - known)
         if unknown:
             raise fail(f"unknown model settings {unknown}")
+        wrong = _wrongly_typed(model_cls, model_data)
+        if wrong:
+            raise fail("model settings of the wrong type: " + "; ".join(wrong))
         try:
             model = model_cls(**model_data)
         except (TypeError, ValueError) as error:
@@ -87,6 +91,10 @@ class CheckpointConfig:
             raise fail("label_names must be a list of non-empty strings")
         if len(labels) != model.num_outputs or (task == "regression" and model.num_outputs != 1):
             raise fail(f"{len(labels)} label names do not fit a {task} head with {model.num_outputs} outputs")
+        if not isinstance(data["method"], str) or not isinstance(data.get("dataset", ""), str | None):
+            raise fail("'method' must be a string, and 'dataset' a string or null")
+        if not isinstance(data.get("training") or {}, dict):
+            raise fail("'training' must be an object")
         encoders = data["encoders"]
         if not isinstance(encoders, dict) or not isinstance(encoders.get("profile"), str):
             raise fail("'encoders' must be an object with a 'profile' name")
@@ -100,13 +108,39 @@ class CheckpointConfig:
             model=model,
             task=task,
             label_names=labels,
-            method=str(data["method"]),
+            method=data["method"],
             encoders=encoders,
             architecture=architecture,
             dataset=data.get("dataset"),
             training=data.get("training") or {},
             temperatures={name: float(t) for name, t in temperatures.items()},
         )
+
+
+def _fits(value: object, annotation: object) -> bool:
+    """Whether a JSON value has the type a config field is annotated with (bool is not a number here)."""
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return type(value) is int
+    if annotation is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    if annotation is str:
+        return isinstance(value, str)
+    if typing.get_origin(annotation) is dict:
+        key_type, value_type = typing.get_args(annotation)
+        return isinstance(value, dict) and all(_fits(k, key_type) and _fits(v, value_type) for k, v in value.items())
+    return True  # no other field types exist in the model configs
+
+
+def _wrongly_typed(cls, data: dict) -> list[str]:
+    """``name: expected T, got V`` for each value in ``data`` that does not fit the dataclass field it sets."""
+    hints = typing.get_type_hints(cls)
+    return [
+        f"{name}: expected {getattr(hints[name], '__name__', hints[name])}, got {value!r:.40}"
+        for name, value in data.items()
+        if not _fits(value, hints[name])
+    ]
 
 
 def save_checkpoint(directory: str | Path, model: torch.nn.Module, config: CheckpointConfig) -> Path:
@@ -154,5 +188,8 @@ def load_checkpoint(
             if names:
                 details.append(f"{len(names)} {label} (e.g. {', '.join(names[:3])})")
         raise CheckpointError(f"{weights} does not match its {CONFIG_FILE}: " + "; ".join(details))
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        raise CheckpointError(f"{weights}: {len(broken)} tensors hold NaN or infinite values (e.g. {broken[0]})")
     model.load_state_dict(state)
     return model.to(device).eval(), config

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,18 +26,46 @@ from mculora.predictor import NothingToPredict, Prediction, Predictor
 
 log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode
+TIMELINE_TURNS = 100  # turns the timeline shows; older ones are forgotten, so a session's memory is bounded
+EXPORT_TTL_S = 3600  # ablation exports older than this are deleted (the page's own copies go with Gradio's cache)
 
 
 @dataclass
 class Conversation:
-    """The conversation mode's memory: each turn's features (model context) and its result (timeline)."""
+    """The conversation mode's memory: the last turns' features (model context) and results (timeline)."""
 
     features: list[UtteranceFeatures] = field(default_factory=list)
     turns: list[tuple[str, dict[str, float]]] = field(default_factory=list)
 
+    def add(self, features: UtteranceFeatures, label: str, probabilities: dict[str, float]) -> None:
+        self.features = [*self.features, features][-HISTORY_TURNS:]
+        self.turns = [*self.turns, (label, probabilities)][-TIMELINE_TURNS:]
+
+
+def undecoded_uploads(image: gr.Image) -> gr.Image:
+    """Make an image input hand the uploaded file to the library undecoded.
+
+    Gradio's own preprocessing opens the file with PIL, so an upload that is not an image would fail the whole event
+    with a generic error; the library instead checks the size from the header and turns an unreadable file into a
+    reason for leaving vision out. (The instance's method is replaced: a subclass of a Gradio component would make
+    Gradio write a type stub next to this module.)"""
+    decode = image.preprocess
+
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return payload.path
+        return decode(payload)
+
+    image.preprocess = preprocess
+    return image
+
 
 def _inputs(image, audio, text, video, use_audio: bool, use_text: bool, use_vision: bool) -> dict:
-    """Gradio's values -> `Predictor` keyword arguments. An empty text box is no text."""
+    """Gradio's values -> `Predictor` keyword arguments. An empty text box is no text. API callers can send any
+    JSON, so a toggle that is not a boolean is an error rather than read as true."""
+    for name, value in (("use_audio", use_audio), ("use_text", use_text), ("use_vision", use_vision)):
+        if not isinstance(value, bool):
+            raise gr.Error(f"{name} must be true or false, not {str(value)[:40]!r}")
     dropped = [m.value for m, use in zip(MODALITIES, (use_audio, use_text, use_vision), strict=True) if not use]
     return {"image": image, "audio": audio, "text": text or None, "video": video, "drop": dropped}
 
@@ -92,16 +122,18 @@ class DemoCallbacks:
     # -- API ---------------------------------------------------------------------------------------------------
 
     @_friendly_errors
-    def predict_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
+    def predict_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None) -> dict:
         """``/predict``: the prediction as JSON (label, probabilities, contributions, modalities used / missing)."""
-        prediction = self.predictor.predict(**_inputs(image, audio, text, None, use_audio, use_text, use_vision))
+        prediction = self.predictor.predict(**_inputs(image, audio, text, video, use_audio, use_text, use_vision))
         warn_unusable(prediction)
         return prediction.to_dict()
 
     @_friendly_errors
-    def ablate_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True) -> dict:
+    def ablate_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None) -> dict:
         """``/ablate``: the input under every subset of its usable modalities, from one batched pass."""
-        rows = self.predictor.predict_combinations(**_inputs(image, audio, text, None, use_audio, use_text, use_vision))
+        rows = self.predictor.predict_combinations(
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision)
+        )
         return plots.ablation_record(rows, self.labels)
 
     # -- page --------------------------------------------------------------------------------------------------
@@ -119,8 +151,7 @@ class DemoCallbacks:
         )
         warn_unusable(prediction)
         if conversation_on:
-            conversation.features.append(prediction.features)
-            conversation.turns.append((prediction.label, prediction.probabilities))
+            conversation.add(prediction.features, prediction.label, prediction.probabilities)
         face = prediction.features.face
         return (
             prediction.probabilities,
@@ -147,12 +178,19 @@ class DemoCallbacks:
         rows = self.predictor.predict_combinations(
             **_inputs(image, audio, text, video, use_audio, use_text, use_vision)
         )
+        self._delete_old_exports()
         folder = Path(tempfile.mkdtemp(dir=self._exports))
         csv_path, json_path = folder / "ablation.csv", folder / "ablation.json"
         csv_path.write_text(plots.ablation_csv(rows, self.labels))
         json_path.write_text(plots.ablation_json(rows, self.labels))
         table = plots.ablation_table(rows, self.labels)
         return plots.ablation_heatmap(rows, self.labels), table, str(csv_path), str(json_path)
+
+    def _delete_old_exports(self) -> None:
+        """Gradio serves copies of the export files from its own cache, so the originals are only needed briefly."""
+        for folder in self._exports.iterdir():
+            if time.time() - folder.stat().st_mtime > EXPORT_TTL_S:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def example_view(self, image, audio, text):
         """The bundled examples with every modality switched on (cached lazily by Gradio): label, distribution,

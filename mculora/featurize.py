@@ -17,7 +17,7 @@ import torch
 from mculora.encoders import Encoder
 from mculora.modalities import MODALITIES, Modality
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import prepare_audio
+from mculora.preprocess.audio import READ_SECONDS, prepare_audio
 from mculora.preprocess.text import prepare_text
 from mculora.preprocess.vision import Face, FaceFinder, read_video_frames
 
@@ -66,7 +66,10 @@ class Featurizer:
         with stopwatch(timings, "audio_preprocess"):
             prepared = prepare_audio(source)
         if prepared.capped:
-            notes.append(f"the audio was longer than the limit: only the first {prepared.duration_s:.0f} s were used")
+            notes.append(
+                f"the audio was longer than the limit: {prepared.duration_s:.0f} s of sound from the first "
+                f"{READ_SECONDS:.0f} s were used"
+            )
         with stopwatch(timings, "audio_encode"):
             return self.encoders[Modality.AUDIO].encode([prepared.samples])[0]
 

@@ -1,4 +1,4 @@
-"""Where and how the demo runs: the startup report a hosted app logs, and the ZeroGPU settings.
+"""Where and how the demo runs: the startup report a hosted app logs, the ZeroGPU settings, and the server's limits.
 
 A Space's logs are all its owner sees of the machine, so the app states at startup which device it chose and why,
 with the torch and CUDA builds, the checkpoint and its encoders. A CUDA 13 torch on a host whose NVIDIA driver is
@@ -24,6 +24,17 @@ NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 # ablation on a 2 s video) takes 0.14 s (median), and the first call of a process 1.5 s (encoders warming up). 10 s
 # leaves room for a cold GPU start on top of that, at a sixth of the default 60 s.
 GPU_SECONDS = 10
+
+# Limits of the public page (documented in the README). Uploads above MAX_UPLOAD are refused by the server before
+# they reach the model: 50 MB holds a minute of phone video or ten minutes of CD-quality audio, more than any one
+# utterance needs (audio is decoded only up to its first minute, images only up to 50 megapixels).
+MAX_UPLOAD = "50mb"
+# Events that run the model at once, sharing one Predictor (its face finder serialises mediapipe itself), and how many
+# may wait; a request beyond that is answered at once with "queue is full, try again".
+CONCURRENCY = 2
+QUEUE_SIZE = 32
+# Every 10 minutes, uploads and outputs Gradio cached more than an hour ago are deleted.
+CACHE_CLEANUP = (600, 3600)
 
 
 def on_zero_gpu() -> bool:

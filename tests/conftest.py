@@ -13,6 +13,7 @@ atexit.register(shutil.rmtree, _GRADIO_TMP, ignore_errors=True)
 os.environ["GRADIO_TEMP_DIR"] = str(_GRADIO_TMP / "uploads")
 os.environ["GRADIO_EXAMPLES_CACHE"] = str(_GRADIO_TMP / "cached_examples")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # gradio_client would report each test client to the Hub
 
 from mculora.data.synthetic import write_synthetic  # noqa: E402  (after the environment above)
 

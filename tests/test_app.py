@@ -1,6 +1,5 @@
 """The demo served for real and called through gradio_client, compared with the Predictor on the same inputs."""
 
-import socket
 import sys
 from pathlib import Path
 
@@ -9,19 +8,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
+from served import served_demo  # noqa: E402
 
-import app  # noqa: E402
+from mculora import serving  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
 FACE = ROOT / "assets" / "examples" / "astronaut.jpg"
 TEXT = "I can't believe it, this is wonderful news!"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +24,9 @@ def predictor(demo_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def served(predictor, demo_checkpoint, tmp_path_factory):
-    demo = app.build_demo(predictor, demo_checkpoint)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
-    client = Client(url, verbose=False)
-    yield demo, client
-    client.close()
-    demo.close()
+def served(predictor, demo_checkpoint):
+    with served_demo(predictor, demo_checkpoint) as (demo, client):
+        yield demo, client
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +91,8 @@ def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(served, tm
 def test_server_settings(served):
     demo, client = served
     assert demo.config["analytics_enabled"] is False
-    assert demo._queue.max_size == 32
+    assert demo._queue.max_size == serving.QUEUE_SIZE == 32
+    assert demo.max_file_size == 50 * 1024 * 1024 and demo.show_error
+    assert demo.delete_cache == serving.CACHE_CLEANUP == (600, 3600)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/predict", "/ablate"}

@@ -15,7 +15,7 @@ from mculora.encoders import audio as acoustic
 from mculora.encoders.audio import BLOCKS, AcousticDescriptor, block_slices
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import MAX_SECONDS, TARGET_SAMPLE_RATE, prepare_audio
+from mculora.preprocess.audio import MAX_SECONDS, READ_SECONDS, TARGET_SAMPLE_RATE, prepare_audio
 
 SLICES = block_slices()
 RNG_SEED = 0
@@ -307,6 +307,29 @@ def test_long_audio_is_capped_and_flagged(encoder):
     assert prepared.duration_s == MAX_SECONDS and prepared.samples.size == MAX_SECONDS * TARGET_SAMPLE_RATE
     assert torch.isfinite(encoder.encode([prepared.samples])).all()
     assert not prepare_audio((22_050, clip[: 10 * 22_050])).capped
+
+
+def test_a_long_file_is_decoded_only_up_to_the_read_limit(tmp_path, monkeypatch):
+    # Ten minutes of 16-bit speech-band noise whose second half is loud: none of it may be read.
+    rate = 16_000
+    rng = np.random.default_rng(RNG_SEED)
+    samples = (0.1 * rng.standard_normal(600 * rate)).astype(np.float32)
+    samples[300 * rate :] = 0.9
+    path = tmp_path / "ten_minutes.wav"
+    sf.write(path, samples, rate, subtype="PCM_16")
+    frames_read = []
+    original = sf.SoundFile.read
+
+    def counting_read(self, frames=-1, *args, **kwargs):
+        data = original(self, frames, *args, **kwargs)
+        frames_read.append(len(data))
+        return data
+
+    monkeypatch.setattr(sf.SoundFile, "read", counting_read)
+    prepared = prepare_audio(path)
+    assert sum(frames_read) <= READ_SECONDS * rate + 1
+    assert prepared.capped and prepared.duration_s == MAX_SECONDS
+    assert np.abs(prepared.samples).max() < 0.9  # the loud second half was never decoded
 
 
 def test_wrong_call_is_a_programming_error(tmp_path):

@@ -55,6 +55,14 @@ def _edit_config(path, **changes):
     [
         ({"format": "something-else"}, "not an mculora checkpoint"),
         ({"format_version": 99}, "not supported"),
+        ({"format_version": 0}, "not supported"),
+        ({"format_version": -1}, "not supported"),
+        ({"format_version": True}, "not supported"),
+        ({"format_version": "1"}, "not supported"),
+        ({"method": ["mcu-lora"]}, "'method' must be a string"),
+        ({"dataset": 7}, "'dataset' a string or null"),
+        ({"training": "seed 0"}, "'training' must be an object"),
+        ({"temperatures": {"atv": "hot"}}, "temperatures must map"),
         ({"task": "ranking"}, "task must be one of"),
         ({"label_names": ["happy", "sad"]}, "do not fit"),
         ({"encoders": None}, "missing keys"),
@@ -65,6 +73,40 @@ def test_invalid_configs_fail_with_a_clear_message(saved, changes, message):
     _, path = saved
     _edit_config(path, **changes)
     with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("hidden", "8"),
+        ("hidden", 8.0),
+        ("depth", True),
+        ("dropout", "0.5"),
+        ("adapters", 1),
+        ("combination_stream", 3),
+        ("feature_dims", [6, 8, 7]),
+        ("feature_dims", {"audio": 6, "text": "8", "vision": 7}),
+        ("num_outputs", None),
+    ],
+)
+def test_model_settings_of_the_wrong_type(saved, setting, value):
+    _, path = saved
+    data = json.loads((path / "config.json").read_text())
+    data["model"][setting] = value
+    (path / "config.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=f"wrong type: {setting}: expected"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_weights_with_nan_or_inf_are_refused(saved, value):
+    _, path = saved
+    state = load_file(str(path / "model.safetensors"))
+    name = sorted(state)[0]
+    state[name].view(-1)[0] = value
+    save_file(state, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"1 tensors hold NaN or infinite values \\(e.g. {name}\\)"):
         load_checkpoint(path)
 
 
@@ -84,6 +126,11 @@ def test_model_settings_that_do_not_match_the_weights(saved):
 def test_damaged_or_missing_files(saved, tmp_path):
     _, path = saved
     state = load_file(str(path / "model.safetensors"))
+    state["surplus.weight"] = torch.zeros(2)
+    save_file(state, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="1 unexpected \\(e.g. surplus.weight\\)"):
+        load_checkpoint(path)
+    state.pop("surplus.weight")
     state.pop(next(iter(state)))
     save_file(state, str(path / "model.safetensors"))
     with pytest.raises(CheckpointError, match="1 missing"):

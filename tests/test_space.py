@@ -3,7 +3,6 @@ folder serves the demo on its own, and the ZeroGPU settings and the startup repo
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 import torch
+from served import free_port
 
 from mculora import serving, space
 
@@ -110,12 +110,6 @@ def test_the_command_line_reports_a_broken_folder(broken):
     assert result.returncode == 1
     assert "is not a valid Space" in result.stderr and "python_version '3.9'" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow

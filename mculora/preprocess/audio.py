@@ -6,7 +6,8 @@
 - a file path (anything libsndfile reads: wav, flac, ogg, mp3, ...),
 - a bare array with ``sample_rate=``.
 
-Steps: scale to float32 in [-1, 1], downmix to mono, remove the DC offset, resample to 16 kHz, trim leading and
+Steps: read at most the first `READ_SECONDS` (a file is decoded only that far, so a long upload costs no more than a
+short one), scale to float32 in [-1, 1], downmix to mono, remove the DC offset, resample to 16 kHz, trim leading and
 trailing silence (10 ms frames more than `TRIM_DB` below the loudest one, keeping a `TRIM_MARGIN_S` margin), and
 keep at most the first `MAX_SECONDS`. Anything that cannot become usable speech raises `UnusableInput` with a reason
 a person can read; no raw soundfile/torch exception escapes for bad input.
@@ -30,6 +31,8 @@ from mculora.preprocess import UnusableInput
 TARGET_SAMPLE_RATE = 16_000
 # Longer recordings are cut to their first 30 s: the descriptor is utterance-level, and the demo should stay fast.
 MAX_SECONDS = 30.0
+# Only this much of the input is ever decoded: the cap plus as much again for leading silence to be trimmed.
+READ_SECONDS = 2 * MAX_SECONDS
 # Less than a quarter second of sound is too little to say anything about how someone speaks.
 MIN_SECONDS = 0.25
 # A peak below -60 dBFS is a muted or unplugged microphone, not quiet speech.
@@ -52,8 +55,8 @@ _MAX_RATIO_DENOMINATOR = 1000
 class PreparedAudio:
     """Speech ready for an audio encoder.
 
-    ``trimmed_s`` is how much leading and trailing silence was removed; ``capped`` says the sound ran past
-    `MAX_SECONDS` and only its first part is kept (tell the user).
+    ``trimmed_s`` is how much leading and trailing silence was removed; ``capped`` says the input ran past
+    `READ_SECONDS` or its sound past `MAX_SECONDS`, and only its first part is kept (tell the user).
     """
 
     samples: np.ndarray  # float32 [n], mono, in [-1, 1], at TARGET_SAMPLE_RATE
@@ -71,11 +74,14 @@ class PreparedAudio:
 
 def prepare_audio(source: object, sample_rate: float | None = None) -> PreparedAudio:
     """Any supported audio source -> `PreparedAudio` at `TARGET_SAMPLE_RATE`; raises `UnusableInput`."""
-    samples, rate = _read_source(source, sample_rate)
+    samples, rate, cut = _read_source(source, sample_rate)
     rate = _check_sample_rate(rate)
     if samples.size == 0:
         raise UnusableInput("the audio is empty")
-    mono = _to_float_mono(samples)
+    mono, cut_here = _to_float_mono(samples, read_limit=math.ceil(READ_SECONDS * rate))
+    cut = cut or cut_here
+    if mono.size < MIN_SECONDS * rate:
+        raise UnusableInput(f"the audio is too short: {float(mono.size / rate):.2f} s, at least {MIN_SECONDS} s needed")
     if not np.isfinite(mono).all():
         raise UnusableInput("the audio contains invalid samples (NaN or infinity)")
     mono = mono - mono.mean(dtype=np.float64)  # a DC offset would hide silence from the energy measures
@@ -97,13 +103,14 @@ def prepare_audio(source: object, sample_rate: float | None = None) -> PreparedA
     trimmed_s = (audio.size - (stop - start)) / TARGET_SAMPLE_RATE
     audio = audio[start:stop]
     max_samples = int(MAX_SECONDS * TARGET_SAMPLE_RATE)
-    capped = audio.size > max_samples
+    capped = cut or audio.size > max_samples
     audio = np.ascontiguousarray(audio[:max_samples], dtype=np.float32)
     return PreparedAudio(audio, trimmed_s, capped)
 
 
-def _read_source(source: object, sample_rate: float | None) -> tuple[np.ndarray, object]:
-    """Split a source into its raw samples and claimed sample rate (not yet validated)."""
+def _read_source(source: object, sample_rate: float | None) -> tuple[np.ndarray, object, bool]:
+    """Split a source into its raw samples, claimed sample rate (not yet validated) and whether a file was read only
+    up to `READ_SECONDS`."""
     if isinstance(source, str | Path):
         if sample_rate is not None:
             raise TypeError("sample_rate= is only for bare arrays; a file carries its own rate")
@@ -114,23 +121,27 @@ def _read_source(source: object, sample_rate: float | None) -> tuple[np.ndarray,
         if len(source) != 2:
             raise UnusableInput("audio tuples must be (sample_rate, samples)")
         rate, samples = source
-        return _as_array(samples), rate
+        return _as_array(samples), rate, False
     if source is None:
         raise UnusableInput("no audio was given")
     if sample_rate is None:
         raise TypeError("a bare audio array needs sample_rate=")
-    return _as_array(source), sample_rate
+    return _as_array(source), sample_rate, False
 
 
-def _read_file(path: Path) -> tuple[np.ndarray, int]:
+def _read_file(path: Path) -> tuple[np.ndarray, int, bool]:
     if not path.is_file():
         raise UnusableInput(f"could not read audio file {path.name}: no such file")
     try:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, OSError) as error:
+        with sf.SoundFile(path) as audio:
+            rate = _check_sample_rate(audio.samplerate)
+            limit = math.ceil(READ_SECONDS * rate)
+            # Decode only the frames that can be used; one more tells whether the file goes on.
+            samples = audio.read(limit + 1, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, OSError, RuntimeError) as error:
         reason = getattr(error, "error_string", None) or str(error)
         raise UnusableInput(f"could not read audio file {path.name}: {reason}") from error
-    return samples, rate
+    return samples[:limit], int(rate), len(samples) > limit
 
 
 def _as_array(samples: object) -> np.ndarray:
@@ -154,12 +165,15 @@ def _check_sample_rate(rate: object) -> Fraction:
     return Fraction(float(rate))
 
 
-def _to_float_mono(samples: np.ndarray) -> np.ndarray:
-    """Integer PCM or float, [n] or [n, channels] -> float64 [n] (float64 so the mean and downmix stay exact)."""
+def _to_float_mono(samples: np.ndarray, read_limit: int) -> tuple[np.ndarray, bool]:
+    """Integer PCM or float, [n] or [n, channels] -> float64 [min(n, read_limit)] (float64 so the mean and downmix
+    stay exact), and whether samples past ``read_limit`` were left out."""
     if samples.ndim == 2 and samples.shape[0] <= 8 < samples.shape[1]:
         samples = samples.T  # channels-first ([channels, n], torch's layout); real recordings have > 8 samples
     if samples.ndim not in (1, 2):
         raise UnusableInput(f"audio must be [samples] or [samples, channels], got shape {samples.shape}")
+    cut = len(samples) > read_limit
+    samples = samples[:read_limit]
     if samples.dtype.kind == "u":
         half = 2 ** (8 * samples.dtype.itemsize - 1)
         values = (samples.astype(np.float64) - half) / half
@@ -167,7 +181,7 @@ def _to_float_mono(samples: np.ndarray) -> np.ndarray:
         values = samples.astype(np.float64) / 2 ** (8 * samples.dtype.itemsize - 1)
     else:
         values = samples.astype(np.float64)
-    return values.mean(axis=1) if values.ndim == 2 else values
+    return (values.mean(axis=1) if values.ndim == 2 else values), cut
 
 
 def _resample(audio: np.ndarray, rate: Fraction) -> np.ndarray:

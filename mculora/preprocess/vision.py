@@ -36,6 +36,13 @@ MIN_CONFIDENCE = 0.5  # mediapipe's detection threshold
 RETRY_PAD_FRACTION = 0.25
 # Smaller than this cannot hold a face worth reading; rejecting early gives a clearer reason than "no face".
 MIN_IMAGE_SIDE = 16
+# Larger images are refused from their header, before decoding: 50 MP covers every phone and most camera photos, and
+# its RGB array (150 MB) stays affordable on a shared server; a 9000x9000 image or a decompression bomb does not.
+MAX_IMAGE_PIXELS = 50_000_000
+# OpenCV inside mediapipe aborts the whole process on an image side of 32,767 px or more. Detection pads by half the
+# shorter side and upscales short images, so a side is held to 16,384 px and the sides to 10:1 (no face fills less).
+MAX_IMAGE_SIDE = 16_384
+MAX_ASPECT_RATIO = 10
 # Side of the square searched round each full-range detection, as a multiple of the detected box's side.
 DETECTION_WINDOW = 2.5
 # Side of `Face.crop`, and how much wider than the landmarks' bounding box the crop is (forehead and chin margin).
@@ -69,15 +76,33 @@ def _read_file(path: Path) -> np.ndarray:
         raise UnusableInput(f"could not read image {path}: no such file")
     try:
         with Image.open(path) as opened:
+            _check_pixels(*opened.size)
             # load() inside the try: PIL decodes lazily, so a truncated file only fails here.
             opened.load()
             upright = ImageOps.exif_transpose(opened)
             return _from_pil(upright)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        # PIL refuses far larger images itself, from the header, before our own check sees them.
+        raise UnusableInput(f"the image is too large: over {MAX_IMAGE_PIXELS // 1_000_000} megapixels") from None
+    except (UnidentifiedImageError, OSError, ValueError) as error:
         raise UnusableInput(f"could not read image {path}: {error}") from error
 
 
+def _check_pixels(width: int, height: int) -> None:
+    """Refuse, from the size alone, an image too large to decode or too elongated to search for a face."""
+    if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
+        raise UnusableInput(
+            f"the image is too large: {width}x{height} px, at most {MAX_IMAGE_PIXELS // 1_000_000} megapixels "
+            f"and {MAX_IMAGE_SIDE:,} px on a side"
+        )
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        raise UnusableInput(
+            f"the image is {width}x{height} px: too narrow to hold a face (sides more than {MAX_ASPECT_RATIO}:1)"
+        )
+
+
 def _from_pil(image: Image.Image) -> np.ndarray:
+    _check_pixels(*image.size)
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         return _from_array(np.asarray(image.convert("RGBA")))
@@ -96,6 +121,7 @@ def _from_array(array: np.ndarray) -> np.ndarray:
         raise UnusableInput(
             f"could not read image: shape {array.shape} is not [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]"
         )
+    _check_pixels(array.shape[1], array.shape[0])
     if min(array.shape[:2]) < MIN_IMAGE_SIDE:
         raise UnusableInput(f"could not read image: {array.shape[1]}x{array.shape[0]} px is too small to hold a face")
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:

@@ -6,7 +6,6 @@ The demo serves the `demo_checkpoint` of tests/conftest.py. Screenshots land in 
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,12 +42,6 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def demo_labels(demo_checkpoint: Path) -> list[str]:
     import json
@@ -67,16 +60,13 @@ def chromium_path() -> str:
 @pytest.fixture(scope="session")
 def demo_url(demo_checkpoint: Path, chromium_path: str) -> Iterator[str]:
     """The demo, served on a free local port for the whole session (models load once)."""
-    import app
+    from served import served_demo  # tests/served.py
+
     from mculora.predictor import Predictor
 
     predictor = Predictor.from_pretrained(demo_checkpoint, device="cpu")
-    demo = app.build_demo(predictor, demo_checkpoint)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
-    try:
-        yield url
-    finally:
-        demo.close()
+    with served_demo(predictor, demo_checkpoint) as (demo, _):
+        yield demo.local_url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,32 @@
+"""A small run of the load test (`benchmarks/load.py`) against the real server: every request, good or bad, gets its
+expected answer while several clients send at once. Only failures and messages are asserted, never times."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import load  # noqa: E402
+
+
+@pytest.mark.slow
+def test_concurrent_clients_get_their_expected_answers(demo_checkpoint):
+    report = load.run_load(demo_checkpoint, clients=4, requests=24)
+    assert report.requests == 24
+    assert report.failures == 0, report.failed
+    assert report.rss_before_mb > 0 and report.rss_after_mb > 0
+
+
+def test_outcomes_are_judged_by_their_messages():
+    assert load.outcome_matches("error:nothing usable", "nothing usable to predict from (audio: not given)")
+    assert not load.outcome_matches("error:nothing usable", {"used": ["text"]})
+    assert not load.outcome_matches("error:nothing usable", "Something went wrong")
+    assert load.outcome_matches(
+        "missing:audio:could not read", {"used": ["text"], "missing": {"audio": "could not read x"}}
+    )
+    assert not load.outcome_matches("missing:audio:could not read", {"used": ["audio"], "missing": {}})
+    assert load.outcome_matches("used:audio,text", {"used": ["audio", "text"], "missing": {}})
+    assert not load.outcome_matches("rows:7", "Queue is full")
