@@ -220,31 +220,6 @@ AUDIO_CASES = [
         Used(("audio", "text")),
     ),
     Case(
-        "audio int16",
-        lambda f: _with_text(audio=_wav(f, "int16.wav", _speech()[0], subtype="PCM_16")),
-        Used(("audio", "text")),
-    ),
-    Case(
-        "audio int32",
-        lambda f: _with_text(audio=_wav(f, "int32.wav", _speech()[0], subtype="PCM_32")),
-        Used(("audio", "text")),
-    ),
-    Case(
-        "audio float64",
-        lambda f: _with_text(audio=_wav(f, "float64.wav", _speech()[0], subtype="DOUBLE")),
-        Used(("audio", "text")),
-    ),
-    Case(
-        "audio FLAC",
-        lambda f: _with_text(audio=_wav(f, "speech.flac", _speech()[0], format="FLAC")),
-        Used(("audio", "text")),
-    ),
-    Case(
-        "audio Ogg Vorbis",
-        lambda f: _with_text(audio=_wav(f, "speech.ogg", _speech()[0], subtype="VORBIS", format="OGG")),
-        Used(("audio", "text")),
-    ),
-    Case(
         "audio corrupt WAV",
         lambda f: _with_text(audio=_bytes(f, "corrupt.wav", b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(range(256)))),
         LeftOut("audio", UNREADABLE_AUDIO),
@@ -264,6 +239,23 @@ AUDIO_CASES = [
         lambda f: _with_text(audio=_bytes(f, "words.mp3", b"just some words\n" * 40)),
         LeftOut("audio", UNREADABLE_AUDIO),
     ),
+]
+
+# The same speech stored in each sample format and container the library reads.
+SPEECH_ENCODINGS = [
+    ("int16", "int16.wav", {"subtype": "PCM_16"}),
+    ("int32", "int32.wav", {"subtype": "PCM_32"}),
+    ("float64", "float64.wav", {"subtype": "DOUBLE"}),
+    ("FLAC", "speech.flac", {"format": "FLAC"}),
+    ("Ogg Vorbis", "speech.ogg", {"subtype": "VORBIS", "format": "OGG"}),
+]
+AUDIO_CASES += [
+    Case(
+        f"audio {encoding}",
+        lambda f, name=name, options=options: _with_text(audio=_wav(f, name, _speech()[0], **options)),
+        Used(("audio", "text")),
+    )
+    for encoding, name, options in SPEECH_ENCODINGS
 ]
 
 NO_FACE = "no face found in the image"

@@ -67,3 +67,21 @@ def demo_checkpoint() -> Path:
     if not (path / "config.json").is_file():
         pytest.skip(f"no checkpoint at {path} (set MCULORA_CHECKPOINT)")
     return path
+
+
+@pytest.fixture(scope="session")
+def predictor(demo_checkpoint):
+    """The shipped (or MCULORA_CHECKPOINT) model on the CPU, shared by the modules that test it; test_predictor.py
+    overrides it with an untrained one."""
+    from mculora.predictor import Predictor
+
+    return Predictor.from_pretrained(demo_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def served_app(predictor, demo_checkpoint):
+    """``(demo, client)``: the app serving `predictor` on 127.0.0.1, and a gradio_client connected to it."""
+    from served import served_demo
+
+    with served_demo(predictor, demo_checkpoint) as pair:
+        yield pair

@@ -9,24 +9,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gradio_client import handle_file  # noqa: E402
-from served import served_demo  # noqa: E402
 
 from mculora import serving  # noqa: E402
-from mculora.predictor import Predictor  # noqa: E402
 
 FACE = ROOT / "assets" / "examples" / "astronaut.jpg"
 TEXT = "I can't believe it, this is wonderful news!"
-
-
-@pytest.fixture(scope="module")
-def predictor(demo_checkpoint):
-    return Predictor.from_pretrained(demo_checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def served(predictor, demo_checkpoint):
-    with served_demo(predictor, demo_checkpoint) as (demo, client):
-        yield demo, client
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +35,8 @@ def _same(api: dict, direct, tolerance=1e-5):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("use", [(True, True, True), (False, True, True), (True, False, True), (True, True, False)])
-def test_predict_endpoint_matches_the_predictor(served, predictor, speech, use):
-    _, client = served
+def test_predict_endpoint_matches_the_predictor(served_app, predictor, speech, use):
+    _, client = served_app
     api = client.predict(handle_file(FACE), handle_file(speech), TEXT, *use, api_name="/predict")
     dropped = [m for m, on in zip(("audio", "text", "vision"), use, strict=True) if not on]
     _same(api, predictor.predict(image=str(FACE), audio=str(speech), text=TEXT, drop=dropped))
@@ -57,8 +44,8 @@ def test_predict_endpoint_matches_the_predictor(served, predictor, speech, use):
 
 
 @pytest.mark.slow
-def test_ablate_endpoint_matches_predict_combinations(served, predictor, speech):
-    _, client = served
+def test_ablate_endpoint_matches_predict_combinations(served_app, predictor, speech):
+    _, client = served_app
     api = client.predict(handle_file(FACE), handle_file(speech), TEXT, True, True, True, api_name="/ablate")
     direct = predictor.predict_combinations(image=str(FACE), audio=str(speech), text=TEXT)
     assert [row["combination"] for row in api["rows"]] == [row.combination for row in direct]
@@ -70,8 +57,8 @@ def test_ablate_endpoint_matches_predict_combinations(served, predictor, speech)
 
 
 @pytest.mark.slow
-def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(served, tmp_path):
-    _, client = served
+def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(served_app, tmp_path):
+    _, client = served_app
     with pytest.raises(Exception, match="nothing usable"):
         client.predict(None, None, "   ", True, True, True, api_name="/predict")
     garbage = tmp_path / "broken.wav"
@@ -88,8 +75,8 @@ def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(served, tm
 
 
 @pytest.mark.slow
-def test_server_settings(served):
-    demo, client = served
+def test_server_settings(served_app):
+    demo, client = served_app
     assert demo.config["analytics_enabled"] is False
     assert demo._queue.max_size == serving.QUEUE_SIZE == 32
     assert demo.max_file_size == 50 * 1024 * 1024 and demo.show_error

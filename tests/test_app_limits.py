@@ -14,13 +14,6 @@ from served import served_demo
 
 from mculora import serving
 from mculora.demo import EXPORT_TTL_S, HISTORY_TURNS, TIMELINE_TURNS, Conversation, DemoCallbacks
-from mculora.predictor import Predictor
-
-
-@pytest.fixture(scope="module")
-def predictor(demo_checkpoint):
-    return Predictor.from_pretrained(demo_checkpoint, device="cpu")
-
 
 # Mixed requests: each modality alone and together, through both endpoints.
 REQUESTS = [

@@ -11,7 +11,6 @@ import torch
 from mculora.checkpoint import read_checkpoint_config
 from mculora.encoders import build_encoders, check_encoders
 from mculora.evaluate import CONDITIONS
-from mculora.predictor import Predictor
 from mculora.recipes.sources import EKMAN
 
 SAD_SENTENCES = [
@@ -22,11 +21,6 @@ SAD_SENTENCES = [
     "I miss my grandmother so much, it hurts every day.",
     "Everything is falling apart and I feel hopeless.",
 ]
-
-
-@pytest.fixture(scope="module")
-def predictor(demo_checkpoint):
-    return Predictor.from_pretrained(demo_checkpoint, device="cpu")
 
 
 def _rank(predictor, label: str, **inputs) -> tuple[bool, float]:

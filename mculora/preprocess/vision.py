@@ -73,7 +73,7 @@ def to_rgb(image: Any) -> np.ndarray:
 
 def _read_file(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise UnusableInput(f"could not read image {path}: no such file")
+        raise UnusableInput(f"could not read image {path.name}: no such file")
     try:
         with Image.open(path) as opened:
             _check_pixels(*opened.size)
@@ -81,11 +81,17 @@ def _read_file(path: Path) -> np.ndarray:
             opened.load()
             upright = ImageOps.exif_transpose(opened)
             return _from_pil(upright)
+    except UnusableInput:
+        raise
     except Image.DecompressionBombError:
         # PIL refuses far larger images itself, from the header, before our own check sees them.
         raise UnusableInput(f"the image is too large: over {MAX_IMAGE_PIXELS // 1_000_000} megapixels") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise UnusableInput(f"could not read image {path}: {error}") from error
+    except UnidentifiedImageError:
+        raise UnusableInput(f"could not read image {path.name}: not an image format this app reads") from None
+    except (OSError, ValueError) as error:
+        # Messages name the file only: an API caller has no business with the server's folders.
+        reason = str(error).replace(str(path), path.name)
+        raise UnusableInput(f"could not read image {path.name}: {reason}") from error
 
 
 def _check_pixels(width: int, height: int) -> None:
@@ -354,16 +360,16 @@ def read_video_frames(path: str | os.PathLike, fps: float = 2.0, max_frames: int
         raise ValueError(f"fps and max_frames must be positive, got {fps} and {max_frames}")
     path = Path(path)
     if not path.is_file():
-        raise UnusableInput(f"could not read video {path}: no such file")
+        raise UnusableInput(f"could not read video {path.name}: no such file")
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
-            raise UnusableInput(f"could not read video {path}: not a video format this OpenCV can decode")
+            raise UnusableInput(f"could not read video {path.name}: not a video format this OpenCV can decode")
         frames = _sample_frames(capture, fps, max_frames)
     finally:
         capture.release()
     if not frames:
-        raise UnusableInput(f"could not read video {path}: no frame could be decoded")
+        raise UnusableInput(f"could not read video {path.name}: no frame could be decoded")
     return frames
 
 
