@@ -9,7 +9,7 @@ DATA_ROOT ?= ../shared/data
 MCULORA_DEVICE ?= cpu
 export MCULORA_DEVICE
 
-.PHONY: demo test browser checkpoint space lint clean-venv
+.PHONY: demo test bench browser checkpoint space lint clean-venv
 
 # pyenv's shims answer only for the selected versions; let them find any installed one (e.g. PYTHON=python3.12).
 $(BIN)/python:
@@ -43,6 +43,10 @@ browser:
 
 test: $(VENV)/.installed-dev browser
 	MCULORA_DATA_ROOT=$(DATA_ROOT) $(BIN)/python -m pytest
+
+# The benchmark suite (medians and side-by-side ratios): benchmarks/results.json and benchmarks/results.md.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/suite.py
 
 # Re-creates checkpoints/default from the real data in $(DATA_ROOT) (features cached in runs/default).
 checkpoint: $(VENV)/.installed

@@ -96,13 +96,16 @@ class LoadReport:
     rss_after_mb: float
     rss_growth_percent: float
     failed: list[str] = field(default_factory=list)  # "name: outcome" of each failure (the first 20)
+    startup_s: float = 0.0  # process start to page served
+    rss_peak_mb: float = 0.0  # the server's peak resident memory (VmHWM)
 
 
-def server_rss_mb(pid: int) -> float:
+def server_rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc (Linux)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def call(client: Client, request: Request) -> dict | str:
@@ -132,9 +135,13 @@ def run_load(checkpoint: Path, clients: int, requests: int) -> LoadReport:
     with tempfile.TemporaryDirectory(prefix="mculora-load-") as folder:
         folder = Path(folder)
         port = free_port()
+        start = time.perf_counter()
         server = start_server(checkpoint, port, folder / "server.log")
+        startup_s = time.perf_counter() - start
         try:
-            return _measure(f"http://127.0.0.1:{port}/", server.pid, mix(folder), clients, requests)
+            report = _measure(f"http://127.0.0.1:{port}/", server.pid, mix(folder), clients, requests)
+            report.startup_s, report.rss_peak_mb = startup_s, server_rss_mb(server.pid, "VmHWM")
+            return report
         finally:
             server.terminate()
             server.wait(timeout=60)
@@ -207,7 +214,8 @@ def main() -> None:
     print(
         f"{report.clients} clients, {report.requests} requests: {report.failures} failures; latency p50 "
         f"{report.p50_ms:.0f} ms, p95 {report.p95_ms:.0f} ms; {report.throughput_per_s:.1f} requests/s; server RSS "
-        f"{report.rss_before_mb:.0f} MB -> {report.rss_after_mb:.0f} MB ({report.rss_growth_percent:+.1f} %)"
+        f"{report.rss_before_mb:.0f} MB -> {report.rss_after_mb:.0f} MB ({report.rss_growth_percent:+.1f} %), peak "
+        f"{report.rss_peak_mb:.0f} MB; started in {report.startup_s:.1f} s"
     )
     for line in report.failed:
         print("  failed:", line)

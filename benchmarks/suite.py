@@ -1,0 +1,232 @@
+"""The benchmark suite behind ``make bench``: medians and side-by-side ratios, written to JSON and a markdown table.
+
+    python benchmarks/suite.py [--checkpoint checkpoints/default] [--repeats 20] [--out benchmarks/results]
+
+Sections, each measured in this one run so that ratios compare like with like on a noisy machine:
+
+* **fusion**: the MCULoRA forward pass of the checkpoint's model on random features, at batch 1 and 32, for one
+  utterance and a 30-utterance dialogue; against a **dense reference formulation** of the same weights (every
+  combination adapter computed for every sample on every call, then selected, as the reference implementation
+  runs all streams). Also one input under all 7 combinations (ours: one batched pass; dense: one call per
+  combination) and a mixed batch of 32 samples with random combinations.
+* **predictor**: `Predictor.predict` on the bundled face, speech and a sentence, median per stage; the ablation
+  (`predict_combinations`); vision alone (the live webcam's work per frame) as frames per second.
+* **app**: ``/predict`` and ``/ablate`` through gradio_client on an in-process server, and their overhead over the
+  Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients,
+  peak server memory.
+
+Every median is over ``--repeats`` calls after a warm-up call. Nothing here is asserted: see the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from gradio_client import handle_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the served-app helper the tests use
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import load  # noqa: E402
+from served import served_demo  # noqa: E402
+
+from mculora.lora import SHARED, CombinationLoRALinear, LoRAParts  # noqa: E402
+from mculora.modalities import COMBINATIONS, MODALITIES  # noqa: E402
+from mculora.predictor import Predictor  # noqa: E402
+
+FACE, SPEECH, TEXT = load.FACE, load.SPEECH, load.TEXT
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def dense_forward(self: CombinationLoRALinear, x, combination, xs=None) -> LoRAParts:
+    """The dense formulation of `CombinationLoRALinear.forward`: every combination's adapter on every sample."""
+    base = self.base(x)
+    if not self.has_adapters:
+        zeros = torch.zeros_like(base)
+        return LoRAParts(base, zeros, zeros)
+    dropped = self.lora_dropout(x)
+    shared = self.adapter(SHARED, dropped)
+    stream_in = dropped if xs is None else xs
+    every = torch.stack([self.adapter(name, stream_in) for name in COMBINATIONS])  # [7, B, ..., out]
+    routed = every[combination.clamp(min=0), torch.arange(combination.numel())]
+    routed = routed * (combination >= 0).view(-1, *[1] * (routed.dim() - 1)).to(routed.dtype)
+    return LoRAParts(base, shared, routed)
+
+
+@contextlib.contextmanager
+def dense_adapters() -> Iterator[None]:
+    routed = CombinationLoRALinear.forward
+    CombinationLoRALinear.forward = dense_forward
+    try:
+        yield
+    finally:
+        CombinationLoRALinear.forward = routed
+
+
+def model_inputs(model, batch: int, length: int, masks: torch.Tensor) -> tuple:
+    dims = model.config.feature_dims
+    generator = torch.Generator().manual_seed(0)
+    features = {m: torch.randn(batch, length, dims[m.value], generator=generator) for m in MODALITIES}
+    return features, torch.ones(batch, length, dtype=torch.bool), masks
+
+
+def all_combination_masks() -> torch.Tensor:
+    return torch.tensor([[letter in name for letter in "atv"] for name in COMBINATIONS])
+
+
+def fusion(model, repeats: int) -> list[dict]:
+    rows = []
+    complete = torch.ones(1, 3, dtype=torch.bool)
+    with torch.inference_mode():
+
+        def measure(name: str, ours: Callable, dense: Callable) -> None:
+            reference = dense()
+            assert torch.allclose(ours().logits, reference.logits, atol=1e-4), name  # the same function
+            ours_ms = median_ms(ours, repeats)
+            with dense_adapters():
+                dense_ms = median_ms(dense, repeats)
+            rows.append({"case": name, "ours_ms": ours_ms, "dense_ms": dense_ms, "ratio": ours_ms / dense_ms})
+
+        def dense_call(*inputs):
+            def call():
+                with dense_adapters():
+                    return model(*inputs)
+
+            return call
+
+        for batch in (1, 32):
+            for length in (1, 30):
+                inputs = model_inputs(model, batch, length, complete.expand(batch, 3))
+                measure(
+                    f"forward, batch {batch}, {length} utterance(s)", lambda i=inputs: model(*i), dense_call(*inputs)
+                )
+        generator = torch.Generator().manual_seed(1)
+        mixed = all_combination_masks()[torch.randint(0, len(COMBINATIONS), (32,), generator=generator)]
+        inputs = model_inputs(model, 32, 1, mixed)
+        measure("mixed batch of 32, random combinations", lambda: model(*inputs), dense_call(*inputs))
+
+        masks = all_combination_masks()
+        one = model_inputs(model, 1, 1, complete)
+        batched = ({m: f.expand(len(masks), -1, -1) for m, f in one[0].items()}, one[1].expand(len(masks), -1), masks)
+
+        def seven_calls():
+            with dense_adapters():
+                return [model(one[0], one[1], mask[None]) for mask in masks][-1]
+
+        ablation_ours = median_ms(lambda: model(*batched), repeats)
+        ablation_dense = median_ms(seven_calls, repeats)
+        rows.append(
+            {
+                "case": "one input under all 7 combinations (dense: 7 calls)",
+                "ours_ms": ablation_ours,
+                "dense_ms": ablation_dense,
+                "ratio": ablation_ours / ablation_dense,
+            }
+        )
+    return rows
+
+
+def predictor_section(predictor: Predictor, repeats: int) -> dict:
+    inputs = {"image": str(FACE), "audio": str(SPEECH), "text": TEXT}
+    predictor.predict(**inputs)
+    runs = [predictor.predict(**inputs).timings_ms for _ in range(repeats)]
+    stages = {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
+    vision_ms = median_ms(lambda: predictor.predict(image=str(FACE)), repeats)
+    all_ms = median_ms(lambda: predictor.predict(**inputs), repeats)
+    return {
+        "predict_stages_ms": stages,
+        "predict_ms": all_ms,
+        "predict_combinations_ms": median_ms(lambda: predictor.predict_combinations(**inputs), repeats),
+        "vision_only_predict_ms": vision_ms,
+        "frames_per_second_vision_only": 1000 / vision_ms,
+        "frames_per_second_all_three": 1000 / all_ms,
+    }
+
+
+def app_section(predictor: Predictor, checkpoint: Path, repeats: int, direct: dict) -> dict:
+    args = [handle_file(str(FACE)), handle_file(str(SPEECH)), TEXT, True, True, True, None]
+    with served_demo(predictor, checkpoint) as (_, client):
+        predict_ms = median_ms(lambda: client.predict(*args, api_name="/predict"), repeats)
+        ablate_ms = median_ms(lambda: client.predict(*args, api_name="/ablate"), repeats)
+    report = load.run_load(checkpoint, clients=16, requests=96)
+    return {
+        "api_predict_ms": predict_ms,
+        "api_predict_overhead_ms": predict_ms - direct["predict_ms"],
+        "api_ablate_ms": ablate_ms,
+        "api_ablate_overhead_ms": ablate_ms - direct["predict_combinations_ms"],
+        "load_16_clients": {
+            "requests": report.requests,
+            "failures": report.failures,
+            "throughput_per_s": report.throughput_per_s,
+            "p50_ms": report.p50_ms,
+            "p95_ms": report.p95_ms,
+        },
+        "cold_start_s": report.startup_s,
+        "server_peak_rss_mb": report.rss_peak_mb,
+    }
+
+
+def markdown(results: dict) -> str:
+    lines = [f"# Benchmarks ({results['machine']})", "", "| fusion case | ours (ms) | dense (ms) | ours / dense |"]
+    lines.append("|---|---|---|---|")
+    lines += [
+        f"| {r['case']} | {r['ours_ms']:.2f} | {r['dense_ms']:.2f} | {r['ratio']:.2f} |" for r in results["fusion"]
+    ]
+    predictor, app = results["predictor"], results["app"]
+    lines += ["", "| end to end | median |", "|---|---|"]
+    lines += [f"| predict stage `{s}` | {ms:.1f} ms |" for s, ms in predictor["predict_stages_ms"].items()]
+    lines += [
+        f"| `Predictor.predict` (bundled face + speech + a sentence) | {predictor['predict_ms']:.1f} ms |",
+        f"| `Predictor.predict_combinations` | {predictor['predict_combinations_ms']:.1f} ms |",
+        f"| vision only (live webcam work per frame) | {predictor['frames_per_second_vision_only']:.1f} frames/s |",
+        f"| all three per frame | {predictor['frames_per_second_all_three']:.1f} frames/s |",
+        f"| `/predict` through gradio_client | {app['api_predict_ms']:.0f} ms "
+        f"(+{app['api_predict_overhead_ms']:.0f} ms over the Predictor) |",
+        f"| `/ablate` through gradio_client | {app['api_ablate_ms']:.0f} ms "
+        f"(+{app['api_ablate_overhead_ms']:.0f} ms) |",
+        f"| 16 concurrent clients, {app['load_16_clients']['requests']} mixed requests | "
+        f"{app['load_16_clients']['throughput_per_s']:.1f} requests/s, p95 {app['load_16_clients']['p95_ms']:.0f} ms, "
+        f"{app['load_16_clients']['failures']} failures |",
+        f"| app cold start (process start to page served) | {app['cold_start_s']:.1f} s |",
+        f"| server peak RSS | {app['server_peak_rss_mb']:.0f} MB |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "default")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="writes OUT.json, OUT.md")
+    args = parser.parse_args()
+    predictor = Predictor.from_pretrained(args.checkpoint, device="cpu")
+    results = {
+        "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}, {predictor.device}",
+        "fusion": fusion(predictor.model, args.repeats),
+        "predictor": predictor_section(predictor, args.repeats),
+    }
+    results["app"] = app_section(predictor, args.checkpoint, args.repeats, results["predictor"])
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The benchmark suite's dense reference formulation computes exactly what the routed adapters compute, so that its
+ratios compare the same function (`benchmarks/suite.py`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import suite  # noqa: E402
+
+from mculora.lora import CombinationLoRALinear  # noqa: E402
+
+
+def test_the_dense_formulation_equals_the_routed_one():
+    torch.manual_seed(0)
+    layer = CombinationLoRALinear(8, 5, rank=2, dropout=0.0).eval()
+    for name, parameter in layer.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter)
+    x, xs = torch.randn(9, 3, 8), torch.randn(9, 3, 8)
+    combination = torch.tensor([0, 1, 2, 3, 4, 5, 6, -1, 3])  # every combination, mixed, and one routed nowhere
+    for stream in (None, xs):
+        routed = layer(x, combination, stream)
+        with suite.dense_adapters():
+            dense = layer(x, combination, stream)
+        assert torch.allclose(routed.combination, dense.combination, atol=1e-6)
+        assert torch.equal(dense.combination[7], torch.zeros(3, 5))
+        assert not torch.allclose(routed.combination[0], routed.combination[1])  # the adapters differ per row
+    assert CombinationLoRALinear.forward is not suite.dense_forward  # restored after the block
