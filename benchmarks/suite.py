@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
-from mculora.lora import SHARED, CombinationLoRALinear, LoRAParts  # noqa: E402
+from mculora.lora import CombinationLoRALinear  # noqa: E402
 from mculora.modalities import COMBINATIONS, MODALITIES  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
@@ -55,29 +55,22 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def dense_forward(self: CombinationLoRALinear, x, combination, xs=None) -> LoRAParts:
-    """The dense formulation of `CombinationLoRALinear.forward`: every combination's adapter on every sample."""
-    base = self.base(x)
-    if not self.has_adapters:
-        zeros = torch.zeros_like(base)
-        return LoRAParts(base, zeros, zeros)
-    dropped = self.lora_dropout(x)
-    shared = self.adapter(SHARED, dropped)
-    stream_in = dropped if xs is None else xs
+def dense_route(self: CombinationLoRALinear, stream_in, combination, like):
+    """The dense formulation of `CombinationLoRALinear.route`: every combination's adapter on every sample, then each
+    sample's own selected."""
     every = torch.stack([self.adapter(name, stream_in) for name in COMBINATIONS])  # [7, B, ..., out]
     routed = every[combination.clamp(min=0), torch.arange(combination.numel())]
-    routed = routed * (combination >= 0).view(-1, *[1] * (routed.dim() - 1)).to(routed.dtype)
-    return LoRAParts(base, shared, routed)
+    return routed * (combination >= 0).view(-1, *[1] * (routed.dim() - 1)).to(routed.dtype)
 
 
 @contextlib.contextmanager
 def dense_adapters() -> Iterator[None]:
-    routed = CombinationLoRALinear.forward
-    CombinationLoRALinear.forward = dense_forward
+    routed = CombinationLoRALinear.route
+    CombinationLoRALinear.route = dense_route
     try:
         yield
     finally:
-        CombinationLoRALinear.forward = routed
+        CombinationLoRALinear.route = routed
 
 
 def model_inputs(model, batch: int, length: int, masks: torch.Tensor) -> tuple:

@@ -104,11 +104,15 @@ class CombinationLoRALinear(nn.Module):
             return LoRAParts(base, zeros, zeros)
         dropped = self.lora_dropout(x)
         shared = self.adapter(SHARED, dropped)
-        stream_in = dropped if xs is None else xs
-        routed = torch.zeros_like(base)
+        return LoRAParts(base, shared, self.route(dropped if xs is None else xs, combination, base))
+
+    def route(self, stream_in: torch.Tensor, combination: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Each sample's combination adapter applied to its rows of ``stream_in`` (zeros, shaped ``like``, where the
+        combination is -1). Only the adapters that occur in the batch are computed."""
+        routed = torch.zeros_like(like)
         for k in torch.unique(combination).tolist():
             if k < 0:
                 continue
             rows = (combination == k).nonzero(as_tuple=True)[0]
             routed = routed.index_copy(0, rows, self.adapter(COMBINATIONS[k], stream_in.index_select(0, rows)))
-        return LoRAParts(base, shared, routed)
+        return routed

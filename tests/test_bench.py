@@ -29,4 +29,4 @@ def test_the_dense_formulation_equals_the_routed_one():
         assert torch.allclose(routed.combination, dense.combination, atol=1e-6)
         assert torch.equal(dense.combination[7], torch.zeros(3, 5))
         assert not torch.allclose(routed.combination[0], routed.combination[1])  # the adapters differ per row
-    assert CombinationLoRALinear.forward is not suite.dense_forward  # restored after the block
+    assert CombinationLoRALinear.route is not suite.dense_route  # restored after the block
