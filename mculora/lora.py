@@ -109,8 +109,11 @@ class CombinationLoRALinear(nn.Module):
     def route(self, stream_in: torch.Tensor, combination: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Each sample's combination adapter applied to its rows of ``stream_in`` (zeros, shaped ``like``, where the
         combination is -1). Only the adapters that occur in the batch are computed."""
+        present = torch.unique(combination).tolist()
+        if len(present) == 1 and present[0] >= 0:  # one combination for the whole batch, as at inference: no scatter
+            return self.adapter(COMBINATIONS[present[0]], stream_in)
         routed = torch.zeros_like(like)
-        for k in torch.unique(combination).tolist():
+        for k in present:
             if k < 0:
                 continue
             rows = (combination == k).nonzero(as_tuple=True)[0]
