@@ -303,7 +303,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted({r.label for r in rows} - set(labels))
     if unknown:
         raise SystemExit(f"error: labels {unknown} of the manifest are not in --labels")
-    args.out.mkdir(parents=True, exist_ok=True)
     try:
         extractor = Extractor(args.out, args.profile, select_device(args.device), args.encoder_weights)
     except EncoderUnavailable as error:

@@ -108,7 +108,6 @@ def _check_pixels(width: int, height: int) -> None:
 
 
 def _from_pil(image: Image.Image) -> np.ndarray:
-    _check_pixels(*image.size)
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
     if has_alpha:
         return _from_array(np.asarray(image.convert("RGBA")))

@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from mculora.encoders.face_net import INPUT_SIZE, WEIGHTS_FILE, WIDTHS, FaceExpressionNet, save_face_net
+from mculora.encoders.face_net import (
+    INPUT_SIZE,
+    WEIGHTS_FILE,
+    WIDTHS,
+    FaceExpressionNet,
+    embed_with_mirror,
+    save_face_net,
+)
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
 
 
@@ -83,11 +90,9 @@ def class_weights(labels: torch.Tensor) -> torch.Tensor:
 def accuracy(net: FaceExpressionNet, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(accuracy, predictions) with mirror averaging, as the encoder sees faces."""
     net.eval()
-    predictions = []
-    for start in range(0, len(images), 512):
-        batch = images[start : start + 512]
-        predictions.append((net(batch) + net(batch.flip(-1))).argmax(1))
-    predicted = torch.cat(predictions)
+    predicted = torch.cat(
+        [embed_with_mirror(net, images[i : i + 512])[1].argmax(1) for i in range(0, len(images), 512)]
+    )
     return float((predicted == labels).float().mean()), predicted
 
 
