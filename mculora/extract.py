@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--encoder-weights",
         type=Path,
         default=Path("checkpoints/default"),
-        help="a checkpoint directory whose trained encoders (the offline face network) to use",
+        help="a checkpoint directory whose trained encoder networks (face, text, speech) to use",
     )
     args = parser.parse_args(argv)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mculora.encoders import EncoderMismatch, EncoderUnavailable, build_encoders, check_encoders, describe_encoders
-from mculora.encoders.text import MiniLMSentenceEncoder
+from mculora.encoders.text_net import WEIGHTS_FILE, EmotionTextEncoder
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.text import prepare_text
@@ -24,21 +24,22 @@ def no_network(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return MiniLMSentenceEncoder()
+def text_encoder(demo_checkpoint):
+    return EmotionTextEncoder(demo_checkpoint / WEIGHTS_FILE)
 
 
-def test_text_encoder_loads_offline_and_ranks_meaning(no_network, minilm):
-    vectors = minilm.encode(["I am so happy today", "what a joyful day", "I am furious"])
-    assert vectors.shape == (3, 384) and minilm.dim == 384 and vectors.dtype == torch.float32
-    cosine = vectors @ vectors.T  # the embeddings are unit length
+def test_text_encoder_loads_offline_and_ranks_meaning(no_network, text_encoder):
+    vectors = text_encoder.encode(["I am so happy today", "what a joyful day", "I am furious"])
+    assert vectors.shape == (3, 391) and text_encoder.dim == 391 and vectors.dtype == torch.float32
+    embeddings = vectors[:, :384]  # the sentence embeddings are unit length
+    cosine = embeddings @ embeddings.T
     assert cosine[0, 1] > cosine[0, 2] + 0.2
-    torch.testing.assert_close(vectors.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(3))
 
 
-def test_text_encoding_is_batch_independent(minilm):
-    batch = minilm.encode(["short", "a much longer sentence that needs padding for the first one"])
-    alone = minilm.encode(["short"])
+def test_text_encoding_is_batch_independent(text_encoder):
+    batch = text_encoder.encode(["short", "a much longer sentence that needs padding for the first one"])
+    alone = text_encoder.encode(["short"])
     torch.testing.assert_close(batch[0], alone[0], atol=1e-5, rtol=1e-4)
 
 

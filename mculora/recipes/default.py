@@ -4,8 +4,10 @@
 
 1. List the real corpora (`mculora.recipes.sources`): GoEmotions + MELD text, RAVDESS + EmoDB speech, FER-2013 faces,
    all mapped to Ekman-7, split without speaker / actor / source leakage.
-2. Train the face network on FER-2013's training split (`mculora.recipes.face`), then extract features with the
-   demo's offline encoders (`mculora.extract`); both are cached in ``--work`` and the extraction is resumable.
+2. Train the face network on FER-2013's training split (`mculora.recipes.face`) and fine-tune the text network on
+   GoEmotions + MELD train (`mculora.recipes.text`) and train the speech network on RAVDESS + EmoDB's training
+   speakers (`mculora.recipes.speech`), then extract features with the demo's offline encoders
+   (`mculora.extract`); all are cached in ``--work`` and the extraction is resumable.
 3. Train MCULoRA over all 7 modality combinations with DPFT. The corpora were not recorded together, so each training
    sample is built by label-conditioned pairing: one text, one speech clip and one face of the same label, drawn
    afresh every epoch, labels drawn uniformly (class-balanced). The model is selected on validation pairs.
@@ -13,8 +15,8 @@
    on its own natural test sets, and the IEMOCAP-4 label subset.
 5. Separately, a genuinely paired benchmark: RAVDESS speech + the same performances' facial action units, with
    speaker-independent folds (its own small checkpoint, since its visual features are not the demo's).
-6. Write ``--out``: model.safetensors, face_net.safetensors, config.json, metrics.json, confusion_matrices.png and
-   the model card.
+6. Write ``--out``: model.safetensors, the three encoder networks' weights, config.json, metrics.json,
+   confusion_matrices.png and the model card.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from mculora.config import ModelSettings, TrainConfig
 from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
+from mculora.encoders.audio import AcousticDescriptor
 from mculora.evaluate import CONDITIONS, predict_condition
 from mculora.extract import Extractor, read_manifest
 from mculora.inspect import adapter_health
@@ -47,6 +50,8 @@ from mculora.recipes import model_card
 from mculora.recipes.face import FaceTrainConfig, trained_face_net
 from mculora.recipes.pairing import Pool, chunked, fixed_pairs, paired_batch, shuffled, unimodal_batches
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample, write_manifest
+from mculora.recipes.speech import SpeechTrainConfig, trained_speech_net
+from mculora.recipes.text import TextTrainConfig, trained_text_net
 from mculora.train import Workers, feature_statistics, fit, seed_everything
 
 IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
@@ -70,6 +75,8 @@ class RecipeConfig:
     pairs_per_label: int = field(default=150, metadata={"help": "label-paired validation/test samples per label"})
     au_epochs: int = 60
     face_epochs: int = 30
+    text_epochs: int = 3
+    speech_epochs: int = 60
     tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
     device: str | None = None
 
@@ -77,15 +84,28 @@ class RecipeConfig:
 # -- features ----------------------------------------------------------------------------------------------------
 
 
-def face_network(config: RecipeConfig, items: list[Item]) -> tuple[Path, dict]:
-    """The face network trained on the FER-2013 items (reused from ``--work`` when trained with the same settings):
-    the folder holding its weights, and its training report."""
-    settings = FaceTrainConfig(
+def encoder_networks(config: RecipeConfig, items: list[Item]) -> tuple[Path, dict]:
+    """The face, text and speech networks trained on their corpora's train splits (each reused from ``--work`` when
+    trained with the same settings): the folder holding their weight files, and their training reports."""
+    face = FaceTrainConfig(
         data_root=config.data_root, out=config.work / "face_net", epochs=config.face_epochs, seed=config.seed
     )
-    faces = [item for item in items if item.modality is Modality.VISION]
-    report = trained_face_net(settings, faces, log=lambda line: print(f"face net: {line}", file=sys.stderr))
-    return settings.out, report
+    text = TextTrainConfig(
+        data_root=config.data_root, out=config.work / "text_net", epochs=config.text_epochs, seed=config.seed
+    )
+    speech = SpeechTrainConfig(
+        data_root=config.data_root, out=config.work / "speech_net", epochs=config.speech_epochs, seed=config.seed
+    )
+    reports = {
+        "face_net": trained_face_net(face, items, log=lambda line: print(f"face net: {line}", file=sys.stderr)),
+        "text_net": trained_text_net(text, items, log=lambda line: print(f"text net: {line}", file=sys.stderr)),
+        "speech_net": trained_speech_net(speech, items, log=lambda line: print(f"speech net: {line}", file=sys.stderr)),
+    }
+    folder = config.work / "encoders"
+    folder.mkdir(exist_ok=True)
+    for trained in (face, text, speech):
+        copy_encoder_weights(trained.out, folder)
+    return folder, reports
 
 
 def extract_features(
@@ -211,9 +231,10 @@ def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device
     speaker-independent folds (actors grouped by (actor - 1) mod 5). Text is absent: RAVDESS's two fixed sentences
     carry no emotion. Returns per-condition metrics (mean ± std over folds), the fold-1 model and its config."""
     data = np.load(config.data_root / "ravdess_au" / "ravdess_au_audio.npz", allow_pickle=False)
-    # The clips' acoustic descriptors, already extracted for the default model (every split of RAVDESS).
+    # The clips' acoustic descriptors, already extracted for the default model (every split of RAVDESS): only the
+    # hand-built descriptor part, since the speech network saw actors 01-16, who are test actors in some folds here.
     speech = {
-        item: vector
+        item: vector[: AcousticDescriptor.dim]
         for split in SPLITS
         for item, vector in zip(pools[Modality.AUDIO, split].ids, pools[Modality.AUDIO, split].vectors, strict=True)
     }
@@ -276,7 +297,7 @@ def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device
     }
     encoders = {
         "profile": "ravdess-au",
-        "audio": {"name": "acoustic-stats-v1", "dim": int(audio.shape[1])},
+        "audio": AcousticDescriptor().spec(),
         "text": {"name": "none", "dim": 1},
         "vision": {"name": "openface-au-35", "dim": AU_DIM},
     }
@@ -294,9 +315,9 @@ def run(config: RecipeConfig) -> dict:
     if config.tiny:
         items = subsample(items, per_label_split=6, seed=config.seed)
     print(f"{len(items)} items from {config.data_root}", file=sys.stderr)
-    face_folder, face_report = face_network(config, items)
-    face_trained = time.perf_counter()
-    pools, extractor = extract_features(config, items, device, face_folder)
+    weights, encoder_reports = encoder_networks(config, items)
+    encoders_trained = time.perf_counter()
+    pools, extractor = extract_features(config, items, device, weights)
     extracted = time.perf_counter()
 
     model, settings, result = train_default(config, pools, device, config.work / "training_log.jsonl")
@@ -332,14 +353,14 @@ def run(config: RecipeConfig) -> dict:
         },
         "dpft": asdict(settings.dpft),
     }
-    metrics["face_net"] = face_report
+    metrics.update(encoder_reports)
     metrics["encoders"] = {
         m.value: {**extractor.encoders[m].spec(), "trained_parameters": extractor.encoders[m].trained_parameters()}
         for m in MODALITIES
     }
     metrics["timing_s"] = {
-        "face_net": face_trained - start,
-        "extraction": extracted - face_trained,
+        "encoder_networks": encoders_trained - start,
+        "extraction": extracted - encoders_trained,
         "extraction_cumulative": extractor.seconds_spent(),
         "training": trained - extracted,
         "evaluation_and_au_benchmark": finished - trained,
@@ -372,7 +393,7 @@ def run(config: RecipeConfig) -> dict:
         {"best_epoch": result.best_epoch, "recipe": "mculora.recipes.default"},
         temperatures=temperatures,
     )
-    copy_encoder_weights(face_folder, config.out)
+    copy_encoder_weights(weights, config.out)
     save(config.out / "ravdess_au", au_model, au_encoders, "ravdess-au", {"fold": 1})
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     model_card.write(config.out, metrics)
@@ -392,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     config = RecipeConfig(**vars(args))
     if config.tiny and config.epochs == RecipeConfig.epochs:
         config.epochs, config.au_epochs, config.samples_per_epoch, config.pairs_per_label = 2, 2, 512, 6
-        config.face_epochs = 1
+        config.face_epochs = config.text_epochs = config.speech_epochs = 1
     try:
         run(config)
     except FileNotFoundError as error:

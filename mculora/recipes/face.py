@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +36,8 @@ from mculora.encoders.face_net import (
     embed_with_mirror,
     save_face_net,
 )
+from mculora.modalities import Modality
+from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
 
 
@@ -80,12 +81,6 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(images.float()[:, None], grid, padding_mode="border", align_corners=False)[:, 0]
 
 
-def class_weights(labels: torch.Tensor) -> torch.Tensor:
-    counts = torch.bincount(labels, minlength=len(EKMAN)).float().clamp(min=1)
-    weights = counts.rsqrt()
-    return weights * len(weights) / weights.sum()
-
-
 @torch.inference_mode()
 def accuracy(net: FaceExpressionNet, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(accuracy, predictions) with mirror averaging, as the encoder sees faces."""
@@ -107,15 +102,10 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
         net.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
     )
     steps_per_epoch = math.ceil(len(images) / config.batch_size)
-    total = steps_per_epoch * config.epochs
 
-    def lr_at(step: int) -> float:
-        if step < steps_per_epoch:
-            return config.lr * (step + 1) / steps_per_epoch
-        return config.lr * 0.5 * (1 + math.cos(math.pi * (step - steps_per_epoch) / max(1, total - steps_per_epoch)))
-
-    weights = class_weights(labels)
-    history, step, started = [], 0, time.perf_counter()
+    schedule = cosine_with_warmup(steps_per_epoch, steps_per_epoch * config.epochs)
+    weights = class_weights(labels, len(EKMAN))
+    history, step = [], 0
     for epoch in range(config.epochs):
         net.train()
         order = torch.randperm(len(images), generator=generator)
@@ -123,7 +113,7 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
         for start in tqdm(range(steps_per_epoch), desc=f"face net epoch {epoch + 1}", leave=False, disable=None):
             batch = order[start * config.batch_size : (start + 1) * config.batch_size]
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = config.lr * schedule(step)
             logits = net(augment(images[batch], generator))
             loss = F.cross_entropy(logits, labels[batch], weight=weights, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -138,28 +128,17 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
         "train_images": len(images),
         "val_images": len(val_images),
         "parameters": sum(p.numel() for p in net.parameters()),
-        "seconds": time.perf_counter() - started,
         "history": history,
-        "config": {k: str(v) for k, v in asdict(config).items()},
+        "test_accuracy": accuracy(net, *load_images([item for item in items if item.split == "test"]))[0],
     }
     return net.eval(), report
 
 
 def trained_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> dict:
     """Train on the FER-2013 ``items`` and write ``config.out``/face_net.safetensors and report.json (with the
-    PublicTest accuracy, mirror-averaged); or, when the report there was made with the same settings, reuse it."""
-    report_path = config.out / "report.json"
-    settings = {k: str(v) for k, v in asdict(config).items()}
-    if report_path.is_file() and (config.out / WEIGHTS_FILE).is_file():
-        report = json.loads(report_path.read_text())
-        if report["config"] == settings:
-            return report
-    net, report = train_face_net(config, items, log)
-    report["test_accuracy"], _ = accuracy(net, *load_images([item for item in items if item.split == "test"]))
-    config.out.mkdir(parents=True, exist_ok=True)
-    save_face_net(net, config.out / WEIGHTS_FILE)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    PublicTest accuracy, mirror-averaged); or reuse them when the report there was made with the same settings."""
+    faces = [item for item in items if item.modality is Modality.VISION]
+    return reuse_or_train(config, WEIGHTS_FILE, lambda: train_face_net(config, faces, log), save_face_net)
 
 
 def main(argv: list[str] | None = None) -> None:

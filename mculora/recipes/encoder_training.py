@@ -1,0 +1,55 @@
+"""What the recipes that train an encoder network (face, text, speech) share: class weighting, the learning-rate
+schedule, and reusing a network already trained with the same settings."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Weights proportional to 1 / sqrt(class frequency), averaging 1 over classes: the rare emotions (disgust,
+    fear) get predicted without full inverse weighting's over-prediction of them."""
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    weights = counts.rsqrt()
+    return weights * len(weights) / weights.sum()
+
+
+def cosine_with_warmup(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """step -> learning-rate factor: linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0 at
+    ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
+
+    return factor
+
+
+def reuse_or_train(
+    config, weights_file: str, train: Callable[[], tuple[torch.nn.Module, dict]], save: Callable
+) -> dict:
+    """The report of the network in ``config.out``: read back when its report.json was written with the same
+    settings (``config``'s fields) and its weights are there; otherwise ``train()`` it, ``save`` the network to
+    ``config.out / weights_file`` and write the report (with the settings and the training time)."""
+    report_path = Path(config.out) / "report.json"
+    settings = {k: str(v) for k, v in asdict(config).items()}
+    if report_path.is_file() and (Path(config.out) / weights_file).is_file():
+        report = json.loads(report_path.read_text())
+        if report.get("config") == settings:
+            return report
+    started = time.perf_counter()
+    net, report = train()
+    report["seconds"] = time.perf_counter() - started
+    report["config"] = settings
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    save(net, Path(config.out) / weights_file)
+    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
