@@ -17,6 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mculora import __version__
+from mculora.methods.mplmm import MPLMMConfig, MPLMMNet
+from mculora.methods.wander import WanderConfig, WanderNet
 from mculora.modalities import COMBINATIONS
 from mculora.model import MCULoRA, MCULoRAConfig
 
@@ -24,7 +26,11 @@ CHECKPOINT_FORMAT = "mculora-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-ARCHITECTURES = {"mculora": (MCULoRA, MCULoRAConfig)}
+# architecture name -> (network, its config); the peers' networks are saved and loaded like MCULoRA's
+ARCHITECTURES = {
+    cls.architecture: (cls, config)
+    for cls, config in ((MCULoRA, MCULoRAConfig), (MPLMMNet, MPLMMConfig), (WanderNet, WanderConfig))
+}
 TASKS = ("classification", "regression")
 
 
@@ -71,8 +77,9 @@ class CheckpointConfig:
         model_data = data["model"]
         if not isinstance(model_data, dict):
             raise fail("'model' must be an object")
-        # Checkpoints written before the combination stream had an identity path used the plain chain.
-        model_data = {"combination_stream": "chain", **model_data}
+        if architecture == "mculora":
+            # Checkpoints written before the combination stream had an identity path used the plain chain.
+            model_data = {"combination_stream": "chain", **model_data}
         known = {f.name for f in fields(model_cls)}
         unknown = sorted(set(model_data) - known)
         if unknown:

@@ -11,6 +11,9 @@ from pathlib import Path
 import yaml
 
 from mculora.dpft import DPFTConfig
+from mculora.methods.cggm import CGGMSettings
+from mculora.methods.mplmm import MPLMMSettings
+from mculora.methods.wander import WanderSettings
 
 # Reference schedules (batch size in dialogues/videos, epochs) per benchmark.
 PROTOCOLS = ("standard", "reference")
@@ -65,6 +68,10 @@ class TrainConfig:
     out: str | None = field(default=None, metadata={"help": "write results.json, the log and checkpoints here"})
     model: ModelSettings = field(default_factory=ModelSettings)
     dpft: DPFTConfig = field(default_factory=DPFTConfig)
+    # The peer methods' own settings (--mplmm-prompt-length 16, --wander-cp-rank 8, --cggm-rho 1.3, ...)
+    mplmm: MPLMMSettings = field(default_factory=MPLMMSettings)
+    wander: WanderSettings = field(default_factory=WanderSettings)
+    cggm: CGGMSettings = field(default_factory=CGGMSettings)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -78,7 +85,13 @@ class TrainConfig:
 
 
 # Nested sections of TrainConfig: settings with their own dataclass, YAML mapping and flag prefix.
-_SECTIONS = {"model": ModelSettings, "dpft": DPFTConfig}
+_SECTIONS = {
+    "model": ModelSettings,
+    "dpft": DPFTConfig,
+    "mplmm": MPLMMSettings,
+    "wander": WanderSettings,
+    "cggm": CGGMSettings,
+}
 
 
 def _from_dict(cls, data: dict, where: str):

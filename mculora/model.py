@@ -40,8 +40,9 @@ COMBINATION_STREAMS = ("residual", "chain")
 
 
 @dataclass
-class MCULoRAConfig:
-    """Architecture of the network. Defaults are the reference settings (hidden 256, depth 4, 2 heads)."""
+class BackboneConfig:
+    """What every network here shares: its inputs, outputs and backbone size. Defaults are the reference settings
+    (hidden 256, depth 4, 2 heads); the peer methods' networks use this with their own fields added."""
 
     feature_dims: dict[str, int] = field(metadata={"help": "input dim per modality name (audio, text, vision)"})
     num_outputs: int = field(metadata={"help": "number of classes, or 1 for regression"})
@@ -49,6 +50,26 @@ class MCULoRAConfig:
     depth: int = 4
     heads: int = 2
     dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        missing = {m.value for m in MODALITIES} - set(self.feature_dims)
+        if missing:
+            raise ValueError(f"feature_dims lacks {sorted(missing)}")
+        if any(int(d) <= 0 for d in self.feature_dims.values()):
+            raise ValueError(f"feature dims must be positive, got {self.feature_dims}")
+        if self.num_outputs < 1:
+            raise ValueError("num_outputs must be >= 1")
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MCULoRAConfig(BackboneConfig):
+    """Architecture of the MCULoRA network: the backbone's settings plus its adapters'."""
+
     attn_dropout: float = 0.0
     lora_dropout: float = 0.1
     rank_in: int = field(default=4, metadata={"help": "adapter rank of the input projections"})
@@ -74,24 +95,13 @@ class MCULoRAConfig:
     )
 
     def __post_init__(self) -> None:
-        missing = {m.value for m in MODALITIES} - set(self.feature_dims)
-        if missing:
-            raise ValueError(f"feature_dims lacks {sorted(missing)}")
-        if any(int(d) <= 0 for d in self.feature_dims.values()):
-            raise ValueError(f"feature dims must be positive, got {self.feature_dims}")
-        if self.num_outputs < 1:
-            raise ValueError("num_outputs must be >= 1")
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        super().__post_init__()
         if self.combination_branch not in COMBINATION_BRANCHES:
             raise ValueError(f"combination_branch must be one of {COMBINATION_BRANCHES}")
         if self.combination_stream not in COMBINATION_STREAMS:
             raise ValueError(f"combination_stream must be one of {COMBINATION_STREAMS}")
         if self.combination_init_std < 0:
             raise ValueError("combination_init_std must be >= 0")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -173,7 +183,29 @@ class ModalityEncoderLayer(nn.Module):
         return x + attended + self.dropout(h2.shared_stream), advance(h2, xs)
 
 
-class MCULoRA(nn.Module):
+class StandardisedInputs(nn.Module):
+    """Per-feature standardisation of each modality's inputs, part of the checkpoint (identity until the trainer
+    sets training-set statistics). MCULoRA and the peer methods' backbone share it."""
+
+    def register_input_statistics(self, feature_dims: dict[str, int]) -> None:
+        for m in MODALITIES:
+            self.register_buffer(f"{m.value}_mean", torch.zeros(feature_dims[m.value]))
+            self.register_buffer(f"{m.value}_std", torch.ones(feature_dims[m.value]))
+
+    @torch.no_grad()
+    def set_input_statistics(self, statistics: dict[Modality, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Standardise each modality's inputs with training-set (mean, std); near-constant features keep std 1."""
+        for m, (mean, std) in statistics.items():
+            getattr(self, f"{m.value}_mean").copy_(mean)
+            getattr(self, f"{m.value}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+
+    def standardise(self, m: Modality, x: torch.Tensor) -> torch.Tensor:
+        return (x - getattr(self, f"{m.value}_mean")) / getattr(self, f"{m.value}_std")
+
+
+class MCULoRA(StandardisedInputs):
+    architecture = "mculora"
+
     def __init__(self, config: MCULoRAConfig):
         super().__init__()
         self.config = config
@@ -184,20 +216,10 @@ class MCULoRA(nn.Module):
         self.layers = nn.ModuleDict(
             {m.value: nn.ModuleList(ModalityEncoderLayer(config) for _ in range(config.depth)) for m in MODALITIES}
         )
-        # Per-feature standardisation of the inputs, part of the checkpoint (identity unless the trainer sets it).
-        for m in MODALITIES:
-            self.register_buffer(f"{m.value}_mean", torch.zeros(config.feature_dims[m.value]))
-            self.register_buffer(f"{m.value}_std", torch.ones(config.feature_dims[m.value]))
+        self.register_input_statistics(config.feature_dims)
         self.fusion = linear(config, fused, fused, config.rank_fusion)
         self.head = linear(config, fused, config.num_outputs, config.rank_fusion)
         self.dropout = nn.Dropout(config.dropout)
-
-    @torch.no_grad()
-    def set_input_statistics(self, statistics: dict[Modality, tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Standardise each modality's inputs with training-set (mean, std); near-constant features keep std 1."""
-        for m, (mean, std) in statistics.items():
-            getattr(self, f"{m.value}_mean").copy_(mean)
-            getattr(self, f"{m.value}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
     def _advance(self, parts: LoRAParts, previous: Stream | None) -> Stream:
         """The combination stream after one layer, from the layer's parts and the stream that entered it."""
@@ -242,7 +264,7 @@ class MCULoRA(nn.Module):
         shared_repr, streams, shares = {}, {}, []
         for i, m in enumerate(MODALITIES):
             key_mask = keep[:, :, i]
-            standardised = (features[m] - getattr(self, f"{m.value}_mean")) / getattr(self, f"{m.value}_std")
+            standardised = self.standardise(m, features[m])
             x_in = standardised * key_mask[:, :, None].to(standardised.dtype)
             parts = self.in_proj[m.value](x_in, combination)
             x, xs = self.dropout(parts.shared_stream), self._advance(parts, None)
@@ -277,4 +299,9 @@ class MCULoRA(nn.Module):
         total = sum(p.numel() for p in self.parameters())
         adapters = sum(p.numel() for n, p in self.named_parameters() if ".lora_" in n)
         one = sum(p.numel() for n, p in self.named_parameters() if ".lora_A.atv." in n or ".lora_B.atv." in n)
-        return {"total": total, "adapters": adapters, "per_combination": one}
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"total": total, "trainable": trainable, "adapters": adapters, "per_combination": one}
+
+    def modality_parameters(self, m: Modality) -> list[nn.Parameter]:
+        """The parameters of one modality's encoder (its input projection and layers): what CGGM modulates."""
+        return [*self.in_proj[m.value].parameters(), *self.layers[m.value].parameters()]

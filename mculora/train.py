@@ -37,7 +37,7 @@ from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
 from mculora.inspect import adapter_health, adapter_layers, adapter_report
 from mculora.methods import Method, build_method
 from mculora.metrics import PRIMARY_METRIC, mean_and_std, mean_metrics
-from mculora.modalities import MODALITIES, Modality
+from mculora.modalities import MODALITIES, Modality, combination_index
 
 
 @dataclass
@@ -135,8 +135,9 @@ def apply_protocol(config: TrainConfig) -> TrainConfig:
 
 
 def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam; with ``lora_plus_ratio`` != 1 every adapter's B learns that many times faster than the rest (LoRA+)."""
-    named = list(model.named_parameters())
+    """Adam over the trainable parameters; with ``lora_plus_ratio`` != 1 every adapter's B learns that many times faster
+    than the rest (LoRA+)."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     fast = [p for name, p in named if ".lora_B." in name]
     groups = [{"params": [p for name, p in named if ".lora_B." not in name]}]
     if fast:
@@ -160,8 +161,28 @@ def train_step(
     loss = method.loss(output, batch, task)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    method.after_backward(getattr(model, "module", model), output, batch, routing, task)
     optimizer.step()
     return float(loss.detach())
+
+
+def pretrain(config: TrainConfig, method: Method, core, model, epoch_batches, task: str, device, description: str):
+    """The first stage of a two-stage method: ``method.pretrain_epochs`` epochs on complete samples (every modality)
+    training ``method.pretraining_parameters``; then the method freezes what the second stage keeps fixed."""
+    trainable = {id(p) for p in method.pretraining_parameters(core)}
+    frozen = [p for p in core.parameters() if id(p) not in trainable and p.requires_grad]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    optimizer = optimizer_for(model, config)
+    complete = combination_index("atv")
+    model.train()
+    for epoch in tqdm(range(1, method.pretrain_epochs + 1), desc=f"{description}: pre-training", leave=False):
+        for batch in epoch_batches(-epoch):  # negative epochs: other shuffles than the second stage's
+            batch = batch.to(device)
+            train_step(model, method, optimizer, batch, Routing.of(torch.full((batch.batch_size,), complete)), task)
+    for parameter in frozen:
+        parameter.requires_grad_(True)
+    method.freeze_after_pretraining(core)
 
 
 @dataclass
@@ -192,6 +213,8 @@ def fit(
     epochs = config.schedule()[1]
     # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
     model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
+    if method.pretrain_epochs:
+        pretrain(config, method, core, model, epoch_batches, task, device, description)
     optimizer = optimizer_for(model, config)
     inspected = bool(adapter_layers(core))
     sampler = method.make_sampler()
@@ -367,6 +390,7 @@ def run(config: TrainConfig) -> dict | None:
                         task=corpus.spec.task,
                         label_names=list(corpus.spec.label_names),
                         method=config.method,
+                        architecture=model.architecture,
                         dataset=corpus.spec.name,
                         encoders=encoder_record(corpus),
                         training={"seed": seed, "split": split.name, "best_epoch": result.best_epoch},

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
+from mculora.encoders.conv import vgg_layers
 from mculora.encoders.vision import FaceGeometryDescriptor
 from mculora.modalities import Modality
 from mculora.preprocess.vision import CROP_SIZE, Face
@@ -39,13 +40,6 @@ NET_FRACTION = 0.87  # 1 / 1.15: FER's side as a fraction of Face.crop's
 NET_RAISE = 0.035  # how far above Face.crop's centre FER's centre lies, in Face.crop sides
 
 
-def _stage(channels_in: int, channels_out: int) -> list[nn.Module]:
-    layers = []
-    for c_in in (channels_in, channels_out):
-        layers += [nn.Conv2d(c_in, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU()]
-    return layers
-
-
 class FaceExpressionNet(nn.Module):
     """VGG-style: four stages of two 3x3 conv-BN-ReLU layers, 2x2 max-pooling between them (48 -> 6 px), global
     average pooling, a linear head. Inputs are standardised per image, so global brightness and contrast (a
@@ -53,16 +47,10 @@ class FaceExpressionNet(nn.Module):
 
     def __init__(self, widths: Sequence[int] = WIDTHS, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        layers, channels = [], 1
-        for index, width in enumerate(widths):
-            if index:
-                layers.append(nn.MaxPool2d(2))
-            layers += _stage(channels, width)
-            channels = width
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(*vgg_layers(widths), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(channels, num_classes)
-        self.embedding_dim = channels
+        self.head = nn.Linear(widths[-1], num_classes)
+        self.embedding_dim = widths[-1]
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 or float [B, 48, 48] grayscale (0-255) -> float [B, embedding_dim]."""

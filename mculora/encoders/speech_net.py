@@ -29,6 +29,7 @@ from torch import nn
 
 from mculora.encoders.audio import F_MAX, F_MIN, HOP, N_FFT, SAMPLE_RATE, WIN, AcousticDescriptor
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
+from mculora.encoders.conv import vgg_layers
 from mculora.modalities import Modality
 
 N_MELS = 64
@@ -58,25 +59,12 @@ class LogMel:
         return 10 * torch.log10(self._fbank @ spectrum.abs().square() + 1e-10)
 
 
-def _stage(channels_in: int, channels_out: int) -> list[nn.Module]:
-    layers = []
-    for c_in in (channels_in, channels_out):
-        layers += [nn.Conv2d(c_in, channels_out, 3, padding=1, bias=False), nn.BatchNorm2d(channels_out), nn.ReLU()]
-    return layers
-
-
 class SpeechEmotionNet(nn.Module):
     def __init__(self, widths: Sequence[int] = WIDTHS, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        layers, channels = [], 1
-        for index, width in enumerate(widths):
-            if index:
-                layers.append(nn.MaxPool2d(2))
-            layers += _stage(channels, width)
-            channels = width
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*vgg_layers(widths))
         self.dropout = nn.Dropout(0.3)
-        self.embedding_dim = 2 * channels
+        self.embedding_dim = 2 * widths[-1]
         self.head = nn.Linear(self.embedding_dim, num_classes)
 
     def embed(self, log_mels: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,14 @@ combinations, its loss and its between-epoch logic. ``--method NAME`` picks one 
 
 from mculora.methods.base import Method, task_loss
 from mculora.methods.baseline import BaselineMethod
+from mculora.methods.cggm import CGGMMethod
 from mculora.methods.mcu_lora import MCULoRAMethod
+from mculora.methods.mplmm import MPLMMMethod
+from mculora.methods.wander import WanderMethod
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (MCULoRAMethod, BaselineMethod)}
+METHODS: dict[str, type[Method]] = {
+    cls.name: cls for cls in (MCULoRAMethod, BaselineMethod, MPLMMMethod, WanderMethod, CGGMMethod)
+}
 
 
 def build_method(name: str, config) -> Method:

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from mculora.dpft import CombinationSampler
+from mculora.dpft import CombinationSampler, DPFTConfig
 
 
 def task_loss(task: str, logits: torch.Tensor, labels: torch.Tensor, utterance_mask: torch.Tensor) -> torch.Tensor:
@@ -20,8 +20,15 @@ def task_loss(task: str, logits: torch.Tensor, labels: torch.Tensor, utterance_m
     return F.mse_loss(logits.squeeze(-1), labels.float())
 
 
+def uniform_combinations() -> CombinationSampler:
+    """Every modality combination with probability 1/7 (keep probability 0.5 per modality, the empty set redrawn)."""
+    return CombinationSampler(DPFTConfig(mode="off", keep_probability=0.5))
+
+
 class Method(ABC):
     name: ClassVar[str]
+    # > 0: train this many epochs on complete samples first, then `freeze_after_pretraining` (two-stage recipes)
+    pretrain_epochs: int = 0
 
     def __init__(self, config):
         self.config = config  # a `mculora.config.TrainConfig`
@@ -36,6 +43,16 @@ class Method(ABC):
 
     def loss(self, output, batch, task: str) -> torch.Tensor:
         return task_loss(task, output.logits, batch.labels, batch.utterance_mask)
+
+    def pretraining_parameters(self, model) -> list[torch.nn.Parameter]:
+        """What the pre-training stage trains (see `pretrain_epochs`): by default everything."""
+        return list(model.parameters())
+
+    def freeze_after_pretraining(self, model) -> None:
+        """Which parameters keep training after the pre-training stage (see `pretrain_epochs`)."""
+
+    def after_backward(self, model, output, batch, routing, task: str) -> None:
+        """Hook between a training step's backward pass and its optimiser step (e.g. gradient modulation)."""
 
     def before_training(self, model, sampler: CombinationSampler, val_batches: Sequence, device) -> None:
         """Hook before the first epoch (e.g. a reference measurement)."""

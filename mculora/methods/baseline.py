@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from mculora.dpft import CombinationSampler, DPFTConfig
-from mculora.methods.base import Method
+from mculora.dpft import CombinationSampler
+from mculora.methods.base import Method, uniform_combinations
 from mculora.model import MCULoRA, MCULoRAConfig
 
 
@@ -17,5 +17,4 @@ class BaselineMethod(Method):
         return MCULoRA(MCULoRAConfig(feature_dims=feature_dims, num_outputs=num_outputs, adapters=False, **settings))
 
     def make_sampler(self) -> CombinationSampler:
-        # Keep probability 0.5 per modality with the empty set redrawn = every combination with probability 1/7.
-        return CombinationSampler(DPFTConfig(mode="off", keep_probability=0.5))
+        return uniform_combinations()
