@@ -1,6 +1,7 @@
 """The peer methods (MPLMM, Wander, CGGM): their invariants, their checkpoints, and short real training runs."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from mculora.train import main, optimizer_for, train_step
 DIMS = {"audio": 12, "text": 10, "vision": 8}
 SMALL = ["--model-hidden", "32", "--model-depth", "1"]
 PEERS = ["mplmm", "wander", "cggm"]
+SPEECH = Path(__file__).resolve().parents[1] / "assets" / "examples" / "happy_speech.wav"
 
 
 def _config(**settings) -> TrainConfig:
@@ -194,3 +196,31 @@ def test_peer_learns_well_above_chance_and_reloads(trainer_args, tmp_path, extra
     assert config.method == extra[1] and type(model).architecture == {"mplmm": "mplmm", "wander": "wander"}.get(
         extra[1], "mculora"
     )
+
+
+@pytest.mark.parametrize("method", ["mplmm", "wander"])
+def test_a_peer_checkpoint_serves_through_the_predictor(method, demo_checkpoint, tmp_path):
+    """What the demo's method selector will load: a peer network over the demo's encoders (untrained here: this
+    checks the plumbing, not recognition)."""
+    from mculora.checkpoint import CheckpointConfig, read_checkpoint_config, save_checkpoint
+    from mculora.encoders import copy_encoder_weights
+    from mculora.predictor import Predictor
+
+    shipped = read_checkpoint_config(demo_checkpoint)
+    network = build_method(method, _config()).build_model(shipped.model.feature_dims, len(shipped.label_names))
+    config = CheckpointConfig(
+        model=network.config,
+        task=shipped.task,
+        label_names=shipped.label_names,
+        method=method,
+        architecture=network.architecture,
+        encoders=shipped.encoders,
+    )
+    save_checkpoint(tmp_path, network, config)
+    copy_encoder_weights(demo_checkpoint, tmp_path)
+    predictor = Predictor.from_pretrained(tmp_path, device="cpu")
+    assert type(predictor.model) is type(network) and predictor.config.method == method
+    inputs = {"text": "I am so happy today", "audio": str(SPEECH)}
+    prediction = predictor.predict(**inputs)
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0) and prediction.label in shipped.label_names
+    assert len(predictor.predict_combinations(**inputs)) == 3  # a, t and at
