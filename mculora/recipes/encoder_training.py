@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -31,6 +34,36 @@ def cosine_with_warmup(warmup_steps: int, total_steps: int) -> Callable[[int], f
         return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
 
     return factor
+
+
+def train_epoch(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    count: int,
+    base_lrs: Sequence[float],
+    schedule: Callable[[int], float],
+    step: int,
+    class_weight: torch.Tensor,
+    label_smoothing: float,
+    description: str,
+) -> tuple[float, int]:
+    """One epoch of weighted, label-smoothed cross-entropy over ``batches`` (``count`` of them) of (network input,
+    labels); each optimiser group's learning rate is its base rate times ``schedule(step)``. Batches are drawn
+    lazily, so any random augmentation happens in step order. Returns the mean loss and the next step."""
+    net.train()
+    losses = []
+    for inputs, labels in tqdm(batches, total=count, desc=description, leave=False, disable=None):
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base * schedule(step)
+        logits = net(*inputs) if isinstance(inputs, tuple) else net(inputs)
+        loss = F.cross_entropy(logits, labels, weight=class_weight, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        step += 1
+    return float(np.mean(losses)), step
 
 
 def reuse_or_train(

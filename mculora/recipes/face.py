@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm import tqdm
 
 from mculora.encoders.face_net import (
     INPUT_SIZE,
@@ -37,7 +36,7 @@ from mculora.encoders.face_net import (
     save_face_net,
 )
 from mculora.modalities import Modality
-from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train
+from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train, train_epoch
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
 
 
@@ -107,22 +106,22 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
     weights = class_weights(labels, len(EKMAN))
     history, step = [], 0
     for epoch in range(config.epochs):
-        net.train()
         order = torch.randperm(len(images), generator=generator)
-        losses = []
-        for start in tqdm(range(steps_per_epoch), desc=f"face net epoch {epoch + 1}", leave=False, disable=None):
-            batch = order[start * config.batch_size : (start + 1) * config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * schedule(step)
-            logits = net(augment(images[batch], generator))
-            loss = F.cross_entropy(logits, labels[batch], weight=weights, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
+        batches = (order[start : start + config.batch_size] for start in range(0, len(images), config.batch_size))
+        loss, step = train_epoch(
+            net,
+            optimizer,
+            ((augment(images[batch], generator), labels[batch]) for batch in batches),
+            steps_per_epoch,
+            [config.lr],
+            schedule,
+            step,
+            weights,
+            config.label_smoothing,
+            f"face net epoch {epoch + 1}",
+        )
         val_accuracy, _ = accuracy(net, val_images, val_labels)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_accuracy": val_accuracy})
+        history.append({"epoch": epoch + 1, "loss": loss, "val_accuracy": val_accuracy})
         log(json.dumps(history[-1]))
     report = {
         "train_images": len(images),

@@ -24,13 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
 from mculora.encoders.speech_net import N_MELS, WEIGHTS_FILE, LogMel, SpeechEmotionNet, fit_length, save_speech_net
 from mculora.modalities import Modality
 from mculora.preprocess.audio import prepare_audio
-from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train
+from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train, train_epoch
 from mculora.recipes.sources import EKMAN, Item, emodb_items, ravdess_items
 
 FRAMES_PER_SECOND = 100
@@ -102,21 +100,21 @@ def train_speech_net(config: SpeechTrainConfig, items: list[Item], log=print) ->
     excerpt = round(config.excerpt_seconds * FRAMES_PER_SECOND)
     history, step = [], 0
     for epoch in range(config.epochs):
-        net.train()
         order = torch.randperm(len(spectra), generator=generator)
-        losses = []
-        for start in tqdm(range(steps_per_epoch), desc=f"speech net epoch {epoch + 1}", leave=False, disable=None):
-            batch = order[start * config.batch_size : (start + 1) * config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * schedule(step)
-            inputs = augmented_batch([spectra[i] for i in batch], excerpt, generator)
-            loss = F.cross_entropy(net(inputs), labels[batch], weight=weights, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses))})
+        batches = (order[start : start + config.batch_size] for start in range(0, len(spectra), config.batch_size))
+        loss, step = train_epoch(
+            net,
+            optimizer,
+            ((augmented_batch([spectra[i] for i in batch], excerpt, generator), labels[batch]) for batch in batches),
+            steps_per_epoch,
+            [config.lr],
+            schedule,
+            step,
+            weights,
+            config.label_smoothing,
+            f"speech net epoch {epoch + 1}",
+        )
+        history.append({"epoch": epoch + 1, "loss": loss})
         if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
             history[-1]["val_accuracy"] = accuracy_by_corpus(net, *splits["val"])
         log(str(history[-1]))

@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from tqdm import tqdm
 
 from mculora.encoders.text_net import WEIGHTS_FILE, TextEmotionNet, pretrained_text_net, save_text_net
 from mculora.modalities import Modality
-from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train
+from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train, train_epoch
 from mculora.recipes.sources import EKMAN, Item, goemotions_items, meld_items
 
 MAX_TRAIN_TOKENS = 64  # 99.6 % of the texts are shorter; longer ones are cut while training only
@@ -99,6 +98,17 @@ def length_bucketed(order: np.ndarray, states: TokenStates, batch_size: int, rng
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+class TunedLayers(torch.nn.Module):
+    """The trained part as one module: frozen layers' token states and mask in, logits out."""
+
+    def __init__(self, net: TextEmotionNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net.head(self.net.upper(hidden, mask))
+
+
 @torch.inference_mode()
 def logits_of(net: TextEmotionNet, states: TokenStates) -> torch.Tensor:
     net.eval()
@@ -138,23 +148,20 @@ def train_text_net(config: TextTrainConfig, items: list[Item], log=print) -> tup
     weights = class_weights(labels, len(EKMAN))
     history, step = [], 0
     for epoch in range(config.epochs):
-        net.train()
-        losses = []
         batches = length_bucketed(rng.permutation(len(states)), states, config.batch_size, rng)
-        for index in tqdm(batches, desc=f"text net epoch {epoch + 1}", leave=False, disable=None):
-            for group, base in zip(optimizer.param_groups, (config.lr, config.head_lr), strict=True):
-                group["lr"] = base * schedule(step)
-            hidden, mask = states.batch(index)
-            logits = net.head(net.upper(hidden, mask))
-            loss = F.cross_entropy(logits, labels[index], weight=weights, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-        history.append(
-            {"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_macro_f1": macro_f1(net, *splits["val"])}
+        loss, step = train_epoch(
+            TunedLayers(net),
+            optimizer,
+            ((states.batch(index), labels[index]) for index in batches),
+            len(batches),
+            [config.lr, config.head_lr],
+            schedule,
+            step,
+            weights,
+            config.label_smoothing,
+            f"text net epoch {epoch + 1}",
         )
+        history.append({"epoch": epoch + 1, "loss": loss, "val_macro_f1": macro_f1(net, *splits["val"])})
         log(str(history[-1]))
     report = {
         "train_texts": len(states),
