@@ -37,6 +37,7 @@ from torch import nn
 from mculora.data import Batch
 from mculora.metrics import task_metrics
 from mculora.modalities import MODALITIES
+from mculora.model import routed_modalities
 
 
 @dataclass
@@ -89,8 +90,7 @@ class InputOffsets(nn.Module):
 
 def full_mask(batch: Batch) -> torch.Tensor:
     """Every modality the data has for some utterance of the sample (at least one)."""
-    present = (batch.available & batch.utterance_mask[:, :, None]).any(dim=1)
-    return torch.where(present.any(-1, keepdim=True), present, torch.ones_like(present))
+    return routed_modalities(batch.available & batch.utterance_mask[:, :, None])
 
 
 def drop_one(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -34,6 +34,7 @@ from mculora.data import Batch, load_corpus
 from mculora.evaluate import CONDITIONS
 from mculora.methods import METHODS
 from mculora.metrics import PRIMARY_METRIC, mean_and_std, task_metrics
+from mculora.model import routed_modalities
 from mculora.train import apply_protocol, collate_in_batches, run
 
 MISSING_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -47,10 +48,7 @@ def random_missing(batch: Batch, rate: float, generator: torch.Generator) -> tup
     rescue = torch.nn.functional.one_hot(torch.randint(0, 3, (size, length), generator=generator), 3).bool()
     keep = torch.where(keep.any(-1, keepdim=True), keep, rescue)
     available = batch.available & keep & batch.utterance_mask[:, :, None]
-    sample = available.any(dim=1)
-    # A dialogue whose utterances are all unavailable in the data keeps its modalities as they are (nothing to route).
-    sample = torch.where(sample.any(-1, keepdim=True), sample, torch.ones_like(sample))
-    return sample, available
+    return routed_modalities(available), available
 
 
 @torch.no_grad()

@@ -183,6 +183,19 @@ class ModalityEncoderLayer(nn.Module):
         return x + attended + self.dropout(h2.shared_stream), advance(h2, xs)
 
 
+def keep_mask(utterance_mask, modality_mask, available) -> torch.Tensor:
+    """bool [B, L, 3]: which modality of which real utterance a sample may use (its mask, and the data's)."""
+    keep = utterance_mask[:, :, None] & modality_mask.to(torch.bool)[:, None, :]
+    return keep if available is None else keep & available.to(torch.bool)
+
+
+def routed_modalities(available: torch.Tensor) -> torch.Tensor:
+    """bool [B, 3] from per-utterance availability [B, L, 3]: every modality some utterance of the sample has; a
+    sample with none keeps all three (nothing to route, and every row needs a combination)."""
+    present = available.any(dim=1)
+    return torch.where(present.any(-1, keepdim=True), present, torch.ones_like(present))
+
+
 class StandardisedInputs(nn.Module):
     """Per-feature standardisation of each modality's inputs, part of the checkpoint (identity until the trainer
     sets training-set statistics). MCULoRA and the peer methods' backbone share it."""
@@ -257,9 +270,7 @@ class MCULoRA(StandardisedInputs):
         modality_mask = modality_mask.to(torch.bool)
         if combination is None:
             combination = mask_to_index(modality_mask)
-        keep = utterance_mask[:, :, None] & modality_mask[:, None, :]
-        if available is not None:
-            keep = keep & available.to(torch.bool)
+        keep = keep_mask(utterance_mask, modality_mask, available)
 
         shared_repr, streams, shares = {}, {}, []
         for i, m in enumerate(MODALITIES):

@@ -83,8 +83,7 @@ class CGGMMethod(Method):
 
     def head_blocks(self, model) -> list[torch.Tensor]:
         """The fusion head's weight over each modality's part of the fused vector: [C, hidden] per modality."""
-        weight = model.head.base.weight if hasattr(model.head, "base") else model.head.weight
-        return list(weight.split(model.config.hidden, dim=1))
+        return list(model.head.base.weight.split(model.config.hidden, dim=1))
 
     def loss(self, output, batch, task: str) -> torch.Tensor:
         loss = self.backbone.loss(output, batch, task)

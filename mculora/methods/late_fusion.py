@@ -82,12 +82,6 @@ class LateFusionBackbone(StandardisedInputs):
         return {"total": total, "trainable": trainable, "adapters": 0, "per_combination": 0}
 
 
-def keep_mask(utterance_mask, modality_mask, available) -> torch.Tensor:
-    """bool [B, L, 3]: which modality of which real utterance a sample may use."""
-    keep = utterance_mask[:, :, None] & modality_mask.to(torch.bool)[:, None, :]
-    return keep if available is None else keep & available.to(torch.bool)
-
-
 def plain_output(logits: torch.Tensor, modality_mask: torch.Tensor, reprs: dict[Modality, torch.Tensor]) -> ModelOutput:
     """A `ModelOutput` for a network without MCULoRA's adapters: all of the logits are the base term, and there is
     no combination-specific part."""

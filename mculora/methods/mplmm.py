@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.methods.late_fusion import LateFusionBackbone, keep_mask, plain_output
+from mculora.methods.late_fusion import LateFusionBackbone, plain_output
 from mculora.methods.peer import PeerMethod
 from mculora.modalities import MODALITIES
-from mculora.model import BackboneConfig
+from mculora.model import BackboneConfig, keep_mask
 
 
 @dataclass

@@ -3,6 +3,7 @@ schedule, and reusing a network already trained with the same settings."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -64,6 +65,14 @@ def train_epoch(
         losses.append(loss.item())
         step += 1
     return float(np.mean(losses)), step
+
+
+def parse_settings(cls, argv: list[str] | None, description: str):
+    """A recipe's settings dataclass from ``--field-name value`` flags (each defaulting to the field's default)."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in asdict(cls()).items():
+        parser.add_argument("--" + name.replace("_", "-"), default=default, type=type(default))
+    return cls(**vars(parser.parse_args(argv)))
 
 
 def reuse_or_train(

@@ -15,11 +15,10 @@ scale (0.9-1.1), shift (+-10 %) and mirroring, the variation a webcam face shows
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,13 @@ from mculora.encoders.face_net import (
     save_face_net,
 )
 from mculora.modalities import Modality
-from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train, train_epoch
+from mculora.recipes.encoder_training import (
+    class_weights,
+    cosine_with_warmup,
+    parse_settings,
+    reuse_or_train,
+    train_epoch,
+)
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
 
 
@@ -141,10 +146,7 @@ def trained_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in asdict(FaceTrainConfig()).items():
-        parser.add_argument("--" + name.replace("_", "-"), default=default, type=type(default))
-    config = FaceTrainConfig(**vars(parser.parse_args(argv)))
+    config = parse_settings(FaceTrainConfig, argv, __doc__.splitlines()[0])
     report = trained_face_net(config, fer2013_items(config.data_root), log=lambda line: print(line, file=sys.stderr))
     print(f"FER-2013 PublicTest accuracy {report['test_accuracy']:.3f}; weights in {config.out / WEIGHTS_FILE}")
 

@@ -16,10 +16,9 @@ length rather than padded with silence, which the network would learn to read as
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,13 @@ import torch
 from mculora.encoders.speech_net import N_MELS, WEIGHTS_FILE, LogMel, SpeechEmotionNet, fit_length, save_speech_net
 from mculora.modalities import Modality
 from mculora.preprocess.audio import prepare_audio
-from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train, train_epoch
+from mculora.recipes.encoder_training import (
+    class_weights,
+    cosine_with_warmup,
+    parse_settings,
+    reuse_or_train,
+    train_epoch,
+)
 from mculora.recipes.sources import EKMAN, Item, emodb_items, ravdess_items
 
 FRAMES_PER_SECOND = 100
@@ -136,10 +141,7 @@ def trained_speech_net(config: SpeechTrainConfig, items: list[Item], log=print) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in asdict(SpeechTrainConfig()).items():
-        parser.add_argument("--" + name.replace("_", "-"), default=default, type=type(default))
-    config = SpeechTrainConfig(**vars(parser.parse_args(argv)))
+    config = parse_settings(SpeechTrainConfig, argv, __doc__.splitlines()[0])
     clips = ravdess_items(config.data_root) + emodb_items(config.data_root)
     report = trained_speech_net(config, clips, log=lambda line: print(line, file=sys.stderr))
     print(f"test accuracy {report['test_accuracy']}; weights in {config.out / WEIGHTS_FILE}")

@@ -16,10 +16,9 @@ probe's macro-F1 over the frozen embedding from 0.40 to 0.54. Batches hold texts
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,13 @@ from tqdm import tqdm
 
 from mculora.encoders.text_net import WEIGHTS_FILE, TextEmotionNet, pretrained_text_net, save_text_net
 from mculora.modalities import Modality
-from mculora.recipes.encoder_training import class_weights, cosine_with_warmup, reuse_or_train, train_epoch
+from mculora.recipes.encoder_training import (
+    class_weights,
+    cosine_with_warmup,
+    parse_settings,
+    reuse_or_train,
+    train_epoch,
+)
 from mculora.recipes.sources import EKMAN, Item, goemotions_items, meld_items
 
 MAX_TRAIN_TOKENS = 64  # 99.6 % of the texts are shorter; longer ones are cut while training only
@@ -182,10 +187,7 @@ def trained_text_net(config: TextTrainConfig, items: list[Item], log=print) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in asdict(TextTrainConfig()).items():
-        parser.add_argument("--" + name.replace("_", "-"), default=default, type=type(default))
-    config = TextTrainConfig(**vars(parser.parse_args(argv)))
+    config = parse_settings(TextTrainConfig, argv, __doc__.splitlines()[0])
     report = trained_text_net(
         config,
         goemotions_items(config.data_root) + meld_items(config.data_root),
