@@ -1,6 +1,7 @@
 """mculora demo: emotion from a face, a voice and a sentence, with any of them left out.
 
-    python app.py [--checkpoint checkpoints/default | owner/name@revision] [--host 127.0.0.1] [--port 7860] [--share]
+    python app.py [--checkpoint checkpoints/default | owner/name@revision] [--compare-with checkpoints/mplmm ...]
+                  [--host 127.0.0.1] [--port 7860] [--share]
 
 The page only wires components to `mculora.demo.DemoCallbacks`; the model, encoders and plots live in `mculora/`.
 """
@@ -12,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 # ZeroGPU's package must be imported before anything touches CUDA. It exists only on Spaces.
@@ -28,8 +30,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from mculora import hub, plots, serving  # noqa: E402
-from mculora.checkpoint import CheckpointError  # noqa: E402
+from mculora.checkpoint import CheckpointError, sibling_checkpoints  # noqa: E402
 from mculora.demo import Conversation, DemoCallbacks, model_card_markdown, probability_note, undecoded_uploads  # noqa: E402
+from mculora.encoders import EncoderMismatch  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -46,9 +49,14 @@ model learned from, not what anyone feels.
 
 
 def build_demo(
-    predictor: Predictor, checkpoint: Path = DEFAULT_CHECKPOINT, queue_size: int = serving.QUEUE_SIZE
+    predictor: Predictor,
+    checkpoint: Path = DEFAULT_CHECKPOINT,
+    queue_size: int = serving.QUEUE_SIZE,
+    compared: Sequence[Path] = (),
 ) -> gr.Blocks:
+    """The page over ``predictor``; ``compared``: the checkpoints of its other methods, for their model cards."""
     callbacks = DemoCallbacks(predictor)
+    several = len(predictor.methods) > 1
     gpu = serving.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
     with gr.Blocks(title="mculora", delete_cache=serving.CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
@@ -83,6 +91,10 @@ def build_demo(
                 with gr.Row():
                     conversation_on = gr.Checkbox(False, label="conversation mode", elem_id="conversation")
                     reset = gr.Button("Reset conversation", size="sm")
+                # Other methods' checkpoints over the same encoders: the same input through another method.
+                method = gr.Radio(
+                    predictor.methods, value=predictor.methods[0], label="Method", visible=several, elem_id="method"
+                )
                 with gr.Row():
                     go = gr.Button("Predict", variant="primary", elem_id="predict")
                     ablate = gr.Button("Run all combinations", elem_id="ablate")
@@ -95,6 +107,9 @@ def build_demo(
                 face = gr.Image(label="What the vision encoder saw", interactive=False, height=224, elem_id="face")
                 timeline = gr.Plot(label="Conversation timeline", elem_id="timeline")
         with gr.Accordion("Ablation: every combination at once", open=True):
+            side_by_side = gr.Checkbox(
+                several, label="all methods side by side", visible=several, elem_id="side-by-side"
+            )
             heatmap = gr.Plot(label="Combination × emotion", elem_id="heatmap")
             table = gr.Dataframe(
                 value=plots.ablation_table([], predictor.labels),
@@ -109,12 +124,15 @@ def build_demo(
             raw = gr.JSON(elem_id="raw")
         with gr.Accordion("Model card", open=False):
             gr.Markdown(model_card_markdown(checkpoint))
+        for other in compared:
+            with gr.Accordion(f"Model card: {other.name}", open=False):
+                gr.Markdown(model_card_markdown(other))
 
         toggles = [use_audio, use_text, use_vision]
-        view_inputs = [image, audio, text, video, *toggles, conversation_on, conversation]
+        view_inputs = [image, audio, text, video, *toggles, conversation_on, conversation, method]
         view_outputs = [label, distribution, contributions, face, notices, raw, timeline, conversation]
         gr.on(
-            [go.click, text.submit, use_audio.change, use_text.change, use_vision.change],
+            [go.click, text.submit, use_audio.change, use_text.change, use_vision.change, method.change],
             gpu(callbacks.predict_view),
             view_inputs,
             view_outputs,
@@ -123,7 +141,7 @@ def build_demo(
         )
         live.stream(
             gpu(callbacks.live_view),
-            [live, audio, text, *toggles],
+            [live, audio, text, *toggles, method],
             [label, distribution, face],
             stream_every=0.5,
             time_limit=120,
@@ -132,7 +150,7 @@ def build_demo(
         )
         ablate.click(
             gpu(callbacks.ablate_view),
-            [image, audio, text, video, *toggles],
+            [image, audio, text, video, *toggles, method, side_by_side],
             [heatmap, table, csv_file, json_file],
             api_visibility="private",
             concurrency_id=MODEL,
@@ -140,7 +158,7 @@ def build_demo(
         reset.click(callbacks.reset_conversation, None, [conversation, timeline], api_visibility="private")
 
         # The public API: two JSON endpoints on hidden triggers, so clients get data rather than page updates.
-        api_inputs = [image, audio, text, *toggles, video]
+        api_inputs = [image, audio, text, *toggles, video, method]
         predict_api, ablate_api = gr.Button(visible=False), gr.Button(visible=False)
         predict_api.click(gpu(callbacks.predict_api), api_inputs, raw, api_name="predict", concurrency_id=MODEL)
         ablate_api.click(gpu(callbacks.ablate_api), api_inputs, raw, api_name="ablate", concurrency_id=MODEL)
@@ -178,6 +196,13 @@ def main() -> None:
         default=os.environ.get("MCULORA_CHECKPOINT", str(DEFAULT_CHECKPOINT)),
         help="a checkpoint directory, or owner/name[@revision] on the Hugging Face Hub (downloaded once, cached)",
     )
+    parser.add_argument(
+        "--compare-with",
+        nargs="*",
+        default=None,
+        help="checkpoints of other methods over the same encoders, selectable on the page (default: those beside a "
+        "local --checkpoint, e.g. checkpoints/mplmm; none for a Hub checkpoint)",
+    )
     # Local runs bind to this machine only; Hugging Face Spaces sets GRADIO_SERVER_NAME=0.0.0.0 itself.
     host = os.environ.get("MCULORA_HOST") or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = os.environ.get("MCULORA_PORT") or os.environ.get("GRADIO_SERVER_PORT") or "7860"
@@ -188,14 +213,20 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         checkpoint = hub.resolve(args.checkpoint)
-        predictor = Predictor.from_pretrained(checkpoint)
-    except CheckpointError as error:
+        local = Path(args.checkpoint).is_dir()
+        compared = [hub.resolve(c) for c in args.compare_with] if args.compare_with is not None else []
+        if args.compare_with is None and local:
+            compared = sibling_checkpoints(checkpoint)
+        predictor = Predictor.from_pretrained(checkpoint, compare_with=compared)
+    except (CheckpointError, EncoderMismatch) as error:
         sys.exit(f"error: {error}")
     for line in serving.startup_report(predictor.device, checkpoint, predictor.config):
         logging.getLogger("mculora").info(line)
+    if compared:
+        logging.getLogger("mculora").info("methods on the page: %s", ", ".join(predictor.methods))
     # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
     # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
-    launch(build_demo(predictor, checkpoint), args.host, args.port, share=args.share)
+    launch(build_demo(predictor, checkpoint, compared=compared), args.host, args.port, share=args.share)
 
 
 def launch(demo: gr.Blocks, host: str, port: int, **options):

@@ -200,3 +200,26 @@ def load_checkpoint(
         raise CheckpointError(f"{weights}: {len(broken)} tensors hold NaN or infinite values (e.g. {broken[0]})")
     model.load_state_dict(state)
     return model.to(device).eval(), config
+
+
+def sibling_checkpoints(directory: str | Path) -> list[Path]:
+    """The checkpoints beside ``directory`` made for comparison with it: other methods over the same encoders and
+    labels (e.g. ``checkpoints/mplmm`` beside ``checkpoints/default``), which the demo serves next to it."""
+    directory = Path(directory).resolve()
+    primary = read_checkpoint_config(directory)
+    found = []
+    for candidate in sorted(directory.parent.iterdir()):
+        if candidate == directory or not (candidate / CONFIG_FILE).is_file():
+            continue
+        try:
+            config = read_checkpoint_config(candidate)
+        except CheckpointError:
+            continue  # not a checkpoint this version can read: it cannot be served either
+        if (
+            config.method != primary.method
+            and config.task == primary.task
+            and config.encoders == primary.encoders
+            and config.label_names == primary.label_names
+        ):
+            found.append(candidate)
+    return found

@@ -22,7 +22,7 @@ from mculora import plots
 from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
 from mculora.hub import strip_front_matter
 from mculora.modalities import MODALITIES
-from mculora.predictor import NothingToPredict, Prediction, Predictor
+from mculora.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
 
 log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode
@@ -70,6 +70,15 @@ def _inputs(image, audio, text, video, use_audio: bool, use_text: bool, use_visi
     return {"image": image, "audio": audio, "text": text or None, "video": video, "drop": dropped}
 
 
+def _method(value) -> str | None:
+    """The method selector's value (or an API caller's): a method name, or nothing for the default."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise gr.Error(f"method must be a method's name, not {str(value)[:40]!r}")
+    return value
+
+
 def _friendly_errors(callback: Callable) -> Callable:
     """`NothingToPredict` -> `gr.Error` with its reason; anything unexpected -> a plain `gr.Error`, logged here."""
 
@@ -79,7 +88,7 @@ def _friendly_errors(callback: Callable) -> Callable:
             return callback(*args, **kwargs)
         except gr.Error:
             raise
-        except NothingToPredict as error:
+        except (NothingToPredict, UnknownMethod) as error:
             raise gr.Error(str(error)) from None
         except Exception:
             log.exception("demo callback %s failed", callback.__name__)
@@ -122,17 +131,25 @@ class DemoCallbacks:
     # -- API ---------------------------------------------------------------------------------------------------
 
     @_friendly_errors
-    def predict_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None) -> dict:
-        """``/predict``: the prediction as JSON (label, probabilities, contributions, modalities used / missing)."""
-        prediction = self.predictor.predict(**_inputs(image, audio, text, video, use_audio, use_text, use_vision))
+    def predict_api(
+        self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None, method=None
+    ) -> dict:
+        """``/predict``: the prediction as JSON (method, label, probabilities, contributions, modalities used /
+        missing). ``method``: one of the loaded checkpoints' methods (default: the first)."""
+        prediction = self.predictor.predict(
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), method=_method(method)
+        )
         warn_unusable(prediction)
         return prediction.to_dict()
 
     @_friendly_errors
-    def ablate_api(self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None) -> dict:
+    def ablate_api(
+        self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None, method=None
+    ) -> dict:
         """``/ablate``: the input under every subset of its usable modalities, from one batched pass."""
+        method = _method(method)
         rows = self.predictor.predict_combinations(
-            **_inputs(image, audio, text, video, use_audio, use_text, use_vision)
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), methods=[method] if method else None
         )
         return plots.ablation_record(rows, self.labels)
 
@@ -140,14 +157,26 @@ class DemoCallbacks:
 
     @_friendly_errors
     def predict_view(
-        self, image, audio, text, video, use_audio, use_text, use_vision, conversation_on, conversation: Conversation
+        self,
+        image,
+        audio,
+        text,
+        video,
+        use_audio,
+        use_text,
+        use_vision,
+        conversation_on,
+        conversation: Conversation,
+        method=None,
     ):
         """The page's main event. Returns: label, distribution plot, contribution plot, face overlay, notices,
         JSON, timeline plot, conversation state."""
         conversation = conversation if conversation_on and conversation is not None else Conversation()
         history = conversation.features[-HISTORY_TURNS:] if conversation_on else []
         prediction = self.predictor.predict(
-            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), history=history
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
+            history=history,
+            method=_method(method),
         )
         warn_unusable(prediction)
         if conversation_on:
@@ -165,18 +194,23 @@ class DemoCallbacks:
         )
 
     @_friendly_errors
-    def live_view(self, frame, audio, text, use_audio, use_text, use_vision):
+    def live_view(self, frame, audio, text, use_audio, use_text, use_vision, method=None):
         """A webcam stream tick: the light outputs only (label, distribution, face overlay)."""
-        prediction = self.predictor.predict(**_inputs(frame, audio, text, None, use_audio, use_text, use_vision))
+        prediction = self.predictor.predict(
+            **_inputs(frame, audio, text, None, use_audio, use_text, use_vision), method=_method(method)
+        )
         face = prediction.features.face
         overlay = plots.face_overlay(face) if face is not None else None
         return prediction.probabilities, plots.emotion_distribution(prediction), overlay
 
     @_friendly_errors
-    def ablate_view(self, image, audio, text, video, use_audio, use_text, use_vision):
-        """Heatmap, table and the two export files of the ablation."""
+    def ablate_view(self, image, audio, text, video, use_audio, use_text, use_vision, method=None, side_by_side=False):
+        """Heatmap, table and the two export files of the ablation: of the selected method, or of every loaded
+        method side by side."""
+        method = _method(method)
         rows = self.predictor.predict_combinations(
-            **_inputs(image, audio, text, video, use_audio, use_text, use_vision)
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
+            methods=self.predictor.methods if side_by_side else [method] if method else None,
         )
         self._delete_old_exports()
         folder = Path(tempfile.mkdtemp(dir=self._exports))

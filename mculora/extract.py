@@ -252,27 +252,43 @@ class Extractor:
             "texts": {d: [by_id[u].text or "" for u in us] for d, us in ids.items()},
         }
         split_lists = [[d for d in ids if splits[d] == split] for split in SPLITS]
-        label_file = f"{name}_labels.pkl"
-        with (self.out / label_file).open("wb") as handle:
-            content = [ids, per_dialogue["labels"], per_dialogue["speakers"], per_dialogue["texts"], *split_lists]
-            pickle.dump(content, handle)
-        spec = {
-            "name": name,
-            "label_file": label_file,
-            "task": "classification",
-            "label_names": list(labels),
-            "folds": "given",
-            "encoder_profile": self.profile,
-            "feature_folders": {m.value: self.encoders[m].name for m in MODALITIES},
-            "feature_dims": {m.value: self.encoders[m].dim for m in MODALITIES},
-            "encoders": describe_encoders(self.profile, self.encoders),
-        }
-        (self.out / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+        write_label_set(self.out, name, ids, per_dialogue, split_lists, labels, self.profile, self.encoders)
         return {
             "utterances": len(kept),
             "dropped": len(rows) - len(kept),
             **{split: len(names) for split, names in zip(SPLITS, split_lists, strict=True)},
         }
+
+
+def write_label_set(
+    out: Path,
+    name: str,
+    ids: dict[str, list[str]],
+    per_dialogue: dict[str, dict[str, list]],
+    split_lists: Sequence[list[str]],
+    labels: Sequence[str],
+    profile: str,
+    encoders: dict,
+) -> None:
+    """The GCNet label pickle and dataset.json of a data set whose features lie in OUT/features/<encoder name>/:
+    ``ids`` dialogue -> utterance ids; ``per_dialogue`` "labels" (indices), "speakers" and "texts" per dialogue;
+    ``split_lists`` the train, val and test dialogues."""
+    label_file = f"{name}_labels.pkl"
+    with (out / label_file).open("wb") as handle:
+        content = [ids, per_dialogue["labels"], per_dialogue["speakers"], per_dialogue["texts"], *split_lists]
+        pickle.dump(content, handle)
+    spec = {
+        "name": name,
+        "label_file": label_file,
+        "task": "classification",
+        "label_names": list(labels),
+        "folds": "given",
+        "encoder_profile": profile,
+        "feature_folders": {m.value: encoders[m].name for m in MODALITIES},
+        "feature_dims": {m.value: encoders[m].dim for m in MODALITIES},
+        "encoders": describe_encoders(profile, encoders),
+    }
+    (out / SPEC_FILE).write_text(json.dumps(spec, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

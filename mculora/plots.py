@@ -135,7 +135,12 @@ def adapter_contributions(prediction: Prediction) -> go.Figure:
             "Combination-specific part<br><sup>% of each modality's representation</sup>",
         ),
     )
-    terms = {"base": parts.base, "shared": parts.shared, "adapter": parts.adapter}
+    # A network without adapters (a peer method) has only the base term: its zero adapter terms are not drawn.
+    terms = (
+        {"base": parts.base, "shared": parts.shared, "adapter": parts.adapter}
+        if parts.adapters
+        else {"base": parts.base}
+    )
     names = {"base": "base head", "shared": "shared adapter", "adapter": f"combination adapter '{parts.combination}'"}
     for key, values in terms.items():
         figure.add_trace(
@@ -182,74 +187,114 @@ def adapter_contributions(prediction: Prediction) -> go.Figure:
     figure.update_xaxes(tickvals=labels, ticktext=_bold(labels, prediction.label), row=1, col=1)
     figure.update_yaxes(zeroline=True, zerolinecolor="#444444", row=1, col=1)
     modality_names = " + ".join(prediction.used)
+    if not parts.adapters:
+        title = f"Logit contributions — {prediction.method} has no adapters: all of it is the base ({modality_names})"
+        return _layout(figure, title, 380)
     return _layout(figure, f"Logit contributions — combination adapter '{parts.combination}' ({modality_names})", 380)
 
 
 # -- the ablation view: one input under every combination of its modalities -----------------------------------
 
 
+def _by_method(rows: Sequence[CombinationRow]) -> dict[str, list[CombinationRow]]:
+    """The rows of each method, in the order the methods first appear."""
+    groups: dict[str, list[CombinationRow]] = {}
+    for row in rows:
+        groups.setdefault(row.method, []).append(row)
+    return groups
+
+
 def ablation_heatmap(rows: Sequence[CombinationRow], labels: Sequence[str]) -> go.Figure:
-    """Combination x emotion probabilities, first row on top. Each row's tick names its prediction ("at → anger")
-    and that cell is outlined with bold text, so disagreements between combinations show at a glance."""
+    """Combination x emotion probabilities, first row on top, one panel per method side by side. Each row's tick
+    names its prediction ("at → anger") and that cell is outlined with bold text, so disagreements between
+    combinations (and between methods) show at a glance."""
     labels = list(labels)
-    z = [[row.probabilities[label] for label in labels] for row in rows]
-    winners = [labels.index(row.label) for row in rows]
-    text = [
-        [f"<b>{_percent(p)}</b>" if j == winner else _percent(p) for j, p in enumerate(line)]
-        for line, winner in zip(z, winners, strict=True)
-    ]
-    ticks = [f"{row.combination} → {row.label}" for row in rows]
-    figure = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=labels,
-            y=ticks,
-            text=text,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            colorbar={"tickformat": ".0%", "thickness": 12},
-            hovertemplate="%{y}<br>%{x}: %{z:.1%}<extra></extra>",
-        )
+    groups = _by_method(rows)
+    figure = make_subplots(
+        rows=1, cols=len(groups), subplot_titles=list(groups) if len(groups) > 1 else None, horizontal_spacing=0.16
     )
-    # Categorical axes put category i at coordinate i, so a cell spans i ± 0.5.
-    for i, j in enumerate(winners):
-        figure.add_shape(
-            type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5, line={"color": "#222222", "width": 2}
+    for col, group in enumerate(groups.values(), start=1):
+        z = [[row.probabilities[label] for label in labels] for row in group]
+        winners = [labels.index(row.label) for row in group]
+        text = [
+            [f"<b>{_percent(p)}</b>" if j == winner else _percent(p) for j, p in enumerate(line)]
+            for line, winner in zip(z, winners, strict=True)
+        ]
+        figure.add_trace(
+            go.Heatmap(
+                z=z,
+                x=labels,
+                y=[f"{row.combination} → {row.label}" for row in group],
+                text=text,
+                texttemplate="%{text}",
+                colorscale="Blues",
+                zmin=0,
+                zmax=1,
+                showscale=col == len(groups),
+                colorbar={"tickformat": ".0%", "thickness": 12},
+                hovertemplate="%{y}<br>%{x}: %{z:.1%}<extra></extra>",
+            ),
+            row=1,
+            col=col,
         )
+        # Categorical axes put category i at coordinate i, so a cell spans i ± 0.5.
+        for i, j in enumerate(winners):
+            figure.add_shape(
+                type="rect",
+                x0=j - 0.5,
+                x1=j + 0.5,
+                y0=i - 0.5,
+                y1=i + 0.5,
+                line={"color": "#222222", "width": 2},
+                row=1,
+                col=col,
+            )
     figure.update_yaxes(autorange="reversed")
     figure.update_xaxes(side="top")
+    figure.update_annotations(yshift=34)  # the method names above the emotion names on the top axes
     _layout(figure, "Prediction under each combination of modalities")
     # Wider left margin for the "atv → happiness" ticks; taller top for the emotion names above the cells.
-    return figure.update_layout(margin={**_MARGIN, "l": 120, "t": 90})
+    return figure.update_layout(margin={**_MARGIN, "l": 120, "t": 130 if len(groups) > 1 else 90})
+
+
+def _method_column(rows: Sequence[CombinationRow]) -> bool:
+    """Tables name each row's method only when they hold more than one."""
+    return len(_by_method(rows)) > 1
 
 
 def ablation_table(rows: Sequence[CombinationRow], labels: Sequence[str]) -> dict[str, list]:
     """``{"headers": [...], "data": [[...], ...]}``, which ``gr.Dataframe`` takes as a value (headers included),
     so one output sets both. Probabilities are percentages rounded to 0.1 for reading; the exports keep them exact."""
+    method = _method_column(rows)
     return {
-        "headers": ["combination", "predicted", *(f"{label} %" for label in labels)],
+        "headers": [*(["method"] if method else []), "combination", "predicted", *(f"{label} %" for label in labels)],
         "data": [
-            [row.combination, row.label, *(round(100 * row.probabilities[label], 1) for label in labels)]
+            [
+                *([row.method] if method else []),
+                row.combination,
+                row.label,
+                *(round(100 * row.probabilities[label], 1) for label in labels),
+            ]
             for row in rows
         ],
     }
 
 
 def ablation_csv(rows: Sequence[CombinationRow], labels: Sequence[str]) -> str:
-    """CSV text: ``combination,predicted,<label>...`` with exact probabilities in [0, 1]."""
+    """CSV text: ``[method,]combination,predicted,<label>...`` with exact probabilities in [0, 1]."""
+    method = _method_column(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["combination", "predicted", *labels])
+    writer.writerow([*(["method"] if method else []), "combination", "predicted", *labels])
     for row in rows:
-        writer.writerow([row.combination, row.label, *(repr(row.probabilities[label]) for label in labels)])
+        cells = [row.combination, row.label, *(repr(row.probabilities[label]) for label in labels)]
+        writer.writerow([row.method, *cells] if method else cells)
     return buffer.getvalue()
 
 
 def ablation_record(rows: Sequence[CombinationRow], labels: Sequence[str]) -> dict:
-    """``{"labels": [...], "rows": [{"combination", "label", "probabilities": {label: p}}]}``, the probabilities in
-    label order: the ``/ablate`` answer and the JSON export."""
+    """``{"labels": [...], "rows": [{"combination", "label", "probabilities": {label: p}, "method"}]}``, the
+    probabilities in label order: the ``/ablate`` answer and the JSON export."""
     return {
         "labels": list(labels),
         "rows": [
@@ -257,6 +302,7 @@ def ablation_record(rows: Sequence[CombinationRow], labels: Sequence[str]) -> di
                 "combination": row.combination,
                 "label": row.label,
                 "probabilities": {label: row.probabilities[label] for label in labels},
+                "method": row.method,
             }
             for row in rows
         ],

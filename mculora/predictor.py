@@ -4,6 +4,11 @@
     prediction = predictor.predict(image="face.jpg", audio="speech.wav", text="I can't believe it!")
     prediction.label, prediction.probabilities, prediction.missing, prediction.contributions
 
+    # other methods' checkpoints over the same encoders: the same input through any of them
+    predictor = Predictor.from_pretrained("checkpoints/default", compare_with=["checkpoints/mplmm"])
+    predictor.predict(text="I can't believe it!", method="mplmm")
+    predictor.predict_combinations(text="I can't believe it!", methods=predictor.methods)
+
 Each modality is optional. One that is not given, that the user drops, or that turns out unusable (no face,
 silent audio, empty text) is left out with the reason, and the model routes the rest to the adapters of the
 combination that remains.
@@ -32,6 +37,10 @@ class NothingToPredict(ValueError):
     """No modality is usable; the message lists why each one is missing."""
 
 
+class UnknownMethod(ValueError):
+    """A method the predictor has no checkpoint for; the message lists the ones it has."""
+
+
 @dataclass
 class Contributions:
     """The exact split of each class logit into the head's base, shared-adapter and combination-adapter terms."""
@@ -44,6 +53,7 @@ class Contributions:
     # Per modality: how much the combination adapters changed its representation, as ||combination-specific part|| /
     # ||combination stream|| (0 when the modality is absent). See `mculora.model.ModelOutput.specific_share`.
     combination_specific: dict[str, float]
+    adapters: bool = True  # False for a network without MCULoRA's adapters (a peer): all of its logit is the base term
 
 
 @dataclass
@@ -56,10 +66,12 @@ class Prediction:
     timings_ms: dict[str, float]
     notes: list[str]
     features: UtteranceFeatures = field(repr=False)  # the encoded inputs, for `history=` of the next call
+    method: str = "mcu-lora"  # the training method of the checkpoint that made the prediction
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays)."""
         return {
+            "method": self.method,
             "label": self.label,
             "probabilities": self.probabilities,
             "used": self.used,
@@ -75,28 +87,66 @@ class CombinationRow:
     combination: str
     label: str
     probabilities: dict[str, float]
+    method: str = "mcu-lora"
 
 
 class Predictor:
-    """A loaded checkpoint with its encoders. Build it once (``from_pretrained``) and call ``predict`` many times."""
+    """A loaded checkpoint with its encoders. Build it once (``from_pretrained``) and call ``predict`` many times.
 
-    def __init__(self, model: torch.nn.Module, config, encoders: dict[Modality, Encoder], device: torch.device) -> None:
-        if config.task != "classification":
-            raise CheckpointError("the Predictor serves emotion classification checkpoints; this one is regression")
-        check_encoders(config.encoders, encoders)
-        self.model, self.config, self.device = model.to(device).eval(), config, device
+    Checkpoints of other training methods over the same encoders and labels (``others``) are served beside it: the
+    input is encoded once and ``method=`` picks the network. The first checkpoint's method is the default."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config,
+        encoders: dict[Modality, Encoder],
+        device: torch.device,
+        others: Sequence[tuple[torch.nn.Module, object]] = (),
+    ) -> None:
+        self.models: dict[str, tuple[torch.nn.Module, object]] = {}
+        for network, checkpoint in ((model, config), *others):
+            if checkpoint.task != "classification":
+                raise CheckpointError("the Predictor serves emotion classification checkpoints; this one is regression")
+            check_encoders(checkpoint.encoders, encoders)
+            if list(checkpoint.label_names) != list(config.label_names):
+                raise CheckpointError(
+                    f"the {checkpoint.method} checkpoint predicts {list(checkpoint.label_names)}, not the labels of "
+                    f"the first checkpoint ({list(config.label_names)}); methods are compared on one label set"
+                )
+            if checkpoint.method in self.models:
+                raise CheckpointError(f"two checkpoints of method {checkpoint.method!r}: give one per method")
+            self.models[checkpoint.method] = (network.to(device).eval(), checkpoint)
+        self.model, self.config, self.device = self.models[config.method][0], config, device
         self.featurizer = Featurizer(encoders)
         self.labels = list(config.label_names)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device | None = None) -> Predictor:
+    def from_pretrained(
+        cls, path: str | Path, device: str | torch.device | None = None, compare_with: Iterable[str | Path] = ()
+    ) -> Predictor:
         """Load ``path`` and the encoders recorded in it, on ``device`` (default: chosen once from MCULORA_DEVICE,
         else CUDA, else CPU). ``path`` is a checkpoint directory, or ``owner/name[@revision]`` on the Hugging Face Hub
-        (downloaded once, then cached; see `mculora.hub`)."""
+        (downloaded once, then cached; see `mculora.hub`). ``compare_with``: checkpoints of other methods over the
+        same encoders (only their networks are loaded; the encoders are shared)."""
         device = select_device(device)
         directory = hub.resolve(path)
         model, config = load_checkpoint(directory, device)
-        return cls(model, config, build_encoders(config.encoders["profile"], device, weights=directory), device)
+        others = [load_checkpoint(hub.resolve(other), device) for other in compare_with]
+        encoders = build_encoders(config.encoders["profile"], device, weights=directory)
+        return cls(model, config, encoders, device, others)
+
+    @property
+    def methods(self) -> list[str]:
+        """The methods this predictor can run, the default first."""
+        return list(self.models)
+
+    def _network(self, method: str | None) -> tuple[torch.nn.Module, object]:
+        if method is None:
+            return self.models[self.config.method]
+        if method not in self.models:
+            raise UnknownMethod(f"no checkpoint for method {method!r}; this predictor has: {', '.join(self.models)}")
+        return self.models[method]
 
     # -- model --------------------------------------------------------------------------------------------------
 
@@ -116,9 +166,9 @@ class Predictor:
         return features, available, torch.ones(batch, length, dtype=torch.bool, device=self.device)
 
     @torch.inference_mode()
-    def _forward(self, utterances: Sequence[UtteranceFeatures], masks: torch.Tensor):
+    def _forward(self, network: torch.nn.Module, utterances: Sequence[UtteranceFeatures], masks: torch.Tensor):
         features, available, utterance_mask = self._model_inputs(utterances, masks)
-        return self.model(features, utterance_mask, masks.to(self.device), available)
+        return network(features, utterance_mask, masks.to(self.device), available)
 
     def predict(
         self,
@@ -128,17 +178,20 @@ class Predictor:
         video: str | Path | None = None,
         drop: Iterable[Modality | str] = (),
         history: Sequence[UtteranceFeatures] = (),
+        method: str | None = None,
     ) -> Prediction:
         """Predict the emotion of one utterance. ``history`` (earlier utterances' ``Prediction.features``) becomes
-        the attention context, as in the dialogue benchmarks. Raises `NothingToPredict` if nothing is usable."""
+        the attention context, as in the dialogue benchmarks. ``method``: one of `methods` (default: the first).
+        Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a checkpoint."""
         start = time.perf_counter()
+        network, checkpoint = self._network(method)
         current = self._usable_features(image, audio, text, video, drop)
         used = [m for m in MODALITIES if m in current.vectors]
         mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
         timings = dict(current.timings_ms)
         with stopwatch(timings, "model"):
-            output = self._forward([*history, current], mask)
-        probabilities = self._probabilities(output.logits[:, -1], [combination_name(used)])[0]
+            output = self._forward(network, [*history, current], mask)
+        probabilities = self._probabilities(checkpoint, output.logits[:, -1], [combination_name(used)])[0]
         timings["total"] = (time.perf_counter() - start) * 1000
 
         def per_class(values: torch.Tensor) -> dict[str, float]:
@@ -153,6 +206,7 @@ class Predictor:
             combination_specific={
                 m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[0].cpu(), strict=True)
             },
+            adapters=any(".lora_" in name for name, _ in network.named_parameters()),
         )
         return Prediction(
             label=self.labels[int(probabilities.argmax())],
@@ -163,6 +217,7 @@ class Predictor:
             timings_ms=timings,
             notes=current.notes,
             features=current,
+            method=checkpoint.method,
         )
 
     def predict_combinations(
@@ -173,27 +228,36 @@ class Predictor:
         video: str | Path | None = None,
         drop: Iterable[Modality | str] = (),
         history: Sequence[UtteranceFeatures] = (),
+        methods: Sequence[str] | None = None,
     ) -> list[CombinationRow]:
-        """The same input under every non-empty subset of its usable modalities, in one batched forward pass."""
+        """The same input under every non-empty subset of its usable modalities, in one batched forward pass per
+        method; ``methods`` (default: the first) are run on one encoding of the input, their rows one after another."""
+        networks = [self._network(method) for method in (methods or [None])]
         current = self._usable_features(image, audio, text, video, drop)
         usable = [m for m in MODALITIES if m in current.vectors]
         subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
-        logits = self._forward([*history, current], masks).logits[:, -1]
-        probabilities = self._probabilities(logits, [combination_name(subset) for subset in subsets]).numpy()
-        return [
-            CombinationRow(
-                combination=combination_name(subset),
-                label=self.labels[int(np.argmax(row))],
-                probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
-            )
-            for subset, row in zip(subsets, probabilities, strict=True)
-        ]
+        rows = []
+        for network, checkpoint in networks:
+            logits = self._forward(network, [*history, current], masks).logits[:, -1]
+            names = [combination_name(subset) for subset in subsets]
+            probabilities = self._probabilities(checkpoint, logits, names).numpy()
+            rows += [
+                CombinationRow(
+                    combination=name,
+                    label=self.labels[int(np.argmax(row))],
+                    probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                    method=checkpoint.method,
+                )
+                for name, row in zip(names, probabilities, strict=True)
+            ]
+        return rows
 
-    def _probabilities(self, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
+    @staticmethod
+    def _probabilities(checkpoint, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
         """Softmax of each row's logits [B, C] divided by its combination's temperature: calibrated probabilities
         when the checkpoint has temperatures (`mculora.calibration`), the raw softmax otherwise."""
-        temperature = torch.tensor([self.config.temperatures.get(c, 1.0) for c in combinations])
+        temperature = torch.tensor([checkpoint.temperatures.get(c, 1.0) for c in combinations])
         return (logits.float().cpu() / temperature[:, None]).softmax(-1)
 
     def _usable_features(self, image, audio, text, video, drop) -> UtteranceFeatures:

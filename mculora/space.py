@@ -3,12 +3,12 @@
     python -m mculora.space [--out build/space]       # or: make space
     python -m mculora.space --check FOLDER             # validate an existing folder only
 
-The folder is self-contained: app.py, the mculora package, the pinned requirements, packages.txt, the example media
-and the default checkpoint, with a .gitattributes that stores binaries with LFS. It is pushed as a fresh upload,
-never with this repository's history, because the Hub rejects a large binary that any commit holds as a plain git
-blob. The checks are the ones a Space build would fail on later, with less telling messages: the README's front
-matter, the gradio pin against ``sdk_version``, Python and torch against ZeroGPU's lists, pins, apt package names,
-and every large or binary file covered by an LFS pattern.
+The folder is self-contained: app.py, the mculora package, the pinned requirements, packages.txt, the example media,
+the default checkpoint and the networks of the other methods' checkpoints beside it, with a .gitattributes that
+stores binaries with LFS. It is pushed as a fresh upload, never with this repository's history, because the Hub
+rejects a large binary that any commit holds as a plain git blob. The checks are the ones a Space build would fail
+on later, with less telling messages: the README's front matter, the gradio pin against ``sdk_version``, Python and
+torch against ZeroGPU's lists, pins, apt package names, and every large or binary file covered by an LFS pattern.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ CONTENTS = (
 )
 # The demo serves the top-level checkpoint only; nested benchmark checkpoints and caches stay behind.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "ravdess_au")
+# Other methods' checkpoints, which the page offers beside the default's: their networks only, since the default
+# checkpoint's encoder weights serve every method (the app checks that they describe the same encoders).
+PEER_CHECKPOINTS = ("checkpoints/mplmm",)
+PEER_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "ravdess_au", "*_net.safetensors")
 PIN = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)")
 APT_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 
@@ -61,6 +65,9 @@ def assemble(out: Path, root: Path = ROOT) -> Path:
         else:
             (out / destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, out / destination)
+    for peer in PEER_CHECKPOINTS:
+        if (root / peer).is_dir():
+            shutil.copytree(root / peer, out / peer, ignore=PEER_IGNORED)
     lines = [f"{pattern} filter=lfs diff=lfs merge=lfs -text" for pattern in LFS_PATTERNS]
     (out / ".gitattributes").write_text("\n".join(lines) + "\n")
     return out

@@ -1,7 +1,10 @@
-"""The default-checkpoint recipe on a tiny subset of the real data, end to end."""
+"""The default-checkpoint recipe on a tiny subset of the real data, end to end: MCULoRA, a peer method, and the
+corpus exported for the trainer and the comparison."""
 
+import csv
 import json
 
+import numpy as np
 import pytest
 
 from mculora.checkpoint import load_checkpoint
@@ -10,10 +13,18 @@ from mculora.predictor import Predictor
 from mculora.recipes.default import main as recipe
 
 
+@pytest.fixture(scope="module")
+def tiny_run(shared_data, tmp_path_factory):
+    """The tiny recipe's feature cache (work) and checkpoint (out), shared by the tests of what builds on them."""
+    root = tmp_path_factory.mktemp("recipe")
+    work, out = root / "work", root / "checkpoints" / "default"
+    recipe(["--tiny", "--data-root", str(shared_data), "--work", str(work), "--out", str(out)])
+    return work, out
+
+
 @pytest.mark.slow
-def test_tiny_recipe_runs_end_to_end(shared_data, tmp_path):
-    out = tmp_path / "out"
-    recipe(["--tiny", "--data-root", str(shared_data), "--work", str(tmp_path / "work"), "--out", str(out)])
+def test_tiny_recipe_runs_end_to_end(tiny_run):
+    _, out = tiny_run
     for name in ("model.safetensors", "config.json", "metrics.json", "README.md", "confusion_matrices.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -33,3 +44,52 @@ def test_tiny_recipe_runs_end_to_end(shared_data, tmp_path):
     assert config.temperatures == {c: metrics["calibration"][c]["temperature"] for c in CONDITIONS}
     predictor = Predictor.from_pretrained(out, device="cpu")
     assert predictor.predict(text="I am so happy!").label in predictor.labels
+
+
+@pytest.mark.slow
+def test_the_recipe_trains_a_peer_whose_card_sets_it_beside_mculora(shared_data, tiny_run):
+    work, out = tiny_run
+    peer = out.parent / "mplmm"
+    recipe(["--tiny", "--data-root", str(shared_data), "--work", str(work), "--method", "mplmm", "--out", str(peer)])
+    _, config = load_checkpoint(peer)
+    assert config.method == "mplmm" and config.architecture == "mplmm" and config.dataset == "ekman7-paired"
+    card = (peer / "README.md").read_text()
+    assert "# mculora MPLMM checkpoint" in card and "Against MCULoRA" in card and "Adapter health" not in card
+    assert "Adapter health" in (out / "README.md").read_text()
+    predictor = Predictor.from_pretrained(out, device="cpu", compare_with=[peer])
+    assert predictor.predict(text="I am so happy!", method="mplmm").method == "mplmm"
+
+
+@pytest.mark.slow
+def test_the_real_corpus_exported_for_the_trainer_and_the_comparison(shared_data, tiny_run, tmp_path):
+    from mculora.compare import main as compare
+    from mculora.data import load_corpus
+    from mculora.recipes.paired_corpus import main as export
+
+    work, out = tiny_run
+    corpus = tmp_path / "ekman7-paired"
+    export(
+        ["--tiny", "--data-root", str(shared_data), "--work", str(work), "--out", str(corpus), "--train-per-label", "5"]
+    )
+    loaded = load_corpus("ekman7-paired", corpus)
+    assert (len(loaded.given_train), len(loaded.given_val), len(loaded.given_test)) == (35, 42, 42)  # 7 labels
+    spec = json.loads((corpus / "dataset.json").read_text())
+    assert spec["encoders"] == json.loads((out / "config.json").read_text())["encoders"]  # the demo's features
+    labels = {row["id"]: row["label"] for row in csv.DictReader((work / "manifest.csv").open())}
+    for pair in csv.DictReader((corpus / "pairs.csv").open()):
+        # Every pair joins three items of its own label, and its features are those items' features.
+        assert {labels[pair[m]] for m in ("audio", "text", "vision")} == {pair["label"]}
+        for m in ("audio", "text", "vision"):
+            folder = spec["feature_folders"][m]
+            assert np.array_equal(
+                np.load(corpus / "features" / folder / f"{pair['id']}.npy"),
+                np.load(work / "features" / "features" / folder / f"{pair[m]}.npy"),
+            )
+    dialogue = loaded.dialogues["test-00000"]
+    assert all(dialogue.available[m].all() for m in dialogue.available)
+    runs = tmp_path / "compare"
+    settings = ["--dataset", "ekman7-paired", "--data-root", str(corpus), "--standardize", "true"]
+    settings += ["--epochs", "1", "--batch-size", "16", "--model-hidden", "16", "--model-depth", "1", "--seeds", "1"]
+    compare([*settings, "--methods", "mcu-lora", "mplmm", "--out", str(runs)])
+    comparison = json.loads((runs / "comparison.json").read_text())
+    assert list(comparison["methods"]) == ["mcu-lora", "mplmm"] and comparison["dataset"] == "ekman7-paired"

@@ -1,6 +1,7 @@
 """The shipped default checkpoint, reproducible with one command.
 
     python -m mculora.recipes.default --data-root ../shared/data        (or: make checkpoint)
+    python -m mculora.recipes.default --data-root ../shared/data --method mplmm     (a peer: checkpoints/mplmm)
 
 1. List the real corpora (`mculora.recipes.sources`): GoEmotions + MELD text, RAVDESS + EmoDB speech, FER-2013 faces,
    all mapped to Ekman-7, split without speaker / actor / source leakage.
@@ -8,9 +9,10 @@
    GoEmotions + MELD train (`mculora.recipes.text`) and train the speech network on RAVDESS + EmoDB's training
    speakers (`mculora.recipes.speech`), then extract features with the demo's offline encoders
    (`mculora.extract`); all are cached in ``--work`` and the extraction is resumable.
-3. Train MCULoRA over all 7 modality combinations with DPFT. The corpora were not recorded together, so each training
-   sample is built by label-conditioned pairing: one text, one speech clip and one face of the same label, drawn
-   afresh every epoch, labels drawn uniformly (class-balanced). The model is selected on validation pairs.
+3. Train MCULoRA (or ``--method``, a peer of `mculora.methods`) over all 7 modality combinations with DPFT. The
+   corpora were not recorded together, so each training sample is built by label-conditioned pairing: one text,
+   one speech clip and one face of the same label, drawn afresh every epoch, labels drawn uniformly
+   (class-balanced). The model is selected on validation pairs.
 4. Evaluate on the test splits: fixed label-paired test samples under each of the 7 conditions, each modality alone
    on its own natural test sets, and the IEMOCAP-4 label subset.
 5. Separately, a genuinely paired benchmark: RAVDESS speech + the same performances' facial action units, with
@@ -42,10 +44,9 @@ from mculora.encoders.audio import AcousticDescriptor
 from mculora.evaluate import CONDITIONS, predict_condition
 from mculora.extract import Extractor, read_manifest
 from mculora.inspect import adapter_health
-from mculora.methods import build_method
+from mculora.methods import METHODS, build_method
 from mculora.metrics import classification_report, mean_and_std
 from mculora.modalities import MODALITIES, Modality
-from mculora.model import MCULoRA
 from mculora.recipes import model_card
 from mculora.recipes.face import FaceTrainConfig, trained_face_net
 from mculora.recipes.pairing import Pool, chunked, fixed_pairs, paired_batch, shuffled, unimodal_batches
@@ -66,7 +67,8 @@ UNIMODAL_TESTS = {
 class RecipeConfig:
     data_root: Path = Path("../shared/data")
     work: Path = field(default=Path("runs/default"), metadata={"help": "feature cache, manifest and logs"})
-    out: Path = Path("checkpoints/default")
+    method: str = field(default="mcu-lora", metadata={"help": "mcu-lora, or a peer method (mplmm, wander, ...)"})
+    out: Path | None = field(default=None, metadata={"help": "default: checkpoints/default, or checkpoints/METHOD"})
     epochs: int = 20
     samples_per_epoch: int = 16384
     batch_size: int = 64
@@ -175,7 +177,7 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatu
 
 def train_config(config: RecipeConfig, model: ModelSettings | None = None) -> TrainConfig:
     train = TrainConfig(
-        method="mcu-lora", lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, seeds=[config.seed]
+        method=config.method, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, seeds=[config.seed]
     )
     if model is not None:
         train.model = model
@@ -185,7 +187,7 @@ def train_config(config: RecipeConfig, model: ModelSettings | None = None) -> Tr
 def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_path: Path) -> tuple:
     settings = train_config(config)
     seed_everything(config.seed)
-    method = build_method("mcu-lora", settings)
+    method = build_method(config.method, settings)
     dims = {m.value: pools[m, "train"].vectors.shape[1] for m in MODALITIES}
     core = method.build_model(dims, len(EKMAN))
     core.set_input_statistics({m: feature_statistics(pools[m, "train"].vectors) for m in MODALITIES})
@@ -226,7 +228,7 @@ AU_FOLDS = 5
 AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)
 
 
-def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device) -> tuple[dict, MCULoRA, dict]:
+def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device) -> tuple[dict, torch.nn.Module, dict]:
     """Speech (the offline acoustic descriptor of the FLAC clip) + facial action units of the same performance, in
     speaker-independent folds (actors grouped by (actor - 1) mod 5). Text is absent: RAVDESS's two fixed sentences
     carry no emotion. Returns per-condition metrics (mean ± std over folds), the fold-1 model and its config."""
@@ -267,7 +269,7 @@ def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device
         val = (actors - 1) % AU_FOLDS == (fold + 1) % AU_FOLDS
         train = ~(test | val)
         seed_everything(config.seed + fold)
-        method = build_method("mcu-lora", settings)
+        method = build_method(config.method, settings)
         model = method.build_model(dims, len(EKMAN))
         model.set_input_statistics(
             {Modality.AUDIO: feature_statistics(audio[train]), Modality.VISION: feature_statistics(units[train])}
@@ -320,7 +322,7 @@ def run(config: RecipeConfig) -> dict:
     pools, extractor = extract_features(config, items, device, weights)
     extracted = time.perf_counter()
 
-    model, settings, result = train_default(config, pools, device, config.work / "training_log.jsonl")
+    model, settings, result = train_default(config, pools, device, config.work / f"training_log_{config.method}.jsonl")
     trained = time.perf_counter()
     val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
     temperatures = fit_temperatures(model, val_pairs, device)
@@ -329,7 +331,8 @@ def run(config: RecipeConfig) -> dict:
     finished = time.perf_counter()
 
     metrics["ravdess_au"] = au_metrics
-    metrics["adapters"] = adapter_health(model, val_pairs, "classification", settings.dpft.divergence)
+    if config.method == "mcu-lora":
+        metrics["adapters"] = adapter_health(model, val_pairs, "classification", settings.dpft.divergence)
     metrics["data"] = {
         f"{m.value}/{split}": {
             "items": int(len(pools[m, split].labels)),
@@ -339,6 +342,7 @@ def run(config: RecipeConfig) -> dict:
         for split in SPLITS
     }
     metrics["training"] = {
+        "method": config.method,
         "best_epoch": result.best_epoch,
         "epochs": config.epochs,
         "val_score": result.best_score,
@@ -368,7 +372,7 @@ def run(config: RecipeConfig) -> dict:
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
     }
 
-    def save(directory: Path, network: MCULoRA, encoders: dict, dataset: str, training: dict, **extra) -> None:
+    def save(directory: Path, network: torch.nn.Module, encoders: dict, dataset: str, training: dict, **extra) -> None:
         save_checkpoint(
             directory,
             network,
@@ -376,7 +380,8 @@ def run(config: RecipeConfig) -> dict:
                 model=network.config,
                 task="classification",
                 label_names=list(EKMAN),
-                method="mcu-lora",
+                method=config.method,
+                architecture=network.architecture,
                 encoders=encoders,
                 dataset=dataset,
                 training={"seed": config.seed, **training},
@@ -396,9 +401,22 @@ def run(config: RecipeConfig) -> dict:
     copy_encoder_weights(weights, config.out)
     save(config.out / "ravdess_au", au_model, au_encoders, "ravdess-au", {"fold": 1})
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    model_card.write(config.out, metrics)
+    # A peer's card sets its per-condition results beside the MCULoRA checkpoint's, on the same test pairs.
+    default_metrics = config.out.parent / "default" / "metrics.json"
+    versus = (
+        json.loads(default_metrics.read_text()) if config.method != "mcu-lora" and default_metrics.is_file() else None
+    )
+    model_card.write(config.out, metrics, versus)
     print(model_card.summary_table(metrics))
     return metrics
+
+
+def tiny_settings(config: RecipeConfig) -> RecipeConfig:
+    """With ``--tiny`` (and the default epochs): a few epochs of everything, for a pipeline check."""
+    if config.tiny and config.epochs == RecipeConfig.epochs:
+        config.epochs, config.au_epochs, config.samples_per_epoch, config.pairs_per_label = 2, 2, 512, 6
+        config.face_epochs = config.text_epochs = config.speech_epochs = 1
+    return config
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -411,11 +429,11 @@ def main(argv: list[str] | None = None) -> None:
             parser.add_argument(flag, default=default, type=type(default) if default is not None else str)
     args = parser.parse_args(argv)
     config = RecipeConfig(**vars(args))
-    if config.tiny and config.epochs == RecipeConfig.epochs:
-        config.epochs, config.au_epochs, config.samples_per_epoch, config.pairs_per_label = 2, 2, 512, 6
-        config.face_epochs = config.text_epochs = config.speech_epochs = 1
+    if config.method not in METHODS:
+        raise SystemExit(f"error: unknown method {config.method!r}; available: {', '.join(sorted(METHODS))}")
+    config.out = Path(config.out or Path("checkpoints") / ("default" if config.method == "mcu-lora" else config.method))
     try:
-        run(config)
+        run(tiny_settings(config))
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
 

@@ -1,7 +1,9 @@
-"""The default checkpoint's model card (README.md) and confusion-matrix figure, written from its metrics.json."""
+"""The model card (README.md) and confusion-matrix figure of a checkpoint of `mculora.recipes.default`, written from
+its metrics.json: the default MCULoRA checkpoint, or a peer method's trained by the same recipe."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,31 @@ from mculora.evaluate import CONDITIONS
 from mculora.recipes.sources import EKMAN
 
 FIGURE = "confusion_matrices.png"
+WIDTH = 116  # the card's line length
+
+# method -> (display name, what its network does with the 7 combinations), for the card's title and training section
+METHOD_TEXT = {
+    "mcu-lora": (
+        "MCULoRA",
+        "MCULoRA learns to route each of the 7 modality combinations to its own low-rank adapters",
+    ),
+    "mplmm": (
+        "MPLMM",
+        "MPLMM learns prompts that stand in for each missing modality (generated from the present ones) and mark each "
+        "missing type, over one late-fusion backbone shared by all 7 modality combinations",
+    ),
+    "wander": (
+        "Wander",
+        "Wander learns one late-fusion backbone plus a CP-decomposed low-rank multimodal adapter in which an absent "
+        "modality contributes a learned factor instead of a zero",
+    ),
+    "cggm": (
+        "CGGM",
+        "CGGM trains MCULoRA's network while scaling each modality encoder's gradients from per-modality classifiers' "
+        "accuracy gains and aligning the head's modality blocks with them",
+    ),
+    "baseline": ("the baseline", "the baseline learns one late-fusion backbone, without adapters or prompts"),
+}
 
 
 def _pct(value: float) -> str:
@@ -115,7 +142,8 @@ def confusion_figure(metrics: dict, path: Path) -> None:
                     color="white" if normalised[i, j] > 0.5 else "black",
                 )
     axes.flat[-1].axis("off")
-    fig.suptitle("Default checkpoint: label-paired test samples, row-normalised confusion per modality combination")
+    name = METHOD_TEXT[metrics["training"].get("method", "mcu-lora")][0]
+    fig.suptitle(f"{name}: label-paired test samples, row-normalised confusion per modality combination")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -128,15 +156,86 @@ def encoder_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
-def write(out: Path, metrics: dict) -> None:
+def versus_table(metrics: dict, versus: dict, name: str) -> str:
+    """This checkpoint beside the default MCULoRA checkpoint, condition by condition, on the same test pairs."""
+    rows = [
+        f"| condition | MCULoRA accuracy | {name} accuracy | MCULoRA macro-F1 | {name} macro-F1 |",
+        "|---|---|---|---|---|",
+    ]
+    for condition in CONDITIONS:
+        ours, theirs = metrics["paired_test"][condition], versus["paired_test"][condition]
+        rows.append(
+            f"| {condition} | {_pct(theirs['accuracy'])} | {_pct(ours['accuracy'])} "
+            f"| {_pct(theirs['macro_f1'])} | {_pct(ours['macro_f1'])} |"
+        )
+    return "\n".join(rows)
+
+
+def adapter_section(metrics: dict) -> str:
+    if "adapters" not in metrics:
+        return ""
+    return ADAPTER_HEALTH.format(dead=len(metrics["adapters"]["dead_adapters"]), adapter_health=adapter_table(metrics))
+
+
+def method_section(metrics: dict, versus: dict | None) -> tuple[str, str, str]:
+    """The card's title, the intro's first words, and the training paragraph's method sentence(s)."""
+    method = metrics["training"].get("method", "mcu-lora")
+    name, learns = METHOD_TEXT[method]
+    if method == "mcu-lora":
+        title, intro = "mculora default checkpoint", "The demo's default model: MCULoRA over text, speech and face"
+        training = (
+            f"From these samples {learns}. The combination streams have an identity path and the adapters' B "
+            f"matrices learn {metrics['training']['optimizer']['lora_plus_ratio']:g} times faster than the rest "
+            "(LoRA+), so that every combination adapter trains (the paper's plain chain leaves the deep ones dead; "
+            'see "Adapter health"). DPFT (the separability version, measured on validation pairs) adjusts how often '
+            "each modality is dropped."
+        )
+        return title, intro, textwrap.fill(training, WIDTH)
+    title = f"mculora {name} checkpoint"
+    changed = f"`--method {method}`"
+    epochs = metrics["training"]["epochs"]
+    if versus is not None and versus["training"]["epochs"] != epochs:
+        changed += (
+            f" and `--epochs {epochs}` (MCULoRA's run had {versus['training']['epochs']} epochs and selected epoch "
+            f"{versus['training']['best_epoch']})"
+        )
+    intro = (
+        f"A peer method beside the default MCULoRA checkpoint, for comparing methods in the demo: {name} over text, "
+        "speech and face, trained by the same recipe (data, pairing, encoders, learning rate, selection on validation "
+        f"pairs) with only {changed} changed"
+    )
+    training = textwrap.fill(
+        f"From these samples {learns}. Each sample's modality combination is drawn uniformly.", WIDTH
+    )
+    if versus is not None:
+        training += "\n\n**Against MCULoRA** (the default checkpoint), on the same label-paired test samples, in %:\n\n"
+        training += versus_table(metrics, versus, name)
+    return title, textwrap.fill(intro, WIDTH), training
+
+
+def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
+    """README.md and the confusion figure in ``out``; ``versus``: the default MCULoRA checkpoint's metrics, set
+    beside a peer's results."""
     confusion_figure(metrics, out / FIGURE)
     training, timing = metrics["training"], metrics["timing_s"]
+    title, intro, method_training = method_section(metrics, versus)
+    method = training.get("method", "mcu-lora")
+    parameters = f"{training['parameters']['total']:,}"
+    if training["parameters"].get("adapters"):
+        parameters += f" (adapters {training['parameters']['adapters']:,})"
     text = TEMPLATE.format(
+        title=title,
+        intro=intro,
+        method_training=method_training,
+        name=METHOD_TEXT[method][0],
+        command="make checkpoint"
+        if method == "mcu-lora"
+        else f"python -m mculora.recipes.default --data-root ../shared/data --method {method}",
+        adapter_section=adapter_section(metrics),
         summary=summary_table(metrics),
         unimodal=unimodal_table(metrics),
         iemocap4=iemocap4_table(metrics),
         ravdess=ravdess_au_table(metrics),
-        adapter_health=adapter_table(metrics),
         calibration=calibration_table(metrics),
         encoders=encoder_table(metrics),
         face_images=f"{metrics['face_net']['train_images']:,}",
@@ -156,16 +255,13 @@ def write(out: Path, metrics: dict) -> None:
         speech_val=_pct(metrics["speech_net"]["history"][-1]["val_accuracy"]["ravdess"]),
         speech_test=_pct(metrics["speech_net"]["test_accuracy"]["ravdess"]),
         speech_test_emodb=_pct(metrics["speech_net"]["test_accuracy"]["emodb"]),
-        dead=len(metrics["adapters"]["dead_adapters"]),
         optimizer=training["optimizer"],
-        lora_plus=training["optimizer"]["lora_plus_ratio"],
         au_clips=metrics["ravdess_au"]["clips"],
         data=data_table(metrics),
         figure=FIGURE,
         best_epoch=training["best_epoch"],
         epochs=training["epochs"],
-        parameters=f"{training['parameters']['total']:,}",
-        adapters=f"{training['parameters']['adapters']:,}",
+        parameters=parameters,
         seconds=f"{timing['total'] / 60:.1f}",
         extraction=f"{timing['extraction'] / 60:.1f}",
         extraction_cumulative=f"{timing['extraction_cumulative'] / 60:.1f}",
@@ -173,21 +269,22 @@ def write(out: Path, metrics: dict) -> None:
         machine=timing["machine"],
         recipe=training["recipe"],
         model=training["model"],
-        dpft=training["dpft"],
+        dpft=training["dpft"] if method == "mcu-lora" else "not used (each sample's combination is drawn uniformly)",
     )
     (out / "README.md").write_text(text)
 
 
 TEMPLATE = """\
-# mculora default checkpoint (Ekman-7, offline encoders)
+# {title} (Ekman-7, offline encoders)
 
-The demo's default model: MCULoRA over text, speech and face, trained on real, public emotion corpora with the
-**offline** encoders: all-MiniLM-L6-v2 with its top layers fine-tuned here for emotion; a torchaudio acoustic
-descriptor joined to a speech CNN trained here on RAVDESS + EmoDB; and for faces a mediapipe face-mesh geometry
-descriptor joined to a facial-expression CNN trained here on FER-2013.
+{intro}.
+It was trained on real, public emotion corpora with the **offline** encoders: all-MiniLM-L6-v2 with its top layers
+fine-tuned here for emotion; a torchaudio acoustic descriptor joined to a speech CNN trained here on RAVDESS +
+EmoDB; and for faces a mediapipe face-mesh geometry descriptor joined to a facial-expression CNN trained here on
+FER-2013.
 Labels: anger, disgust, fear, happiness, neutral, sadness, surprise.
-Reproduce with `make checkpoint` (or `python -m mculora.recipes.default --data-root ../shared/data`); every number
-below comes from `metrics.json`, which that command writes.
+Reproduce with `{command}`;
+every number below comes from `metrics.json`, which that command writes.
 
 **Not for decisions about people.** It scores how an expression, a voice or a sentence *looks like* the acted or
 annotated examples it learned from; it does not read anyone's feelings.
@@ -242,22 +339,19 @@ The text network (`text_net.safetensors`, loaded by the text encoder from this f
 all-MiniLM-L6-v2 with its top two transformer layers and a 7-way head fine-tuned by `mculora.recipes.text` on
 {text_texts} GoEmotions + MELD training texts for {text_epochs} epochs ({text_minutes} min): validation macro-F1
 {text_val} %, **test macro-F1 {text_test} %** on its own (GoEmotions test + MELD dev, trained with 1/√frequency class
-weights). The text encoder feeds MCULoRA the fine-tuned sentence embedding and the head's logits.
+weights). The text encoder feeds the model the fine-tuned sentence embedding and the head's logits.
 
 The speech network (`speech_net.safetensors`, loaded by the audio encoder from this folder) is a small CNN over
 64-band log-mel spectrograms, trained by `mculora.recipes.speech` on {speech_clips} RAVDESS + EmoDB training clips
 for {speech_epochs} epochs ({speech_minutes} min): RAVDESS validation accuracy {speech_val} %, **test accuracy
 {speech_test} % on RAVDESS actors 19-22** and {speech_test_emodb} % on EmoDB speakers 08/12, on its own. The audio
-encoder feeds MCULoRA the acoustic descriptor, the network's pooled features and its logits.
+encoder feeds the model the acoustic descriptor, the network's pooled features and its logits.
 
 ## How it was trained: synthetic pairing
 
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
-speech clip and one face that share a label, drawn afresh every batch with class-balanced labels. From these samples
-MCULoRA learns to route each of the 7 modality combinations to its own low-rank adapters. The combination streams
-have an identity path and the adapters' B matrices learn {lora_plus:g} times faster than the rest (LoRA+), so that every
-combination adapter trains (the paper's plain chain leaves the deep ones dead; see "Adapter health"). DPFT (the
-separability version, measured on validation pairs) adjusts how often each modality is dropped.
+speech clip and one face that share a label, drawn afresh every batch with class-balanced labels.
+{method_training}
 
 The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
 together. The genuinely paired benchmark below is the real check of that.
@@ -268,30 +362,17 @@ together. The genuinely paired benchmark below is the real check of that.
 - Optimiser: {optimizer}
 - Recipe: {recipe}
 - Best validation epoch: {best_epoch} of {epochs}.
-- Parameters: {parameters} (adapters {adapters}).
+- Parameters: {parameters}.
 - Time, on {machine}: {seconds} min for this run of the recipe, of which {encoder_minutes} min went on the three
   encoder networks (a network trained by an earlier run with the same settings is reused; their training took:
   face {face_minutes} min, text {text_minutes} min, speech {speech_minutes} min), {extraction} min on feature
-  extraction and {training_minutes} min on training MCULoRA. Building the feature cache from scratch took
+  extraction and {training_minutes} min on training {name}. Building the feature cache from scratch took
   {extraction_cumulative} min in all, over the runs that built it.
-- The encoder networks learned from the same training items that MCULoRA's training pairs are drawn from, so those
-  items' features are cleaner than unseen ones: MCULoRA fits the training pairs within the first epochs, and the
+- The encoder networks learned from the same training items that the training pairs are drawn from, so those
+  items' features are cleaner than unseen ones: the model fits the training pairs within the first epochs, and the
   selection on validation pairs (never test) picks the epoch.
 
-## Adapter health
-
-MCLA only works if every combination's adapters learn. Measured on the validation pairs with
-`python -m mculora.inspect` (its `adapter_health`): for each combination, one backward pass of the loss on inputs
-with only that combination's modalities; each layer's routed combination adapter's gradient norm divided by the
-shared adapter's in the same layer. Below 1e-3 an adapter counts as dead. **Dead adapters: {dead}.**
-
-*Separability* is DPFT's divergence between the shared and the combination representation of the same input;
-*distinctness* is how much one input's combination representation differs between this combination and the others
-that share a modality with it (relative distance; 0 would mean the combinations compute the same thing).
-
-{adapter_health}
-
-## Test results per modality combination
+{adapter_section}## Test results per modality combination
 
 **Label-paired test samples:** the same number of samples for each label, built from the test splits. The table
 gives accuracy, macro-F1 and per-class recall, in %.
@@ -337,4 +418,20 @@ tests on unseen actors and selects on another group. The checkpoint is its own s
 - The pairing is synthetic (see above). Fused scores assume the modalities express one emotion.
 - Scores reflect resemblance to annotated or acted examples. They say nothing about what a person feels. Do not use
   them for hiring, policing, health, education or any decision about people.
+"""
+
+ADAPTER_HEALTH = """\
+## Adapter health
+
+MCLA only works if every combination's adapters learn. Measured on the validation pairs with
+`python -m mculora.inspect` (its `adapter_health`): for each combination, one backward pass of the loss on inputs
+with only that combination's modalities; each layer's routed combination adapter's gradient norm divided by the
+shared adapter's in the same layer. Below 1e-3 an adapter counts as dead. **Dead adapters: {dead}.**
+
+*Separability* is DPFT's divergence between the shared and the combination representation of the same input;
+*distinctness* is how much one input's combination representation differs between this combination and the others
+that share a modality with it (relative distance; 0 would mean the combinations compute the same thing).
+
+{adapter_health}
+
 """

@@ -56,16 +56,26 @@ def paired_batch(pools: dict, split: str, labels: np.ndarray, rng: np.random.Gen
     return make_batch(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool))
 
 
-def fixed_pairs(pools: dict, split: str, per_label: int, seed: int, batch_size: int = 256) -> list[Batch]:
-    """A fixed, label-balanced set of pairs for evaluation: every modality cycles through a seeded permutation of
-    its items of each label, so every item is used before any repeats."""
+def fixed_pair_rows(
+    pools: dict, split: str, per_label: int, seed: int
+) -> tuple[np.ndarray, dict[Modality, np.ndarray]]:
+    """A fixed, label-balanced set of pairs: (labels [N], each modality's pool rows [N]). Every modality cycles
+    through a seeded permutation of its items of each label, so every item is used before any repeats."""
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(len(EKMAN)), per_label)
-    vectors = {}
-    for modality in MODALITIES:
-        pool = pools[modality, split]
-        rows = np.concatenate([np.resize(rng.permutation(pool.by_label(c)), per_label) for c in range(len(EKMAN))])
-        vectors[modality] = pool.vectors[rows]
+    rows = {
+        m: np.concatenate(
+            [np.resize(rng.permutation(pools[m, split].by_label(c)), per_label) for c in range(len(EKMAN))]
+        )
+        for m in MODALITIES
+    }
+    return labels, rows
+
+
+def fixed_pairs(pools: dict, split: str, per_label: int, seed: int, batch_size: int = 256) -> list[Batch]:
+    """`fixed_pair_rows` as batches, for evaluation."""
+    labels, rows = fixed_pair_rows(pools, split, per_label, seed)
+    vectors = {m: pools[m, split].vectors[rows[m]] for m in MODALITIES}
     return chunked(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool), batch_size)
 
 

@@ -59,14 +59,25 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def demo_url(demo_checkpoint: Path, chromium_path: str) -> Iterator[str]:
-    """The demo, served on a free local port for the whole session (models load once)."""
+    """The demo, served on a free local port for the whole session (models load once), with the other methods'
+    checkpoints beside the demo's, as `python app.py` serves them."""
     from served import served_demo  # tests/served.py
 
+    from mculora.checkpoint import sibling_checkpoints
     from mculora.predictor import Predictor
 
-    predictor = Predictor.from_pretrained(demo_checkpoint, device="cpu")
-    with served_demo(predictor, demo_checkpoint) as (demo, _):
+    compared = sibling_checkpoints(demo_checkpoint)
+    predictor = Predictor.from_pretrained(demo_checkpoint, device="cpu", compare_with=compared)
+    with served_demo(predictor, demo_checkpoint, compared=compared) as (demo, _):
         yield demo.local_url
+
+
+@pytest.fixture(scope="session")
+def demo_methods(demo_checkpoint: Path) -> list[str]:
+    """The methods the served page offers, the default first."""
+    from mculora.checkpoint import read_checkpoint_config, sibling_checkpoints
+
+    return [read_checkpoint_config(path).method for path in (demo_checkpoint, *sibling_checkpoints(demo_checkpoint))]
 
 
 @pytest.fixture(scope="session")

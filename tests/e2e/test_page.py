@@ -77,7 +77,7 @@ def expect_no_traceback(page) -> None:
     expect(body).not_to_contain_text(re.compile(r'File ".*", line \d+'))
 
 
-def test_upload_drop_text_predict_and_ablate(page, demo_pages, demo_labels, artifacts):
+def test_upload_drop_text_predict_and_ablate(page, demo_pages, demo_labels, demo_methods, artifacts):
     page.locator("#text textarea").fill(TEXT)
     upload(page, "image", EXAMPLES / "astronaut.jpg")
     expect(page.locator("#image .image-frame img")).to_have_attribute("src", re.compile(r"astronaut\.jpg$"))
@@ -113,22 +113,27 @@ def test_upload_drop_text_predict_and_ablate(page, demo_pages, demo_labels, arti
     page.screenshot(path=str(artifacts / "page_after_prediction.png"), full_page=True)
 
     page.locator("#ablate").click()
-    # Text dropped, image and audio usable: the non-empty subsets of {audio, vision}, largest first.
+    # Text dropped, image and audio usable: the non-empty subsets of {audio, vision}, largest first, for each method
+    # side by side (the page's default when it serves several).
     usable = ["audio", "vision"]
     expected = [combination_name(s) for size in (2, 1) for s in itertools.combinations(usable, size)]
     assert sorted(expected) == sorted(["av", "a", "v"])
+    expected_rows = expected * len(demo_methods)
     expect_plotly(page, "heatmap")
-    ticks = page.locator("#heatmap .ytick text")
-    expect(ticks).to_have_count(len(expected), timeout=PREDICTION_TIMEOUT_MS)
+    # One heatmap per method, side by side: plotly names their y axes' ticks ytick, y2tick, ...
+    axes = ["y"] + [f"y{i}" for i in range(2, len(demo_methods) + 1)]
+    ticks = page.locator(", ".join(f"#heatmap .{axis}tick text" for axis in axes))
+    expect(ticks).to_have_count(len(expected_rows), timeout=PREDICTION_TIMEOUT_MS)
     tick_combinations = [text.split("→")[0].strip() for text in ticks.all_text_contents()]
-    assert sorted(tick_combinations) == sorted(expected), tick_combinations
+    assert sorted(tick_combinations) == sorted(expected_rows), tick_combinations
     # Gradio 6's Dataframe is a virtualised grid: rows are div[role=row].virtual-row, cells [data-testid=cell-R-C]
     # (its <tbody> is a hidden one-row sizing table), and the grid's aria-rowcount counts the header too.
-    expect(page.locator('#table [role="grid"]')).to_have_attribute("aria-rowcount", str(len(expected) + 1))
-    expect(page.locator('#table [role="row"].virtual-row')).to_have_count(len(expected))
-    cells = [page.locator(f'#table [data-testid="cell-{i}-0"]') for i in range(len(expected))]
+    expect(page.locator('#table [role="grid"]')).to_have_attribute("aria-rowcount", str(len(expected_rows) + 1))
+    expect(page.locator('#table [role="row"].virtual-row')).to_have_count(len(expected_rows))
+    column = 1 if len(demo_methods) > 1 else 0  # several methods: the first column names the method
+    cells = [page.locator(f'#table [data-testid="cell-{i}-{column}"]') for i in range(len(expected_rows))]
     first_cells = [cell.inner_text().strip() for cell in cells]
-    assert sorted(first_cells) == sorted(expected), first_cells
+    assert sorted(first_cells) == sorted(expected_rows), first_cells
     # The two export files are offered for download (gr.File shows stem and extension in separate elements).
     expect(page.locator("#csv")).to_contain_text(re.compile(r"ablation\s*\.csv"))
     expect(page.locator("#json")).to_contain_text(re.compile(r"ablation\s*\.json"))
@@ -170,4 +175,23 @@ def test_every_example_loads(page, demo_pages, demo_labels):
         expect_label_from(page, demo_labels)
         expect_plotly(page, "distribution")
     expect_no_traceback(page)
+    assert not demo_pages.js_errors, demo_pages.js_errors
+
+
+def test_the_method_selector_reruns_the_same_input(page, demo_pages, demo_labels, demo_methods, artifacts):
+    if len(demo_methods) < 2:
+        pytest.skip("the served checkpoint has no other method's checkpoint beside it")
+    page.locator("#text textarea").fill(TEXT)
+    watch_busy(page, "label")
+    page.locator("#predict").click()
+    wait_idle_after_busy(page, "label")
+    expect(page.locator("#contributions")).to_contain_text("combination adapter")
+    # Choosing another method is itself a prediction trigger: the same text, through the other network.
+    watch_busy(page, "label")
+    page.locator("#method").get_by_label(demo_methods[1], exact=True).check()
+    wait_idle_after_busy(page, "label")
+    expect_label_from(page, demo_labels)
+    expect(page.locator("#contributions")).to_contain_text(f"{demo_methods[1]} has no adapters")
+    expect_no_traceback(page)
+    page.screenshot(path=str(artifacts / "page_other_method.png"), full_page=True)
     assert not demo_pages.js_errors, demo_pages.js_errors
