@@ -11,6 +11,9 @@ Sections, each measured in this one run so that ratios compare like with like on
   combination) and a mixed batch of 32 samples with random combinations.
 * **predictor**: `Predictor.predict` on the bundled face, speech and a sentence, median per stage; the ablation
   (`predict_combinations`); vision alone (the live webcam's work per frame) as frames per second.
+* **training**: one fold of `mculora.train` on a synthetic IEMOCAP-sized set (151 dialogues, about 5,500 utterances,
+  the GCNet features' dims), 3 epochs each under the standard and the reference protocol: seconds per epoch
+  (training, validation and DPFT's update) and training utterances per second.
 * **app**: ``/predict`` and ``/ablate`` through gradio_client on an in-process server, and their overhead over the
   Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients,
   peak server memory.
@@ -25,6 +28,7 @@ import contextlib
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,8 +42,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
-from mculora.lora import CombinationLoRALinear  # noqa: E402
+from mculora.lora import CombinationLoRALinear, Routes  # noqa: E402
 from mculora.modalities import COMBINATIONS, MODALITIES  # noqa: E402
+from mculora.model import UtteranceAttention  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
 FACE, SPEECH, TEXT = load.FACE, load.SPEECH, load.TEXT
@@ -58,6 +63,7 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
 def dense_route(self: CombinationLoRALinear, stream_in, combination, like):
     """The dense formulation of `CombinationLoRALinear.route`: every combination's adapter on every sample, then each
     sample's own selected."""
+    combination = combination.index if isinstance(combination, Routes) else combination
     every = torch.stack([self.adapter(name, stream_in) for name in COMBINATIONS])  # [7, B, ..., out]
     routed = every[combination.clamp(min=0), torch.arange(combination.numel())]
     return routed * (combination >= 0).view(-1, *[1] * (routed.dim() - 1)).to(routed.dtype)
@@ -65,12 +71,13 @@ def dense_route(self: CombinationLoRALinear, stream_in, combination, like):
 
 @contextlib.contextmanager
 def dense_adapters() -> Iterator[None]:
-    routed = CombinationLoRALinear.route
-    CombinationLoRALinear.route = dense_route
+    """The dense formulation: `dense_route`, and attention computed in full even over a single utterance."""
+    routed, attention = CombinationLoRALinear.route, UtteranceAttention.forward
+    CombinationLoRALinear.route, UtteranceAttention.forward = dense_route, UtteranceAttention.attend
     try:
         yield
     finally:
-        CombinationLoRALinear.route = routed
+        CombinationLoRALinear.route, UtteranceAttention.forward = routed, attention
 
 
 def model_inputs(model, batch: int, length: int, masks: torch.Tensor) -> tuple:
@@ -153,6 +160,30 @@ def predictor_section(predictor: Predictor, repeats: int) -> dict:
     }
 
 
+def training_section() -> dict:
+    from mculora.config import parse_args
+    from mculora.data import load_corpus
+    from mculora.data.synthetic import write_synthetic
+    from mculora.train import run
+
+    with tempfile.TemporaryDirectory() as folder:
+        # IEMOCAP's 4-way set: 151 dialogues, 5,531 utterances (20-53 per dialogue here); wav2vec-large, DeBERTa-large
+        # and MANet utterance features are 512, 1024 and 1024-d.
+        root = write_synthetic(
+            Path(folder) / "iemocap", dialogues=151, seed=0, dims=(512, 1024, 1024), lengths=(20, 53)
+        )
+        corpus = load_corpus("iemocap4", root)
+        split = corpus.splits(0.1, seed=0)[0]
+        utterances = sum(len(corpus.dialogues[name]) for name in split.train)
+        section = {"dialogues": len(corpus.dialogues), "train_utterances": utterances}
+        for protocol in ("standard", "reference"):
+            flags = ["--dataset", "iemocap4", "--data-root", str(root), "--epochs", "3", "--folds", "1"]
+            config = parse_args([*flags, "--seeds", "1", "--protocol", protocol, "--device", "cpu"])
+            seconds = run(config)["seconds_per_epoch_median"]
+            section[protocol] = {"seconds_per_epoch": seconds, "utterances_per_second": utterances / seconds}
+    return section
+
+
 def app_section(predictor: Predictor, checkpoint: Path, repeats: int, direct: dict) -> dict:
     args = [handle_file(str(FACE)), handle_file(str(SPEECH)), TEXT, True, True, True, None]
     with served_demo(predictor, checkpoint) as (_, client):
@@ -182,7 +213,18 @@ def markdown(results: dict) -> str:
     lines += [
         f"| {r['case']} | {r['ours_ms']:.2f} | {r['dense_ms']:.2f} | {r['ratio']:.2f} |" for r in results["fusion"]
     ]
-    predictor, app = results["predictor"], results["app"]
+    predictor, app, training = results["predictor"], results["app"], results["training"]
+    lines += [
+        "",
+        f"| training, fold 1 of a synthetic IEMOCAP-sized set ({training['train_utterances']:,} training "
+        "utterances) | s / epoch | utterances / s |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `--protocol {protocol}` | {training[protocol]['seconds_per_epoch']:.2f} "
+        f"| {training[protocol]['utterances_per_second']:.0f} |"
+        for protocol in ("standard", "reference")
+    ]
     lines += ["", "| end to end | median |", "|---|---|"]
     lines += [f"| predict stage `{s}` | {ms:.1f} ms |" for s, ms in predictor["predict_stages_ms"].items()]
     lines += [
@@ -214,6 +256,7 @@ def main() -> None:
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}, {predictor.device}",
         "fusion": fusion(predictor.model, args.repeats),
         "predictor": predictor_section(predictor, args.repeats),
+        "training": training_section(),
     }
     results["app"] = app_section(predictor, args.checkpoint, args.repeats, results["predictor"])
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

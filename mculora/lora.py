@@ -7,7 +7,8 @@ A `CombinationLoRALinear` is a linear layer with two kinds of low-rank side bran
   available modalities form combination k.
 
 Samples in one batch may have different combinations: each sample is routed to its own adapter, and only the
-adapters that occur in the batch are computed (the reference implementation runs all eight streams every time).
+adapters that occur in the batch are computed (the reference implementation runs all eight streams every time); a
+batch of several combinations runs their adapters as one masked adapter (`Routes.block_mask`).
 As in LoRA, ``B`` starts at zero, so a fresh adapter leaves the layer's output unchanged; ``combination_init_std``
 can start the combination adapters' ``B`` at small random values instead (one of the remedies compared for the
 combination streams, see `mculora.model`).
@@ -19,9 +20,11 @@ input when it starts a stream (``xs`` omitted) and reads ``xs`` undropped otherw
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mculora.modalities import COMBINATIONS
@@ -39,6 +42,48 @@ class LoRAParts(NamedTuple):
     @property
     def shared_stream(self) -> torch.Tensor:
         return self.base + self.shared
+
+
+@dataclass
+class Routes:
+    """Which samples use which combination adapter, worked out once per forward pass and shared by every layer
+    (finding the combinations present reads the index back from the device, which each layer should not repeat)."""
+
+    index: torch.Tensor  # long [B]: each sample's combination, -1 for none
+    present: tuple[int, ...]  # the values in ``index``, sorted
+    _block_masks: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _rows: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, index: torch.Tensor) -> Routes:
+        return cls(index, tuple(torch.unique(index).tolist()))
+
+    @property
+    def whole(self) -> int | None:
+        """The combination of every sample when the batch has just one, else None."""
+        return self.present[0] if len(self.present) == 1 and self.present[0] >= 0 else None
+
+    @property
+    def combinations(self) -> tuple[int, ...]:
+        """The combinations the batch uses (``present`` without -1)."""
+        return tuple(k for k in self.present if k >= 0)
+
+    def rows(self, combination: int) -> torch.Tensor:
+        """The batch rows of one combination. Made once per combination."""
+        if combination not in self._rows:
+            self._rows[combination] = (self.index == combination).nonzero(as_tuple=True)[0]
+        return self._rows[combination]
+
+    def block_mask(self, rank: int, dtype: torch.dtype) -> torch.Tensor:
+        """[B, 1, len(combinations) x rank]: over the ranks of the batch's combination adapters side by side, ones on
+        the block of each sample's own combination and zeros elsewhere (all zeros for a sample without one). Made
+        once per rank."""
+        if rank not in self._block_masks:
+            slot = torch.zeros(len(COMBINATIONS), dtype=torch.long, device=self.index.device)
+            slot[list(self.combinations)] = torch.arange(len(self.combinations), device=self.index.device)
+            own = F.one_hot(slot[self.index.clamp(min=0)], len(self.combinations)) * (self.index >= 0)[:, None]
+            self._block_masks[rank] = own.repeat_interleave(rank, dim=1)[:, None, :].to(dtype)
+        return self._block_masks[rank]
 
 
 class CombinationLoRALinear(nn.Module):
@@ -89,12 +134,12 @@ class CombinationLoRALinear(nn.Module):
         """``B_name A_name x`` for one adapter ("shared" or a combination name); ``x`` is already dropped out."""
         return self.lora_B[name](self.lora_A[name](x))
 
-    def forward(self, x: torch.Tensor, combination: torch.Tensor, xs: torch.Tensor | None = None) -> LoRAParts:
+    def forward(self, x: torch.Tensor, combination: torch.Tensor | Routes, xs: torch.Tensor | None = None) -> LoRAParts:
         """
         Args:
             x: shared-stream input [B, ..., in_features].
             combination: long [B], each sample's combination index (see `mculora.modalities`); -1 routes a sample
-                to no combination adapter (an all-missing sample of the reference protocol).
+                to no combination adapter (an all-missing sample of the reference protocol). Or its `Routes`.
             xs: combination-stream input [B, ..., in_features]; the combination adapter reads the dropped-out ``x``
                 when omitted (the first layer of a stream).
         """
@@ -106,16 +151,28 @@ class CombinationLoRALinear(nn.Module):
         shared = self.adapter(SHARED, dropped)
         return LoRAParts(base, shared, self.route(dropped if xs is None else xs, combination, base))
 
-    def route(self, stream_in: torch.Tensor, combination: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    def route(self, stream_in: torch.Tensor, combination: torch.Tensor | Routes, like: torch.Tensor) -> torch.Tensor:
         """Each sample's combination adapter applied to its rows of ``stream_in`` (zeros, shaped ``like``, where the
         combination is -1). Only the adapters that occur in the batch are computed."""
-        present = torch.unique(combination).tolist()
-        if len(present) == 1 and present[0] >= 0:  # one combination for the whole batch, as at inference: no scatter
-            return self.adapter(COMBINATIONS[present[0]], stream_in)
-        routed = torch.zeros_like(like)
-        for k in present:
-            if k < 0:
-                continue
-            rows = (combination == k).nonzero(as_tuple=True)[0]
-            routed = routed.index_copy(0, rows, self.adapter(COMBINATIONS[k], stream_in.index_select(0, rows)))
-        return routed
+        routes = combination if isinstance(combination, Routes) else Routes.of(combination)
+        if routes.whole is not None:  # one combination for the whole batch, as at inference: no scatter
+            return self.adapter(COMBINATIONS[routes.whole], stream_in)
+        if torch.is_grad_enabled():
+            # Training: each combination's adapter on its own rows. (The masked form below computes the same up to
+            # float rounding and is no faster once the matmuls dominate; this one keeps trained weights bit for bit.)
+            routed = torch.zeros_like(like)
+            for k in routes.combinations:
+                rows = routes.rows(k)
+                routed = routed.index_copy(0, rows, self.adapter(COMBINATIONS[k], stream_in.index_select(0, rows)))
+            return routed
+        if routes.present[-1] < 0:  # no sample has a combination
+            return torch.zeros_like(like)
+        # Inference on several combinations (the ablation): their adapters side by side as one adapter of rank
+        # k x r, with each sample's hidden units outside its own combination's block zeroed. A fixed number of
+        # operations however many combinations the batch holds, and the same result as each sample's adapter alone.
+        names = [COMBINATIONS[k] for k in routes.combinations]
+        a = torch.cat([self.lora_A[name].weight for name in names])  # [k r, in]
+        b = torch.cat([self.lora_B[name].weight for name in names], dim=1)  # [out, k r]
+        rows = stream_in.reshape(stream_in.shape[0], -1, stream_in.shape[-1])  # [B, N, in]
+        hidden = F.linear(rows, a) * routes.block_mask(self.rank, rows.dtype)
+        return F.linear(hidden, b).reshape(like.shape)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.lora import CombinationLoRALinear, LoRAParts
+from mculora.lora import CombinationLoRALinear, LoRAParts, Routes
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 
 COMBINATION_BRANCHES = ("with_base", "adapter_only")
@@ -130,6 +130,14 @@ class UtteranceAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 1 and not self.training:
+            # One utterance: the softmax over its single key is exactly 1, so attention returns the value (zero when
+            # the key is masked), bit for bit; the shortcut skips the query, key and score work, as at inference.
+            return self.v(x) * key_mask[:, :, None].to(x.dtype)
+        return self.attend(x, key_mask)
+
+    def attend(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """Scaled dot-product attention of every utterance over the unmasked ones."""
         b, length, dim = x.shape
 
         def split(t: torch.Tensor) -> torch.Tensor:
@@ -174,7 +182,7 @@ class ModalityEncoderLayer(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, xs: Stream, key_mask: torch.Tensor, combination: torch.Tensor, advance
+        self, x: torch.Tensor, xs: Stream, key_mask: torch.Tensor, combination: Routes, advance
     ) -> tuple[torch.Tensor, Stream]:
         attended = self.attention(x, key_mask)
         h1 = self.fc1(attended, combination, xs.value)
@@ -271,16 +279,17 @@ class MCULoRA(StandardisedInputs):
         if combination is None:
             combination = mask_to_index(modality_mask)
         keep = keep_mask(utterance_mask, modality_mask, available)
+        routes = Routes.of(combination)
 
         shared_repr, streams, shares = {}, {}, []
         for i, m in enumerate(MODALITIES):
             key_mask = keep[:, :, i]
             standardised = self.standardise(m, features[m])
             x_in = standardised * key_mask[:, :, None].to(standardised.dtype)
-            parts = self.in_proj[m.value](x_in, combination)
+            parts = self.in_proj[m.value](x_in, routes)
             x, xs = self.dropout(parts.shared_stream), self._advance(parts, None)
             for layer in self.layers[m.value]:
-                x, xs = layer(x, xs, key_mask, combination, self._advance)
+                x, xs = layer(x, xs, key_mask, routes, self._advance)
             shared_repr[m], streams[m] = x, xs
             share = xs.specific.norm(dim=-1) / xs.value.norm(dim=-1).clamp(min=1e-12)
             present = key_mask.to(share.dtype)
@@ -288,9 +297,9 @@ class MCULoRA(StandardisedInputs):
 
         h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
         xs_all = Stream(*(torch.cat([getattr(streams[m], f) for m in MODALITIES], dim=-1) for f in Stream._fields))
-        fused = self.fusion(h0, combination, xs_all.value)
+        fused = self.fusion(h0, routes, xs_all.value)
         hidden = self.dropout(F.relu(fused.shared_stream)) + h0
-        head = self.head(hidden, combination, self._advance(fused, xs_all).value)
+        head = self.head(hidden, routes, self._advance(fused, xs_all).value)
         # The with_base head's combination branch repeats W h + b, so the base term appears twice in the logits.
         base = head.base + (self._advance(head, None).value - head.combination)
         logits = base + head.shared + head.combination

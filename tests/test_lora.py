@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mculora.lora import CombinationLoRALinear
@@ -20,13 +21,15 @@ def test_fresh_adapters_leave_the_base_output_unchanged():
     assert all(torch.count_nonzero(layer.lora_B[n].weight) == 0 for n in layer.lora_B)
 
 
-def test_mixed_combination_batch_equals_per_sample_runs():
+@pytest.mark.parametrize("grad", [True, False], ids=["training (per combination)", "inference (masked)"])
+def test_mixed_combination_batch_equals_per_sample_runs(grad):
     layer = _layer()
     for b in layer.lora_B.values():
         torch.nn.init.normal_(b.weight)
     x, xs = torch.randn(6, 2, 12), torch.randn(6, 2, 12)
     combination = torch.tensor([3, 0, 3, 6, 2, 0])
-    mixed = layer(x, combination, xs)
+    with torch.set_grad_enabled(grad):
+        mixed = layer(x, combination, xs)
     for i in range(6):
         single = layer(x[i : i + 1], combination[i : i + 1], xs[i : i + 1])
         for a, b in zip(mixed, single, strict=True):
@@ -54,3 +57,14 @@ def test_rank_zero_is_a_plain_linear_layer():
     assert torch.equal(parts.base, layer.base(x))
     assert torch.count_nonzero(parts.shared) == 0 and torch.count_nonzero(parts.combination) == 0
     assert sum(p.numel() for p in layer.parameters()) == 12 * 6 + 6
+
+
+def test_samples_without_a_combination_get_no_adapter_in_a_mixed_batch():
+    layer = _layer()
+    for b in layer.lora_B.values():
+        torch.nn.init.normal_(b.weight)
+    x = torch.randn(4, 12)
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            parts = layer(x, torch.tensor([-1, 2, -1, 5]))
+        assert torch.count_nonzero(parts.combination[[0, 2]]) == 0 and torch.count_nonzero(parts.combination[[1, 3]])

@@ -129,3 +129,18 @@ def test_config_validation():
         MCULoRAConfig(feature_dims={"audio": 3}, num_outputs=2)
     with pytest.raises(ValueError, match="divisible"):
         MCULoRAConfig(feature_dims=DIMS, num_outputs=2, hidden=15, heads=2)
+
+
+def test_single_utterance_attention_shortcut_is_exact():
+    """At inference, attention over one utterance is its value projection (zero when masked), bit for bit."""
+    from mculora.model import UtteranceAttention
+
+    torch.manual_seed(0)
+    attention = UtteranceAttention(16, 2, 0.0).eval()
+    x = torch.randn(5, 1, 16)
+    key_mask = torch.tensor([[True], [False], [True], [True], [False]])
+    shortcut = attention(x, key_mask)
+    assert torch.equal(shortcut, attention.attend(x, key_mask))
+    assert torch.count_nonzero(shortcut[~key_mask[:, 0]]) == 0
+    attention.train()  # training keeps the full computation (the query and key weights stay in the graph)
+    assert torch.equal(attention(x, key_mask), attention.attend(x, key_mask))

@@ -47,9 +47,15 @@ class _Dialogue:
 
 
 def write_synthetic(
-    out: Path, dataset: str = "iemocap4", dialogues: int = 60, seed: int = 0, dims: Sequence[int] = (64, 96, 80)
+    out: Path,
+    dataset: str = "iemocap4",
+    dialogues: int = 60,
+    seed: int = 0,
+    dims: Sequence[int] = (64, 96, 80),
+    lengths: tuple[int, int] = UTTERANCES_PER_DIALOGUE,
 ) -> Path:
-    """Write a synthetic `dataset` (a key of DATASETS) under `out` in the GCNet layout; returns `out`."""
+    """Write a synthetic `dataset` (a key of DATASETS) under `out` in the GCNet layout; returns `out`. ``lengths``:
+    the fewest and most utterances per dialogue (IEMOCAP's 4-way set averages 37)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
     if len(dims) != len(MODALITIES):
@@ -59,7 +65,7 @@ def write_synthetic(
     _prepare_output(out)
     rng = np.random.default_rng(seed)
 
-    corpus = _iemocap_dialogues(dialogues, rng) if spec.folds == "session" else _video_dialogues(dialogues, rng)
+    corpus = (_iemocap_dialogues if spec.folds == "session" else _video_dialogues)(dialogues, rng, lengths)
     utterances = [u for d in corpus for u in d.utterances]
     labels, signals = _labels_and_signals(spec, len(utterances), rng)
     for modality, dim in zip(MODALITIES, dims, strict=True):
@@ -84,7 +90,7 @@ def _prepare_output(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _iemocap_dialogues(count: int, rng: np.random.Generator) -> list[_Dialogue]:
+def _iemocap_dialogues(count: int, rng: np.random.Generator, lengths: tuple[int, int]) -> list[_Dialogue]:
     """IEMOCAP-like dialogues 'Ses0{s}{F|M}_{impro|script}0{n}', spread round-robin over the 5 sessions."""
     per_session = [(gender, kind, n) for gender in "FM" for kind in ("impro", "script") for n in range(1, 10)]
     if not 5 <= count <= 5 * len(per_session):
@@ -97,7 +103,7 @@ def _iemocap_dialogues(count: int, rng: np.random.Generator) -> list[_Dialogue]:
             names.append(f"Ses0{session}{gender}_{kind}0{n}")
     dialogues = []
     for name in sorted(names):
-        speakers = _speaker_turns(rng)
+        speakers = _speaker_turns(rng, lengths)
         counters = {"F": 0, "M": 0}
         utterances = []
         for speaker in speakers:  # IEMOCAP numbers each speaker's turns separately: _F000, _M000, _F001, ...
@@ -107,8 +113,8 @@ def _iemocap_dialogues(count: int, rng: np.random.Generator) -> list[_Dialogue]:
     return dialogues
 
 
-def _speaker_turns(rng: np.random.Generator) -> list[str]:
-    length = int(rng.integers(UTTERANCES_PER_DIALOGUE[0], UTTERANCES_PER_DIALOGUE[1] + 1))
+def _speaker_turns(rng: np.random.Generator, lengths: tuple[int, int]) -> list[str]:
+    length = int(rng.integers(lengths[0], lengths[1] + 1))
     speaker = str(rng.choice(["F", "M"]))
     turns = []
     for _ in range(length):
@@ -118,7 +124,7 @@ def _speaker_turns(rng: np.random.Generator) -> list[str]:
     return turns
 
 
-def _video_dialogues(count: int, rng: np.random.Generator) -> list[_Dialogue]:
+def _video_dialogues(count: int, rng: np.random.Generator, lengths: tuple[int, int]) -> list[_Dialogue]:
     """MOSI-like videos with YouTube-like ids; utterances '<id>_1', '<id>_2', ... ('_1' is a prefix of '_10')."""
     if count < 3:
         raise ValueError(f"MOSI-like data needs at least 3 videos (train/val/test), got {count}")
@@ -126,7 +132,7 @@ def _video_dialogues(count: int, rng: np.random.Generator) -> list[_Dialogue]:
     names = sorted({"".join(rng.choice(alphabet, size=11)) for _ in range(count)})
     dialogues = []
     for name in names:
-        length = int(rng.integers(UTTERANCES_PER_DIALOGUE[0], UTTERANCES_PER_DIALOGUE[1] + 1))
+        length = int(rng.integers(lengths[0], lengths[1] + 1))
         dialogues.append(_Dialogue(name, [f"{name}_{k}" for k in range(1, length + 1)], [""] * length))
     return dialogues
 
