@@ -16,27 +16,16 @@ hard-coded data paths from its config.py, which a scratch copy points at a synth
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from suite import median_ms  # benchmarks/suite.py, beside this file
 
 from mculora.modalities import COMBINATIONS, MODALITIES
 from mculora.model import MCULoRA, MCULoRAConfig
 
 DIMS = {"audio": 512, "text": 1024, "vision": 1024}
-
-
-def median_ms(call, repeats: int) -> float:
-    call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def reference_model(path: Path):
