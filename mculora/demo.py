@@ -80,7 +80,8 @@ def _method(value) -> str | None:
 
 
 def _friendly_errors(callback: Callable) -> Callable:
-    """`NothingToPredict` -> `gr.Error` with its reason; anything unexpected -> a plain `gr.Error`, logged here."""
+    """`NothingToPredict`, `UnknownMethod` -> `gr.Error` with the reason; anything unexpected -> a plain `gr.Error`,
+    logged here."""
 
     @functools.wraps(callback)
     def wrapped(*args, **kwargs):
