@@ -114,8 +114,13 @@ def test_shipped_encoder_dimension_and_checkpoint_record(demo_checkpoint, shippe
     clips = [prepare_audio(ASSETS / name).samples for name in ("happy_speech.wav", "sad_speech.wav")]
     vectors = shipped.encode(clips)
     assert vectors.shape == (2, 426) and vectors.dtype == torch.float32 and torch.isfinite(vectors).all()
-    # The descriptor part is the hand-built descriptor; each clip is encoded alone (batch independent).
-    torch.testing.assert_close(vectors[:, : AcousticDescriptor.dim], AcousticDescriptor().encode(clips))
+    # The descriptor part is the hand-built descriptor and the rest the network on its own log-mel input, bit for
+    # bit, though both share one spectrogram; each clip is encoded alone (batch independent).
+    assert torch.equal(vectors[:, : AcousticDescriptor.dim], AcousticDescriptor().encode(clips))
+    with torch.inference_mode():
+        learned = shipped.net.embed(fit_length(LogMel()(clips[0]))[None])
+        alone = torch.cat([learned, shipped.net.head(learned)], 1)[0]
+    assert torch.equal(vectors[0, AcousticDescriptor.dim :], alone)
     torch.testing.assert_close(vectors[1], shipped.encode(clips[1:])[0])
     record = json.loads((demo_checkpoint / "config.json").read_text())["encoders"]
     assert record["audio"] == shipped.spec()

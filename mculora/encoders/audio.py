@@ -82,6 +82,18 @@ BLOCKS: tuple[tuple[str, int], ...] = (
 )
 
 
+_WINDOW = torch.hann_window(WIN)
+
+
+def power_spectrogram(waveform: torch.Tensor) -> torch.Tensor:
+    """|STFT|^2 [N_FFT // 2 + 1, frames] of a float32 waveform (25 ms Hann window, 10 ms hop, centred frames): the
+    one spectrogram the descriptor and the speech network's log-mel input are both made from."""
+    spectrum = torch.stft(
+        waveform, N_FFT, hop_length=HOP, win_length=WIN, window=_WINDOW, center=True, return_complex=True
+    )
+    return spectrum.abs().square()
+
+
 def block_slices() -> dict[str, slice]:
     """Where each block of `BLOCKS` lies in the descriptor."""
     slices, start = {}, 0
@@ -99,9 +111,8 @@ class AcousticDescriptor(Encoder):
     dim = sum(size for _, size in BLOCKS)
 
     def __init__(self) -> None:
-        self._window = torch.hann_window(WIN)
         # Dividing the power by the squared window sum puts a full-scale sine's spectral peak near -6 dB.
-        self._power_scale = float(self._window.sum()) ** 2
+        self._power_scale = float(_WINDOW.sum()) ** 2
         self._mel_fb = AF.melscale_fbanks(N_FFT // 2 + 1, F_MIN, F_MAX, N_MELS, SAMPLE_RATE)  # [freqs, mels]
         self._dct = AF.create_dct(N_MFCC, N_MELS, "ortho")  # [mels, mfcc]
         self._freqs_khz = torch.linspace(0, SAMPLE_RATE / 2000, N_FFT // 2 + 1)
@@ -119,13 +130,14 @@ class AcousticDescriptor(Encoder):
     def encode(self, inputs: Sequence) -> torch.Tensor:
         """float32 16 kHz mono clips (as `prepare_audio` returns them) -> float32 [len(inputs), dim]."""
         with torch.inference_mode():
-            rows = [self._describe(self._as_waveform(clip)) for clip in inputs]
+            rows = [self.describe(self.as_waveform(clip)) for clip in inputs]
         if not rows:
             return torch.zeros(0, self.dim)
         return torch.stack(rows)
 
     @staticmethod
-    def _as_waveform(clip: object) -> torch.Tensor:
+    def as_waveform(clip: object) -> torch.Tensor:
+        """A clip as a checked float32 waveform tensor."""
         waveform = torch.as_tensor(np.asarray(clip, dtype=np.float32))
         if waveform.ndim != 1 or waveform.numel() < WIN:
             raise ValueError(f"expected mono 16 kHz audio of at least {WIN} samples, got shape {tuple(waveform.shape)}")
@@ -133,8 +145,9 @@ class AcousticDescriptor(Encoder):
             raise ValueError("audio contains NaN or infinite samples; run it through prepare_audio first")
         return waveform
 
-    def _describe(self, waveform: torch.Tensor) -> torch.Tensor:
-        power = self._power_spectrogram(waveform)  # [freqs, T]
+    def describe(self, waveform: torch.Tensor, power: torch.Tensor | None = None) -> torch.Tensor:
+        """The descriptor of one checked waveform; ``power``: its `power_spectrogram`, when already computed."""
+        power = (power_spectrogram(waveform) if power is None else power) / self._power_scale  # [freqs, T]
         rms_db = self._frame_rms_db(waveform)  # [T]
         active = rms_db >= rms_db.max() - ACTIVE_DB
         log_mel = _to_db(self._mel_fb.T @ power)  # [mels, T]
@@ -154,12 +167,6 @@ class AcousticDescriptor(Encoder):
             _rhythm_stats(voiced, active, duration_s),
         ]
         return torch.cat([part.float() for part in parts])
-
-    def _power_spectrogram(self, waveform: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.stft(
-            waveform, N_FFT, hop_length=HOP, win_length=WIN, window=self._window, center=True, return_complex=True
-        )
-        return spectrum.abs() ** 2 / self._power_scale
 
     def _frame_rms_db(self, waveform: torch.Tensor) -> torch.Tensor:
         # Same centres as the STFT frames (i * HOP), so every frame track lines up.

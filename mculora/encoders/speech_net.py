@@ -27,7 +27,7 @@ import torchaudio.functional as AF
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mculora.encoders.audio import F_MAX, F_MIN, HOP, N_FFT, SAMPLE_RATE, WIN, AcousticDescriptor
+from mculora.encoders.audio import F_MAX, F_MIN, N_FFT, SAMPLE_RATE, AcousticDescriptor, power_spectrogram
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
 from mculora.encoders.conv import vgg_layers
 from mculora.modalities import Modality
@@ -44,19 +44,14 @@ class LogMel:
     """float32 16 kHz mono waveform -> float32 [N_MELS, frames] log-mel power in dB."""
 
     def __init__(self) -> None:
-        self._window = torch.hann_window(WIN)
         self._fbank = AF.melscale_fbanks(N_FFT // 2 + 1, F_MIN, F_MAX, N_MELS, SAMPLE_RATE).T.contiguous()
 
     def __call__(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
-        spectrum = torch.stft(
-            torch.as_tensor(waveform, dtype=torch.float32),
-            N_FFT,
-            hop_length=HOP,
-            win_length=WIN,
-            window=self._window,
-            return_complex=True,
-        )
-        return 10 * torch.log10(self._fbank @ spectrum.abs().square() + 1e-10)
+        return self.from_power(power_spectrogram(torch.as_tensor(waveform, dtype=torch.float32)))
+
+    def from_power(self, power: torch.Tensor) -> torch.Tensor:
+        """The log-mel spectrogram from an already computed `power_spectrogram`."""
+        return 10 * torch.log10(self._fbank @ power + 1e-10)
 
 
 class SpeechEmotionNet(nn.Module):
@@ -124,11 +119,13 @@ class SpeechEmotionEncoder(Encoder):
     def encode(self, inputs: Sequence) -> torch.Tensor:
         """float32 16 kHz mono clips (as `prepare_audio` returns them) -> float32 [len(inputs), dim]. Each clip runs
         alone (clips differ in length, and padding would change the pooled features)."""
-        descriptors = self.descriptor.encode(inputs)  # also checks each clip
         if not inputs:
             return torch.zeros((0, self.dim), dtype=torch.float32)
         rows = []
         for clip in inputs:
-            features = self.net.embed(fit_length(self.log_mel(clip))[None].to(self.device))
-            rows.append(torch.cat([features, self.net.head(features)], dim=1).float().cpu())
-        return torch.cat([descriptors, torch.cat(rows)], dim=1)
+            waveform = self.descriptor.as_waveform(clip)
+            power = power_spectrogram(waveform)  # one STFT for both parts
+            features = self.net.embed(fit_length(self.log_mel.from_power(power))[None].to(self.device))
+            learned = torch.cat([features, self.net.head(features)], dim=1).float().cpu()
+            rows.append(torch.cat([self.descriptor.describe(waveform, power)[None], learned], dim=1))
+        return torch.cat(rows)
