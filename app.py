@@ -213,10 +213,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         checkpoint = hub.resolve(args.checkpoint)
-        local = Path(args.checkpoint).is_dir()
-        compared = [hub.resolve(c) for c in args.compare_with] if args.compare_with is not None else []
-        if args.compare_with is None and local:
-            compared = sibling_checkpoints(checkpoint)
+        if args.compare_with is not None:
+            compared = [hub.resolve(other) for other in args.compare_with]
+        else:  # the other methods beside a local checkpoint; a Hub checkpoint has no neighbours
+            compared = sibling_checkpoints(checkpoint) if Path(args.checkpoint).is_dir() else []
         predictor = Predictor.from_pretrained(checkpoint, compare_with=compared)
     except (CheckpointError, EncoderMismatch) as error:
         sys.exit(f"error: {error}")

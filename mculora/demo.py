@@ -148,9 +148,8 @@ class DemoCallbacks:
         self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None, method=None
     ) -> dict:
         """``/ablate``: the input under every subset of its usable modalities, from one batched pass."""
-        method = _method(method)
         rows = self.predictor.predict_combinations(
-            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), methods=[method] if method else None
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), methods=[_method(method)]
         )
         return plots.ablation_record(rows, self.labels)
 
@@ -208,10 +207,9 @@ class DemoCallbacks:
     def ablate_view(self, image, audio, text, video, use_audio, use_text, use_vision, method=None, side_by_side=False):
         """Heatmap, table and the two export files of the ablation: of the selected method, or of every loaded
         method side by side."""
-        method = _method(method)
         rows = self.predictor.predict_combinations(
             **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
-            methods=self.predictor.methods if side_by_side else [method] if method else None,
+            methods=self.predictor.methods if side_by_side else [_method(method)],
         )
         self._delete_old_exports()
         folder = Path(tempfile.mkdtemp(dir=self._exports))

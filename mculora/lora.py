@@ -157,6 +157,8 @@ class CombinationLoRALinear(nn.Module):
         routes = combination if isinstance(combination, Routes) else Routes.of(combination)
         if routes.whole is not None:  # one combination for the whole batch, as at inference: no scatter
             return self.adapter(COMBINATIONS[routes.whole], stream_in)
+        if routes.present[-1] < 0:  # no sample has a combination
+            return torch.zeros_like(like)
         if torch.is_grad_enabled():
             # Training: each combination's adapter on its own rows. (The masked form below computes the same up to
             # float rounding and is no faster once the matmuls dominate; this one keeps trained weights bit for bit.)
@@ -165,8 +167,6 @@ class CombinationLoRALinear(nn.Module):
                 rows = routes.rows(k)
                 routed = routed.index_copy(0, rows, self.adapter(COMBINATIONS[k], stream_in.index_select(0, rows)))
             return routed
-        if routes.present[-1] < 0:  # no sample has a combination
-            return torch.zeros_like(like)
         # Inference on several combinations (the ablation): their adapters side by side as one adapter of rank
         # k x r, with each sample's hidden units outside its own combination's block zeroed. A fixed number of
         # operations however many combinations the batch holds, and the same result as each sample's adapter alone.

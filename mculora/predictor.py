@@ -228,19 +228,20 @@ class Predictor:
         video: str | Path | None = None,
         drop: Iterable[Modality | str] = (),
         history: Sequence[UtteranceFeatures] = (),
-        methods: Sequence[str] | None = None,
+        methods: Sequence[str | None] | None = None,
     ) -> list[CombinationRow]:
         """The same input under every non-empty subset of its usable modalities, in one batched forward pass per
-        method; ``methods`` (default: the first) are run on one encoding of the input, their rows one after another."""
+        method; ``methods`` (default, or a None among them: the first) are run on one encoding of the input, their rows
+        one after another."""
         networks = [self._network(method) for method in (methods or [None])]
         current = self._usable_features(image, audio, text, video, drop)
         usable = [m for m in MODALITIES if m in current.vectors]
         subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
+        names = [combination_name(subset) for subset in subsets]
         rows = []
         for network, checkpoint in networks:
             logits = self._forward(network, [*history, current], masks).logits[:, -1]
-            names = [combination_name(subset) for subset in subsets]
             probabilities = self._probabilities(checkpoint, logits, names).numpy()
             rows += [
                 CombinationRow(

@@ -42,9 +42,8 @@ CONTENTS = (
 )
 # The demo serves the top-level checkpoint only; nested benchmark checkpoints and caches stay behind.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "ravdess_au")
-# Other methods' checkpoints, which the page offers beside the default's: their networks only, since the default
-# checkpoint's encoder weights serve every method (the app checks that they describe the same encoders).
-PEER_CHECKPOINTS = ("checkpoints/mplmm",)
+# Other methods' checkpoints beside the default (`mculora.checkpoint.sibling_checkpoints`, as the app finds them):
+# their networks only, since the default checkpoint's encoder weights serve every method.
 PEER_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "ravdess_au", "*_net.safetensors")
 PIN = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[A-Za-z0-9.+!-]+)")
 APT_PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
@@ -65,9 +64,10 @@ def assemble(out: Path, root: Path = ROOT) -> Path:
         else:
             (out / destination).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, out / destination)
-    for peer in PEER_CHECKPOINTS:
-        if (root / peer).is_dir():
-            shutil.copytree(root / peer, out / peer, ignore=PEER_IGNORED)
+    from mculora.checkpoint import sibling_checkpoints
+
+    for peer in sibling_checkpoints(root / "checkpoints" / "default"):
+        shutil.copytree(peer, out / "checkpoints" / peer.name, ignore=PEER_IGNORED)
     lines = [f"{pattern} filter=lfs diff=lfs merge=lfs -text" for pattern in LFS_PATTERNS]
     (out / ".gitattributes").write_text("\n".join(lines) + "\n")
     return out

@@ -7,7 +7,7 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,6 +35,12 @@ def cosine_with_warmup(warmup_steps: int, total_steps: int) -> Callable[[int], f
         return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
 
     return factor
+
+
+def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches over a fresh seeded permutation of ``count`` items (the last batch may be short)."""
+    order = torch.randperm(count, generator=generator)
+    return (order[start : start + batch_size] for start in range(0, count, batch_size))
 
 
 def train_epoch(

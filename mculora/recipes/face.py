@@ -40,6 +40,7 @@ from mculora.recipes.encoder_training import (
     cosine_with_warmup,
     parse_settings,
     reuse_or_train,
+    shuffled_batches,
     train_epoch,
 )
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
@@ -111,8 +112,7 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
     weights = class_weights(labels, len(EKMAN))
     history, step = [], 0
     for epoch in range(config.epochs):
-        order = torch.randperm(len(images), generator=generator)
-        batches = (order[start : start + config.batch_size] for start in range(0, len(images), config.batch_size))
+        batches = shuffled_batches(len(images), config.batch_size, generator)
         loss, step = train_epoch(
             net,
             optimizer,

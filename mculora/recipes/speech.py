@@ -32,6 +32,7 @@ from mculora.recipes.encoder_training import (
     cosine_with_warmup,
     parse_settings,
     reuse_or_train,
+    shuffled_batches,
     train_epoch,
 )
 from mculora.recipes.sources import EKMAN, Item, emodb_items, ravdess_items
@@ -105,8 +106,7 @@ def train_speech_net(config: SpeechTrainConfig, items: list[Item], log=print) ->
     excerpt = round(config.excerpt_seconds * FRAMES_PER_SECOND)
     history, step = [], 0
     for epoch in range(config.epochs):
-        order = torch.randperm(len(spectra), generator=generator)
-        batches = (order[start : start + config.batch_size] for start in range(0, len(spectra), config.batch_size))
+        batches = shuffled_batches(len(spectra), config.batch_size, generator)
         loss, step = train_epoch(
             net,
             optimizer,
