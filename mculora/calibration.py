@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from mculora.evaluate import CONDITIONS, predict_condition
+from mculora.evaluate import CONDITIONS, predict_conditions
 
 ECE_BINS = 15
 # T is searched as log T in this range (T from 0.05 to 20): wide enough for any sensible model, and bounded so that
@@ -61,11 +61,8 @@ def fit_temperatures(
     model: torch.nn.Module, batches: Sequence, device: torch.device, conditions: Sequence[str] = CONDITIONS
 ) -> dict[str, float]:
     """One temperature per condition, fitted on ``batches`` (validation data, never the test set)."""
-    temperatures = {}
-    for condition in conditions:
-        labels, logits = predict_condition(model, batches, condition, device)
-        temperatures[condition] = fit_temperature(logits, labels)
-    return temperatures
+    predictions = predict_conditions(model, batches, conditions, device)
+    return {condition: fit_temperature(logits, labels) for condition, (labels, logits) in predictions.items()}
 
 
 def calibration_report(

@@ -182,17 +182,15 @@ def divergence(p_logits: torch.Tensor, q_logits: torch.Tensor, form: str = "refe
 @torch.no_grad()
 def probe_combinations(model: torch.nn.Module, batches: Iterable, device: torch.device):
     """For each batch, the model's outputs on the complete inputs routed to each combination k = 0..6 in turn:
-    yields (batch, [output_0, ..., output_6]), in eval mode."""
+    yields (batch, [output_0, ..., output_6]), in eval mode. One pass per batch (`MCULoRA.forward_conditions`): the
+    shared streams are the same under every routing, so only the combination streams are computed seven times."""
     was_training = model.training
     model.eval()
+    complete = torch.ones(NUM_COMBINATIONS, len(MODALITIES), dtype=torch.bool, device=device)
     for batch in batches:
         batch = batch.to(device)
-        complete = torch.ones(batch.batch_size, len(MODALITIES), dtype=torch.bool, device=device)
-        outputs = []
-        for k in range(NUM_COMBINATIONS):
-            routing = torch.full((batch.batch_size,), k, dtype=torch.long, device=device)
-            outputs.append(model(batch.features, batch.utterance_mask, complete, batch.available, routing))
-        yield batch, outputs
+        routings = range(NUM_COMBINATIONS)
+        yield batch, model.forward_conditions(batch.features, batch.utterance_mask, complete, batch.available, routings)
     model.train(was_training)
 
 

@@ -20,22 +20,36 @@ from mculora.modalities import combination_index, index_to_mask
 CONDITIONS: tuple[str, ...] = ("a", "t", "v", "at", "av", "tv", "atv")
 
 
+def outputs_under(model: torch.nn.Module, batch: Batch, masks: torch.Tensor) -> list:
+    """The model's outputs on ``batch`` under each modality mask (bool [C, 3], one per condition), in eval mode:
+    in one pass that shares the conditions' common work where the network offers it (`MCULoRA.forward_conditions`),
+    else one forward per condition."""
+    shared_pass = getattr(model, "forward_conditions", None)
+    if shared_pass is not None:
+        return shared_pass(batch.features, batch.utterance_mask, masks, batch.available)
+    return [
+        model(batch.features, batch.utterance_mask, mask.expand(batch.batch_size, -1), batch.available)
+        for mask in masks
+    ]
+
+
 @torch.no_grad()
-def predict_condition(
-    model: torch.nn.Module, batches: Iterable[Batch], condition: str, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """Labels [N] and outputs [N, C] of every valid utterance with only ``condition``'s modalities."""
+def predict_conditions(
+    model: torch.nn.Module, batches: Iterable[Batch], conditions: Sequence[str], device: torch.device
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per condition, labels [N] and outputs [N, C] of every valid utterance with only that condition's modalities."""
     was_training = model.training
     model.eval()
-    mask = index_to_mask(combination_index(condition)).to(device)
-    labels, outputs = [], []
+    masks = index_to_mask([combination_index(c) for c in conditions]).to(device)
+    labels, outputs = [], {c: [] for c in conditions}
     for batch in batches:
         batch = batch.to(device)
-        out = model(batch.features, batch.utterance_mask, mask.expand(batch.batch_size, -1), batch.available)
         labels.append(batch.labels[batch.utterance_mask].cpu())
-        outputs.append(out.logits[batch.utterance_mask].float().cpu())
+        for condition, out in zip(conditions, outputs_under(model, batch, masks), strict=True):
+            outputs[condition].append(out.logits[batch.utterance_mask].float().cpu())
     model.train(was_training)
-    return torch.cat(labels).numpy(), torch.cat(outputs).numpy()
+    truth = torch.cat(labels).numpy()
+    return {c: (truth, torch.cat(outputs[c]).numpy()) for c in conditions}
 
 
 def evaluate_conditions(
@@ -46,9 +60,11 @@ def evaluate_conditions(
     conditions: Sequence[str] = CONDITIONS,
     progress: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """Metrics per condition (``progress`` shows a bar over the conditions, for final test evaluations)."""
-    chosen = tqdm(conditions, desc="evaluating", leave=False) if progress else conditions
-    return {c: task_metrics(task, *predict_condition(model, batches, c, device)) for c in chosen}
+    """Metrics per condition (``progress`` shows a bar over the batches, for final test evaluations)."""
+    predictions = predict_conditions(
+        model, tqdm(batches, desc="evaluating", leave=False, disable=not progress), conditions, device
+    )
+    return {c: task_metrics(task, *predictions[c]) for c in conditions}
 
 
 def selection_score(per_condition: dict[str, dict[str, float]], task: str) -> float:

@@ -32,16 +32,25 @@ from mculora.modalities import COMBINATIONS
 SHARED = "shared"
 
 
+class SharedParts(NamedTuple):
+    """What a `CombinationLoRALinear` computes whatever the routing: the base output, the shared adapter's, and the
+    dropped-out input that the shared adapter read (a combination stream starting at this layer reads it too)."""
+
+    base: torch.Tensor  # W x + b
+    shared: torch.Tensor  # B_s A_s x
+    dropped: torch.Tensor | None  # dropout(x); None without adapters
+
+    @property
+    def shared_stream(self) -> torch.Tensor:
+        return self.base + self.shared
+
+
 class LoRAParts(NamedTuple):
     """The output of a `CombinationLoRALinear`, kept apart so callers can build either stream and attribute logits."""
 
     base: torch.Tensor  # W x + b
     shared: torch.Tensor  # B_s A_s x
     combination: torch.Tensor  # B_k A_k xs, k = each sample's combination
-
-    @property
-    def shared_stream(self) -> torch.Tensor:
-        return self.base + self.shared
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Routes:
     present: tuple[int, ...]  # the values in ``index``, sorted
     _block_masks: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
     _rows: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _restore: torch.Tensor | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, index: torch.Tensor) -> Routes:
@@ -69,10 +79,21 @@ class Routes:
         return tuple(k for k in self.present if k >= 0)
 
     def rows(self, combination: int) -> torch.Tensor:
-        """The batch rows of one combination. Made once per combination."""
+        """The batch rows of one combination (-1: of the samples without one), in batch order. Made once per
+        combination."""
         if combination not in self._rows:
             self._rows[combination] = (self.index == combination).nonzero(as_tuple=True)[0]
         return self._rows[combination]
+
+    @property
+    def restore(self) -> torch.Tensor:
+        """long [B]: each sample's position among the rows of every combination in ``present`` stacked in that
+        order, so ``torch.cat(blocks)[restore]`` puts per-combination blocks back in batch order. Made once."""
+        if self._restore is None:
+            order = torch.cat([self.rows(k) for k in self.present])
+            self._restore = torch.empty_like(order)
+            self._restore[order] = torch.arange(len(order), device=order.device)
+        return self._restore
 
     def block_mask(self, rank: int, dtype: torch.dtype) -> torch.Tensor:
         """[B, 1, len(combinations) x rank]: over the ranks of the batch's combination adapters side by side, ones on
@@ -143,30 +164,40 @@ class CombinationLoRALinear(nn.Module):
             xs: combination-stream input [B, ..., in_features]; the combination adapter reads the dropped-out ``x``
                 when omitted (the first layer of a stream).
         """
+        parts = self.shared_parts(x)
+        stream_in = parts.dropped if xs is None else xs
+        return LoRAParts(parts.base, parts.shared, self.route(stream_in, combination, parts.base))
+
+    def shared_parts(self, x: torch.Tensor) -> SharedParts:
+        """The routing-independent part of `forward`, which a caller may compute once for several routings."""
         base = self.base(x)
         if not self.has_adapters:
-            zeros = torch.zeros_like(base)
-            return LoRAParts(base, zeros, zeros)
+            return SharedParts(base, torch.zeros_like(base), None)
         dropped = self.lora_dropout(x)
-        shared = self.adapter(SHARED, dropped)
-        return LoRAParts(base, shared, self.route(dropped if xs is None else xs, combination, base))
+        return SharedParts(base, self.adapter(SHARED, dropped), dropped)
 
     def route(self, stream_in: torch.Tensor, combination: torch.Tensor | Routes, like: torch.Tensor) -> torch.Tensor:
         """Each sample's combination adapter applied to its rows of ``stream_in`` (zeros, shaped ``like``, where the
-        combination is -1). Only the adapters that occur in the batch are computed."""
+        combination is -1, and everywhere without adapters). Only the adapters that occur in the batch are computed."""
+        if not self.has_adapters:
+            return torch.zeros_like(like)
         routes = combination if isinstance(combination, Routes) else Routes.of(combination)
         if routes.whole is not None:  # one combination for the whole batch, as at inference: no scatter
             return self.adapter(COMBINATIONS[routes.whole], stream_in)
         if routes.present[-1] < 0:  # no sample has a combination
             return torch.zeros_like(like)
         if torch.is_grad_enabled():
-            # Training: each combination's adapter on its own rows. (The masked form below computes the same up to
-            # float rounding and is no faster once the matmuls dominate; this one keeps trained weights bit for bit.)
-            routed = torch.zeros_like(like)
-            for k in routes.combinations:
-                rows = routes.rows(k)
-                routed = routed.index_copy(0, rows, self.adapter(COMBINATIONS[k], stream_in.index_select(0, rows)))
-            return routed
+            # Training: each combination's adapter on its own rows, stacked and put back in batch order (two copies,
+            # where copying each block into the batch would copy the whole batch once per combination). The masked
+            # form below computes the same up to float rounding and is no faster once the matmuls dominate; this one
+            # keeps trained weights bit for bit.
+            blocks = [
+                like.new_zeros((len(routes.rows(k)), *like.shape[1:]))
+                if k < 0
+                else self.adapter(COMBINATIONS[k], stream_in.index_select(0, routes.rows(k)))
+                for k in routes.present
+            ]
+            return torch.cat(blocks).index_select(0, routes.restore)
         # Inference on several combinations (the ablation): their adapters side by side as one adapter of rank
         # k x r, with each sample's hidden units outside its own combination's block zeroed. A fixed number of
         # operations however many combinations the batch holds, and the same result as each sample's adapter alone.

@@ -25,6 +25,7 @@ attention, so their features cannot influence the output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple
 
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.lora import CombinationLoRALinear, LoRAParts, Routes
+from mculora.lora import CombinationLoRALinear, Routes, SharedParts
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 
 COMBINATION_BRANCHES = ("with_base", "adapter_only")
@@ -181,14 +182,29 @@ class ModalityEncoderLayer(nn.Module):
         self.fc2 = linear(config, config.hidden, config.hidden, config.rank_mlp)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(
-        self, x: torch.Tensor, xs: Stream, key_mask: torch.Tensor, combination: Routes, advance
-    ) -> tuple[torch.Tensor, Stream]:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> tuple[torch.Tensor, SharedParts, SharedParts]:
+        """The shared stream through the layer, and the MLP linears' parts (the combination stream's inputs)."""
         attended = self.attention(x, key_mask)
-        h1 = self.fc1(attended, combination, xs.value)
-        xs = advance(h1, xs)
-        h2 = self.fc2(self.dropout(F.gelu(h1.shared_stream)), combination, xs.value)
-        return x + attended + self.dropout(h2.shared_stream), advance(h2, xs)
+        h1 = self.fc1.shared_parts(attended)
+        h2 = self.fc2.shared_parts(self.dropout(F.gelu(h1.shared_stream)))
+        return x + attended + self.dropout(h2.shared_stream), h1, h2
+
+
+class ModalityPass(NamedTuple):
+    """One modality's shared stream, with what its combination streams are built from: each adapter layer on the
+    way (the input projection, then every layer's two MLP linears) and its routing-independent parts."""
+
+    value: torch.Tensor  # [B, L, hidden]: the shared representation
+    key_mask: torch.Tensor  # bool [B, L]: where the modality is present
+    linears: list[tuple[CombinationLoRALinear, SharedParts]]
+
+
+class FusionPass(NamedTuple):
+    """The fusion projection's and the head's routing-independent parts, for one set of shared representations."""
+
+    h0: torch.Tensor  # [B, L, 3 x hidden]: the modalities' shared representations side by side
+    fusion: SharedParts
+    head: SharedParts
 
 
 def keep_mask(utterance_mask, modality_mask, available) -> torch.Tensor:
@@ -242,19 +258,79 @@ class MCULoRA(StandardisedInputs):
         self.head = linear(config, fused, config.num_outputs, config.rank_fusion)
         self.dropout = nn.Dropout(config.dropout)
 
-    def _advance(self, parts: LoRAParts, previous: Stream | None) -> Stream:
-        """The combination stream after one layer, from the layer's parts and the stream that entered it."""
+    def _advance(self, base: torch.Tensor, combination: torch.Tensor, previous: Stream | None) -> Stream:
+        """The combination stream after one layer, from the layer's base output, its combination adapter's output and
+        the stream that entered it."""
         carry = (
             previous is not None
             and self.config.combination_stream == "residual"
-            and previous.value.shape[-1] == parts.base.shape[-1]
+            and previous.value.shape[-1] == base.shape[-1]
         )
-        value, specific = parts.combination, parts.combination
+        value, specific = combination, combination
         if self.config.adapters and self.config.combination_branch == "with_base":
-            value = value + parts.base
+            value = value + base
         if carry:
             value, specific = value + previous.value, specific + previous.specific
         return Stream(value, specific)
+
+    def encode(self, m: Modality, features: torch.Tensor, key_mask: torch.Tensor) -> ModalityPass:
+        """Modality ``m``'s shared stream, where ``key_mask`` says which utterances have it."""
+        standardised = self.standardise(m, features)
+        x_in = standardised * key_mask[:, :, None].to(standardised.dtype)
+        parts = self.in_proj[m.value].shared_parts(x_in)
+        linears = [(self.in_proj[m.value], parts)]
+        x = self.dropout(parts.shared_stream)
+        for layer in self.layers[m.value]:
+            x, h1, h2 = layer(x, key_mask)
+            linears += [(layer.fc1, h1), (layer.fc2, h2)]
+        return ModalityPass(x, key_mask, linears)
+
+    def combination_stream(self, encoded: ModalityPass, routes: Routes) -> Stream:
+        """The combination stream of an encoded modality: through the same linears, each sample's combination
+        adapters, starting from the input projection's dropped-out input."""
+        stream = None
+        for layer, parts in encoded.linears:
+            stream_in = parts.dropped if stream is None else stream.value
+            stream = self._advance(parts.base, layer.route(stream_in, routes, parts.base), stream)
+        return stream
+
+    def fuse(self, shared_repr: dict[Modality, torch.Tensor]) -> FusionPass:
+        h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
+        fusion = self.fusion.shared_parts(h0)
+        hidden = self.dropout(F.relu(fusion.shared_stream)) + h0
+        return FusionPass(h0, fusion, self.head.shared_parts(hidden))
+
+    def output(
+        self,
+        encoded: dict[Modality, ModalityPass],
+        streams: dict[Modality, Stream],
+        fused: FusionPass,
+        routes: Routes,
+        combination: torch.Tensor,
+    ) -> ModelOutput:
+        """The logits and their decomposition, from the modalities' passes, their combination streams and the fusion."""
+        shares = []
+        for m in MODALITIES:
+            stream, present = streams[m], encoded[m].key_mask.to(streams[m].value.dtype)
+            share = stream.specific.norm(dim=-1) / stream.value.norm(dim=-1).clamp(min=1e-12)
+            shares.append((share * present).sum(1) / present.sum(1).clamp(min=1))
+        xs_all = Stream(*(torch.cat([getattr(streams[m], f) for m in MODALITIES], dim=-1) for f in Stream._fields))
+        fusion = fused.fusion
+        xs = self._advance(fusion.base, self.fusion.route(xs_all.value, routes, fusion.base), xs_all)
+        head = fused.head
+        head_combination = self.head.route(xs.value, routes, head.base)
+        # The with_base head's combination branch repeats W h + b, so the base term appears twice in the logits.
+        base = head.base + (self._advance(head.base, head_combination, None).value - head_combination)
+        return ModelOutput(
+            logits=base + head.shared + head_combination,
+            base=base,
+            shared=head.shared,
+            combination=head_combination,
+            combination_index=combination,
+            specific_share=torch.stack(shares, dim=1),
+            shared_repr={m: encoded[m].value for m in MODALITIES},
+            combination_repr={m: stream.value for m, stream in streams.items()},
+        )
 
     def forward(
         self,
@@ -280,39 +356,52 @@ class MCULoRA(StandardisedInputs):
             combination = mask_to_index(modality_mask)
         keep = keep_mask(utterance_mask, modality_mask, available)
         routes = Routes.of(combination)
+        encoded = {m: self.encode(m, features[m], keep[:, :, i]) for i, m in enumerate(MODALITIES)}
+        streams = {m: self.combination_stream(encoded[m], routes) for m in MODALITIES}
+        fused = self.fuse({m: encoded[m].value for m in MODALITIES})
+        return self.output(encoded, streams, fused, routes, combination)
 
-        shared_repr, streams, shares = {}, {}, []
-        for i, m in enumerate(MODALITIES):
-            key_mask = keep[:, :, i]
-            standardised = self.standardise(m, features[m])
-            x_in = standardised * key_mask[:, :, None].to(standardised.dtype)
-            parts = self.in_proj[m.value](x_in, routes)
-            x, xs = self.dropout(parts.shared_stream), self._advance(parts, None)
-            for layer in self.layers[m.value]:
-                x, xs = layer(x, xs, key_mask, routes, self._advance)
-            shared_repr[m], streams[m] = x, xs
-            share = xs.specific.norm(dim=-1) / xs.value.norm(dim=-1).clamp(min=1e-12)
-            present = key_mask.to(share.dtype)
-            shares.append((share * present).sum(1) / present.sum(1).clamp(min=1))
+    def forward_conditions(
+        self,
+        features: dict[Modality, torch.Tensor],
+        utterance_mask: torch.Tensor,
+        modality_masks: torch.Tensor,
+        available: torch.Tensor | None = None,
+        combinations: Sequence[int] | None = None,
+    ) -> list[ModelOutput]:
+        """`forward` under several conditions, each applied to the whole batch: the same outputs bit for bit, with
+        the work the conditions share done once. A modality's shared stream is the same in every condition that has
+        the modality (and in every one that lacks it), a combination stream the same wherever its combination and
+        its modality's presence are, and the fusion's routing-independent parts the same for the same modalities.
+        So the 7 test conditions run each modality's layers twice instead of 7 times, and DPFT's probes (complete
+        inputs routed to each combination in turn) run them once. Eval mode only: in training the conditions would
+        share their dropout masks.
 
-        h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
-        xs_all = Stream(*(torch.cat([getattr(streams[m], f) for m in MODALITIES], dim=-1) for f in Stream._fields))
-        fused = self.fusion(h0, routes, xs_all.value)
-        hidden = self.dropout(F.relu(fused.shared_stream)) + h0
-        head = self.head(hidden, routes, self._advance(fused, xs_all).value)
-        # The with_base head's combination branch repeats W h + b, so the base term appears twice in the logits.
-        base = head.base + (self._advance(head, None).value - head.combination)
-        logits = base + head.shared + head.combination
-        return ModelOutput(
-            logits=logits,
-            base=base,
-            shared=head.shared,
-            combination=head.combination,
-            combination_index=combination,
-            specific_share=torch.stack(shares, dim=1),
-            shared_repr=shared_repr,
-            combination_repr={m: stream.value for m, stream in streams.items()},
-        )
+        Args:
+            modality_masks: bool [C, 3]: condition c's available modalities, for every sample.
+            combinations: optional, condition c's combination index, overriding the one its mask implies.
+        """
+        if self.training:
+            raise RuntimeError("forward_conditions shares dropout draws between conditions; call it in eval mode")
+        batch = utterance_mask.shape[0]
+        encoded, streams, fused, routes, outputs = {}, {}, {}, {}, []
+        for c, mask in enumerate(modality_masks.to(torch.bool)):
+            present = tuple(mask.tolist())
+            k = int(mask_to_index(mask)) if combinations is None else int(combinations[c])
+            if k not in routes:
+                routes[k] = Routes.of(torch.full((batch,), k, dtype=torch.long, device=utterance_mask.device))
+            keep = keep_mask(utterance_mask, mask.expand(batch, -1), available)
+            for i, m in enumerate(MODALITIES):
+                if (m, present[i]) not in encoded:
+                    encoded[m, present[i]] = self.encode(m, features[m], keep[:, :, i])
+                if (m, present[i], k) not in streams:
+                    streams[m, present[i], k] = self.combination_stream(encoded[m, present[i]], routes[k])
+            mine = {m: encoded[m, present[i]] for i, m in enumerate(MODALITIES)}
+            if present not in fused:
+                fused[present] = self.fuse({m: mine[m].value for m in MODALITIES})
+            own_streams = {m: streams[m, present[i], k] for i, m in enumerate(MODALITIES)}
+            outputs.append(self.output(mine, own_streams, fused[present], routes[k], routes[k].index))
+        return outputs
 
     def parameter_counts(self) -> dict[str, int]:
         """Total parameters, those in adapters, and those of one combination's adapters."""

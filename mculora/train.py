@@ -142,7 +142,9 @@ def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Op
     groups = [{"params": [p for name, p in named if ".lora_B." not in name]}]
     if fast:
         groups.append({"params": fast, "lr": config.lr * config.lora_plus_ratio})
-    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    # foreach: one multi-tensor update per step instead of a Python loop over the network's ~550 tensors; the same
+    # arithmetic, bit for bit (PyTorch picks it by default on CUDA only).
+    return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def train_step(

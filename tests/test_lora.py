@@ -14,7 +14,7 @@ def test_fresh_adapters_leave_the_base_output_unchanged():
     layer = _layer()
     x = torch.randn(5, 3, 12)
     parts = layer(x, torch.tensor([0, 1, 4, 5, 6]))
-    assert torch.equal(parts.shared_stream, layer.base(x))
+    assert torch.equal(parts.base + parts.shared, layer.base(x))
     assert torch.count_nonzero(parts.combination) == 0
     # A is random, B is zero: the adapter is live (gets gradients) yet adds nothing.
     assert all(layer.lora_A[n].weight.abs().sum() > 0 for n in layer.lora_A)
@@ -44,7 +44,7 @@ def test_only_the_batch_combinations_get_gradients():
     for b in layer.lora_B.values():
         torch.nn.init.normal_(b.weight)
     parts = layer(torch.randn(4, 12), torch.tensor([4, 4, 6, 6]))
-    (parts.shared_stream + parts.combination).sum().backward()
+    (parts.base + parts.shared + parts.combination).sum().backward()
     used = {name for name in layer.lora_B if layer.lora_B[name].weight.grad is not None}
     assert used == {"shared", "a", "v"}
 

@@ -144,3 +144,33 @@ def test_single_utterance_attention_shortcut_is_exact():
     assert torch.count_nonzero(shortcut[~key_mask[:, 0]]) == 0
     attention.train()  # training keeps the full computation (the query and key weights stay in the graph)
     assert torch.equal(attention(x, key_mask), attention.attend(x, key_mask))
+
+
+def _fields(out) -> list[torch.Tensor]:
+    reprs = [out.shared_repr[m] for m in MODALITIES] + [out.combination_repr[m] for m in MODALITIES]
+    return [out.logits, out.base, out.shared, out.combination, out.specific_share, out.combination_index, *reprs]
+
+
+@pytest.mark.parametrize("stream", ["residual", "chain"])
+def test_conditions_in_one_pass_equal_one_forward_each_bit_for_bit(stream):
+    """The 7 test conditions, and DPFT's probes (complete inputs routed to each combination), share the work of
+    the modalities they have in common; each output must be exactly the separate forward's."""
+    model = _model(combination_stream=stream)
+    features, mask = _inputs(length=6)
+    available = torch.rand(4, 6, 3, generator=torch.Generator().manual_seed(2)) > 0.3
+    conditions = index_to_mask(torch.arange(7))
+    complete = torch.ones(7, 3, dtype=torch.bool)
+    with torch.no_grad():
+        for masks, combinations in ((conditions, None), (complete, list(range(7)))):
+            together = model.forward_conditions(features, mask, masks, available, combinations)
+            for c, out in enumerate(together):
+                routing = None if combinations is None else torch.full((4,), combinations[c])
+                alone = model(features, mask, masks[c].expand(4, -1), available, routing)
+                assert all(torch.equal(a, b) for a, b in zip(_fields(out), _fields(alone), strict=True)), c
+
+
+def test_conditions_in_one_pass_refuse_training_mode():
+    model = _model().train()
+    features, mask = _inputs()
+    with pytest.raises(RuntimeError, match="eval mode"):
+        model.forward_conditions(features, mask, index_to_mask(torch.arange(7)))

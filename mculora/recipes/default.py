@@ -41,7 +41,7 @@ from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
 from mculora.encoders.audio import AcousticDescriptor
-from mculora.evaluate import CONDITIONS, predict_condition
+from mculora.evaluate import CONDITIONS, predict_conditions
 from mculora.extract import Extractor, read_manifest
 from mculora.inspect import adapter_health
 from mculora.methods import METHODS, build_method
@@ -161,9 +161,10 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatu
             mask = np.ones(len(pool.labels), bool) if source == "all" else pool.sources == source
             if mask.any():
                 batches = unimodal_batches(pool, modality, dims, mask)
-                outputs = predict_condition(model, batches, modality.value[0], device)
+                condition = modality.value[0]
+                outputs = predict_conditions(model, batches, [condition], device)[condition]
                 unimodal[f"{modality.value}/{source}"] = report(*outputs)
-    paired = {c: predict_condition(model, test_pairs, c, device) for c in CONDITIONS}
+    paired = predict_conditions(model, test_pairs, CONDITIONS, device)
     return {
         "paired_test": {c: report(*outputs) for c, outputs in paired.items()},
         "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
@@ -290,7 +291,8 @@ def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device
             description=f"RAVDESS AU fold {fold + 1}",
         )
         test_batches = batches(test)
-        per_fold.append({c: report(*predict_condition(model, test_batches, c, device)) for c in conditions})
+        predictions = predict_conditions(model, test_batches, conditions, device)
+        per_fold.append({c: report(*outputs) for c, outputs in predictions.items()})
         if first is None:
             first = model
     summary = {
