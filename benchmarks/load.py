@@ -28,7 +28,7 @@ from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the served-app helpers the tests use
-from served import free_port  # noqa: E402
+from served import api_client, free_port  # noqa: E402
 
 EXAMPLES = ROOT / "assets" / "examples"
 FACE, SPEECH = EXAMPLES / "astronaut.jpg", EXAMPLES / "happy_speech.wav"
@@ -178,7 +178,7 @@ def _drive(url: str, requests_mix: list[Request], clients: int, total: int) -> t
     counter = iter(range(total))
 
     def client_loop() -> None:
-        client = Client(url, verbose=False)
+        client = api_client(url)
         while True:
             with lock:
                 index = next(counter, None)

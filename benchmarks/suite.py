@@ -16,7 +16,8 @@ Sections, each measured in this one run so that ratios compare like with like on
   (training, validation and DPFT's update) and training utterances per second.
 * **app**: ``/predict`` and ``/ablate`` through gradio_client on an in-process server, and their overhead over the
   Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients,
-  peak server memory.
+  peak server memory. The clients pass ``ssl_verify=False`` (the server is plain HTTP; see `served.api_client`);
+  ``/predict`` is also timed with gradio_client's defaults.
 
 Every median is over ``--repeats`` calls after a warm-up call. Nothing here is asserted: see the README.
 """
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the served-app helper the tests use
@@ -189,10 +190,17 @@ def app_section(predictor: Predictor, checkpoint: Path, repeats: int, direct: di
     with served_demo(predictor, checkpoint) as (_, client):
         predict_ms = median_ms(lambda: client.predict(*args, api_name="/predict"), repeats)
         ablate_ms = median_ms(lambda: client.predict(*args, api_name="/ablate"), repeats)
+        # gradio_client as it comes (TLS verification on, so a new TLS context per upload and per call), for
+        # comparison with the clients above and below, which turn that off for the plain-HTTP local server.
+        default_client = Client(client.src, verbose=False)
+        default_ms = median_ms(lambda: default_client.predict(*args, api_name="/predict"), repeats)
+        default_client.close()
     report = load.run_load(checkpoint, clients=16, requests=96)
     return {
         "api_predict_ms": predict_ms,
         "api_predict_overhead_ms": predict_ms - direct["predict_ms"],
+        "api_predict_default_client_ms": default_ms,
+        "api_predict_default_client_overhead_ms": default_ms - direct["predict_ms"],
         "api_ablate_ms": ablate_ms,
         "api_ablate_overhead_ms": ablate_ms - direct["predict_combinations_ms"],
         "load_16_clients": {
@@ -232,11 +240,13 @@ def markdown(results: dict) -> str:
         f"| `Predictor.predict_combinations` | {predictor['predict_combinations_ms']:.1f} ms |",
         f"| vision only (live webcam work per frame) | {predictor['frames_per_second_vision_only']:.1f} frames/s |",
         f"| all three per frame | {predictor['frames_per_second_all_three']:.1f} frames/s |",
-        f"| `/predict` through gradio_client | {app['api_predict_ms']:.0f} ms "
+        f"| `/predict` through gradio_client (`ssl_verify=False`) | {app['api_predict_ms']:.0f} ms "
         f"(+{app['api_predict_overhead_ms']:.0f} ms over the Predictor) |",
-        f"| `/ablate` through gradio_client | {app['api_ablate_ms']:.0f} ms "
+        f"| `/predict` through gradio_client with its defaults | {app['api_predict_default_client_ms']:.0f} ms "
+        f"(+{app['api_predict_default_client_overhead_ms']:.0f} ms) |",
+        f"| `/ablate` through gradio_client (`ssl_verify=False`) | {app['api_ablate_ms']:.0f} ms "
         f"(+{app['api_ablate_overhead_ms']:.0f} ms) |",
-        f"| 16 concurrent clients, {app['load_16_clients']['requests']} mixed requests | "
+        f"| 16 concurrent clients (`ssl_verify=False`), {app['load_16_clients']['requests']} mixed requests | "
         f"{app['load_16_clients']['throughput_per_s']:.1f} requests/s, p95 {app['load_16_clients']['p95_ms']:.0f} ms, "
         f"{app['load_16_clients']['failures']} failures |",
         f"| app cold start (process start to page served) | {app['cold_start_s']:.1f} s |",

@@ -27,6 +27,7 @@ import torch
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.data import Batch
 from mculora.dpft import combination_divergence, probe_combinations
+from mculora.evaluate import outputs_under
 from mculora.lora import SHARED, CombinationLoRALinear
 from mculora.methods import task_loss
 from mculora.modalities import COMBINATIONS, MODALITIES, Modality, combination_modalities, index_to_mask
@@ -84,21 +85,22 @@ def adapter_report(
     gradient = {name: {} for name in layers}
     ratio = {name: {} for name in layers}
     shared_sum = {name: 0.0 for name in layers}
-    for combination in combinations:
-        k = COMBINATIONS.index(combination)
-        loss = 0.0
-        for batch in batches:
-            batch = batch.to(device)
-            mask = index_to_mask(k).to(device).expand(batch.batch_size, -1)
-            output = model(batch.features, batch.utterance_mask, mask, batch.available)
-            loss = loss + task_loss(task, output.logits, batch.labels, batch.utterance_mask) / len(batches)
+    indices = [COMBINATIONS.index(c) for c in combinations]
+    losses = [0.0] * len(combinations)
+    for batch in batches:
+        batch = batch.to(device)
+        # All the probes' forward passes at once, sharing each modality's shared stream (eval mode: no dropout).
+        outputs = outputs_under(model, batch, index_to_mask(indices).to(device))
+        for i, output in enumerate(outputs):
+            losses[i] = losses[i] + task_loss(task, output.logits, batch.labels, batch.utterance_mask) / len(batches)
+    for combination, k, loss in zip(combinations, indices, losses, strict=True):
         params = [
             p
             for layer in layers.values()
             for name in (SHARED, combination)
             for p in (layer.lora_A[name].weight, layer.lora_B[name].weight)
         ]
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
         norms = [0.0 if g is None else float(g.norm()) ** 2 for g in grads]
         for i, name in enumerate(layers):
             shared, routed = (sum(norms[4 * i + j : 4 * i + j + 2]) ** 0.5 for j in (0, 2))
