@@ -202,7 +202,6 @@ class ModalityPass(NamedTuple):
 class FusionPass(NamedTuple):
     """The fusion projection's and the head's routing-independent parts, for one set of shared representations."""
 
-    h0: torch.Tensor  # [B, L, 3 x hidden]: the modalities' shared representations side by side
     fusion: SharedParts
     head: SharedParts
 
@@ -295,10 +294,11 @@ class MCULoRA(StandardisedInputs):
         return stream
 
     def fuse(self, shared_repr: dict[Modality, torch.Tensor]) -> FusionPass:
+        """The fusion projection over the modalities' shared representations side by side, and the head's input."""
         h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
         fusion = self.fusion.shared_parts(h0)
         hidden = self.dropout(F.relu(fusion.shared_stream)) + h0
-        return FusionPass(h0, fusion, self.head.shared_parts(hidden))
+        return FusionPass(fusion, self.head.shared_parts(hidden))
 
     def output(
         self,
