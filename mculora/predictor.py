@@ -117,6 +117,11 @@ class Predictor:
             if checkpoint.method in self.models:
                 raise CheckpointError(f"two checkpoints of method {checkpoint.method!r}: give one per method")
             self.models[checkpoint.method] = (network.to(device).eval(), checkpoint)
+        # Which networks carry MCULoRA's adapters (a peer's whole logit is its base term), for the contributions.
+        self._has_adapters = {
+            method: any(".lora_" in name for name, _ in network.named_parameters())
+            for method, (network, _) in self.models.items()
+        }
         self.model, self.config, self.device = self.models[config.method][0], config, device
         self.featurizer = Featurizer(encoders)
         self.labels = list(config.label_names)
@@ -206,7 +211,7 @@ class Predictor:
             combination_specific={
                 m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[0].cpu(), strict=True)
             },
-            adapters=any(".lora_" in name for name, _ in network.named_parameters()),
+            adapters=self._has_adapters[checkpoint.method],
         )
         return Prediction(
             label=self.labels[int(probabilities.argmax())],
