@@ -7,8 +7,8 @@ A `CombinationLoRALinear` is a linear layer with two kinds of low-rank side bran
   available modalities form combination k.
 
 Samples in one batch may have different combinations: each sample is routed to its own adapter, and only the
-adapters that occur in the batch are computed (the reference implementation runs all eight streams every time); a
-batch of several combinations runs their adapters as one masked adapter (`Routes.block_mask`).
+adapters that occur in the batch are computed (the reference implementation runs all eight streams every time); at
+inference a batch of several combinations runs their adapters as one masked adapter (`Routes.block_mask`).
 As in LoRA, ``B`` starts at zero, so a fresh adapter leaves the layer's output unchanged; ``combination_init_std``
 can start the combination adapters' ``B`` at small random values instead (one of the remedies compared for the
 combination streams, see `mculora.model`).

@@ -293,9 +293,9 @@ class MCULoRA(StandardisedInputs):
             stream = self._advance(parts.base, layer.route(stream_in, routes, parts.base), stream)
         return stream
 
-    def fuse(self, shared_repr: dict[Modality, torch.Tensor]) -> FusionPass:
+    def fuse(self, encoded: dict[Modality, ModalityPass]) -> FusionPass:
         """The fusion projection over the modalities' shared representations side by side, and the head's input."""
-        h0 = torch.cat([shared_repr[m] for m in MODALITIES], dim=-1)
+        h0 = torch.cat([encoded[m].value for m in MODALITIES], dim=-1)
         fusion = self.fusion.shared_parts(h0)
         hidden = self.dropout(F.relu(fusion.shared_stream)) + h0
         return FusionPass(fusion, self.head.shared_parts(hidden))
@@ -358,7 +358,7 @@ class MCULoRA(StandardisedInputs):
         routes = Routes.of(combination)
         encoded = {m: self.encode(m, features[m], keep[:, :, i]) for i, m in enumerate(MODALITIES)}
         streams = {m: self.combination_stream(encoded[m], routes) for m in MODALITIES}
-        fused = self.fuse({m: encoded[m].value for m in MODALITIES})
+        fused = self.fuse(encoded)
         return self.output(encoded, streams, fused, routes, combination)
 
     def forward_conditions(
@@ -398,7 +398,7 @@ class MCULoRA(StandardisedInputs):
                     streams[m, present[i], k] = self.combination_stream(encoded[m, present[i]], routes[k])
             mine = {m: encoded[m, present[i]] for i, m in enumerate(MODALITIES)}
             if present not in fused:
-                fused[present] = self.fuse({m: mine[m].value for m in MODALITIES})
+                fused[present] = self.fuse(mine)
             own_streams = {m: streams[m, present[i], k] for i, m in enumerate(MODALITIES)}
             outputs.append(self.output(mine, own_streams, fused[present], routes[k], routes[k].index))
         return outputs
