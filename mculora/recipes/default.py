@@ -83,6 +83,22 @@ class RecipeConfig:
     device: str | None = None
 
 
+# The fixed label-paired validation and test samples are drawn with these offsets from the recipe's seed (the
+# training pairs, drawn afresh every epoch, from the seed itself).
+PAIR_SEED_OFFSETS = {"val": 1, "test": 2}
+
+
+def recipe_pairs(pools: dict, config: RecipeConfig, split: str) -> list[Batch]:
+    """The recipe's fixed label-paired samples of ``split`` ("val" or "test")."""
+    return fixed_pairs(pools, split, config.pairs_per_label, config.seed + PAIR_SEED_OFFSETS[split])
+
+
+def recipe_items(config: RecipeConfig) -> list[Item]:
+    """Every item of the real corpora, or with ``--tiny`` a few per label and split."""
+    items = all_items(config.data_root)
+    return subsample(items, per_label_split=6, seed=config.seed) if config.tiny else items
+
+
 # -- features ----------------------------------------------------------------------------------------------------
 
 
@@ -152,7 +168,7 @@ def report(labels: np.ndarray, logits: np.ndarray, label_subset: tuple[str, ...]
 
 
 def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatures: dict[str, float]) -> dict:
-    test_pairs = [b.to(device) for b in fixed_pairs(pools, "test", config.pairs_per_label, config.seed + 2)]
+    test_pairs = [b.to(device) for b in recipe_pairs(pools, config, "test")]
     dims = {m: pools[m, "test"].vectors.shape[1] for m in MODALITIES}
     unimodal = {}
     for modality, sources in UNIMODAL_TESTS.items():
@@ -185,7 +201,9 @@ def train_config(config: RecipeConfig, model: ModelSettings | None = None) -> Tr
     return train
 
 
-def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_path: Path) -> tuple:
+def train_default(
+    config: RecipeConfig, pools: dict, val_pairs: list[Batch], device: torch.device, log_path: Path
+) -> tuple:
     settings = train_config(config)
     seed_everything(config.seed)
     method = build_method(config.method, settings)
@@ -194,7 +212,6 @@ def train_default(config: RecipeConfig, pools: dict, device: torch.device, log_p
     core.set_input_statistics({m: feature_statistics(pools[m, "train"].vectors) for m in MODALITIES})
     core = core.to(device)
     rng = np.random.default_rng(config.seed)
-    val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
     steps = max(1, config.samples_per_epoch // config.batch_size)
 
     def epoch_batches(epoch: int):
@@ -315,18 +332,17 @@ def run(config: RecipeConfig) -> dict:
     start = time.perf_counter()
     device = select_device(config.device)
     config.work.mkdir(parents=True, exist_ok=True)
-    items = all_items(config.data_root)
-    if config.tiny:
-        items = subsample(items, per_label_split=6, seed=config.seed)
+    items = recipe_items(config)
     print(f"{len(items)} items from {config.data_root}", file=sys.stderr)
     weights, encoder_reports = encoder_networks(config, items)
     encoders_trained = time.perf_counter()
     pools, extractor = extract_features(config, items, device, weights)
     extracted = time.perf_counter()
 
-    model, settings, result = train_default(config, pools, device, config.work / f"training_log_{config.method}.jsonl")
+    val_pairs = [b.to(device) for b in recipe_pairs(pools, config, "val")]
+    log_path = config.work / f"training_log_{config.method}.jsonl"
+    model, settings, result = train_default(config, pools, val_pairs, device, log_path)
     trained = time.perf_counter()
-    val_pairs = [b.to(device) for b in fixed_pairs(pools, "val", config.pairs_per_label, config.seed + 1)]
     temperatures = fit_temperatures(model, val_pairs, device)
     metrics = evaluate_default(model, pools, config, device, temperatures)
     au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, device)

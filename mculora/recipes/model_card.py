@@ -163,10 +163,10 @@ def versus_table(metrics: dict, versus: dict, name: str) -> str:
         "|---|---|---|---|---|",
     ]
     for condition in CONDITIONS:
-        ours, theirs = metrics["paired_test"][condition], versus["paired_test"][condition]
+        peer, mculora = metrics["paired_test"][condition], versus["paired_test"][condition]
         rows.append(
-            f"| {condition} | {_pct(theirs['accuracy'])} | {_pct(ours['accuracy'])} "
-            f"| {_pct(theirs['macro_f1'])} | {_pct(ours['macro_f1'])} |"
+            f"| {condition} | {_pct(mculora['accuracy'])} | {_pct(peer['accuracy'])} "
+            f"| {_pct(mculora['macro_f1'])} | {_pct(peer['macro_f1'])} |"
         )
     return "\n".join(rows)
 

@@ -29,11 +29,19 @@ import numpy as np
 from mculora.device import select_device
 from mculora.extract import write_label_set
 from mculora.modalities import MODALITIES
-from mculora.recipes.default import RecipeConfig, encoder_networks, extract_features, tiny_settings
+from mculora.recipes.default import (
+    PAIR_SEED_OFFSETS,
+    RecipeConfig,
+    encoder_networks,
+    extract_features,
+    recipe_items,
+    tiny_settings,
+)
 from mculora.recipes.pairing import fixed_pair_rows
-from mculora.recipes.sources import EKMAN, SPLITS, all_items, subsample
+from mculora.recipes.sources import EKMAN, SPLITS
 
 NAME = "ekman7-paired"
+TRAIN_SEED_OFFSET = 3  # from the recipe's seed, beside its validation and test pairs' offsets
 
 
 @dataclass
@@ -49,9 +57,9 @@ class PairedCorpusConfig:
 def pair_rows(config: RecipeConfig, pools: dict, train_per_label: int) -> dict[str, tuple]:
     """split -> (labels, modality -> pool rows): new training pairs, and the recipe's validation and test pairs."""
     per_label = {"train": train_per_label, "val": config.pairs_per_label, "test": config.pairs_per_label}
-    # The seeds the recipe draws its validation (seed + 1) and test (seed + 2) pairs with.
-    seeds = {"train": config.seed + 3, "val": config.seed + 1, "test": config.seed + 2}
-    return {split: fixed_pair_rows(pools, split, per_label[split], seeds[split]) for split in SPLITS}
+    # Validation and test with the recipe's own seeds; training with an offset of its own.
+    offsets = {"train": TRAIN_SEED_OFFSET, **PAIR_SEED_OFFSETS}
+    return {split: fixed_pair_rows(pools, split, per_label[split], config.seed + offsets[split]) for split in SPLITS}
 
 
 def export(corpus: PairedCorpusConfig) -> dict[str, int]:
@@ -59,9 +67,7 @@ def export(corpus: PairedCorpusConfig) -> dict[str, int]:
         RecipeConfig(data_root=corpus.data_root, work=corpus.work, seed=corpus.seed, tiny=corpus.tiny)
     )
     recipe.work.mkdir(parents=True, exist_ok=True)
-    items = all_items(recipe.data_root)
-    if recipe.tiny:
-        items = subsample(items, per_label_split=6, seed=recipe.seed)
+    items = recipe_items(recipe)
     weights, _ = encoder_networks(recipe, items)
     pools, extractor = extract_features(recipe, items, select_device(None), weights)
     folders = {m: corpus.out / "features" / extractor.encoders[m].name for m in MODALITIES}
