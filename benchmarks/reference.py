@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from suite import median_ms  # benchmarks/suite.py, beside this file
 
-from mculora.modalities import COMBINATIONS, MODALITIES
+from mculora.modalities import MODALITIES, mask_table
 from mculora.model import MCULoRA, MCULoRAConfig
 
 DIMS = {"audio": 512, "text": 1024, "vision": 1024}
@@ -84,7 +84,7 @@ def main() -> None:
                 ours_ms = median_ms(lambda i=inputs: ours(*i), args.repeats)
                 rows.append((f"forward, batch {batch}, {length} utterance(s)", ours_ms, theirs_ms))
         features = torch.randn(1, 1, sum(DIMS.values()), generator=generator)
-        masks = torch.tensor([[letter in name for letter in "atv"] for name in COMBINATIONS])
+        masks = mask_table()
         widths = torch.tensor(list(DIMS.values()))
 
         def seven_calls():

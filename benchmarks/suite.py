@@ -44,7 +44,7 @@ import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
 from mculora.lora import CombinationLoRALinear, Routes  # noqa: E402
-from mculora.modalities import COMBINATIONS, MODALITIES  # noqa: E402
+from mculora.modalities import COMBINATIONS, MODALITIES, mask_table  # noqa: E402
 from mculora.model import UtteranceAttention  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
@@ -88,10 +88,6 @@ def model_inputs(model, batch: int, length: int, masks: torch.Tensor) -> tuple:
     return features, torch.ones(batch, length, dtype=torch.bool), masks
 
 
-def all_combination_masks() -> torch.Tensor:
-    return torch.tensor([[letter in name for letter in "atv"] for name in COMBINATIONS])
-
-
 def fusion(model, repeats: int) -> list[dict]:
     rows = []
     complete = torch.ones(1, 3, dtype=torch.bool)
@@ -119,11 +115,11 @@ def fusion(model, repeats: int) -> list[dict]:
                     f"forward, batch {batch}, {length} utterance(s)", lambda i=inputs: model(*i), dense_call(*inputs)
                 )
         generator = torch.Generator().manual_seed(1)
-        mixed = all_combination_masks()[torch.randint(0, len(COMBINATIONS), (32,), generator=generator)]
+        mixed = mask_table()[torch.randint(0, len(COMBINATIONS), (32,), generator=generator)]
         inputs = model_inputs(model, 32, 1, mixed)
         measure("mixed batch of 32, random combinations", lambda: model(*inputs), dense_call(*inputs))
 
-        masks = all_combination_masks()
+        masks = mask_table()
         one = model_inputs(model, 1, 1, complete)
         batched = ({m: f.expand(len(masks), -1, -1) for m, f in one[0].items()}, one[1].expand(len(masks), -1), masks)
 
