@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mculora.dropout import Dropout
 from mculora.modalities import COMBINATIONS
 
 SHARED = "shared"
@@ -134,7 +135,7 @@ class CombinationLoRALinear(nn.Module):
             names = (SHARED, *COMBINATIONS)
             self.lora_A = nn.ModuleDict({name: nn.Linear(in_features, rank, bias=False) for name in names})
             self.lora_B = nn.ModuleDict({name: nn.Linear(rank, out_features, bias=False) for name in names})
-            self.lora_dropout = nn.Dropout(dropout)
+            self.lora_dropout = Dropout(dropout)
             self.reset_adapters()
 
     @property

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mculora.dropout import Dropout
 from mculora.lora import CombinationLoRALinear, Routes, SharedParts
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 
@@ -128,7 +129,7 @@ class UtteranceAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         if x.shape[1] == 1 and not self.training:
@@ -180,7 +181,7 @@ class ModalityEncoderLayer(nn.Module):
         self.attention = UtteranceAttention(config.hidden, config.heads, config.attn_dropout)
         self.fc1 = linear(config, config.hidden, config.hidden, config.rank_mlp)
         self.fc2 = linear(config, config.hidden, config.hidden, config.rank_mlp)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> tuple[torch.Tensor, SharedParts, SharedParts]:
         """The shared stream through the layer, and the MLP linears' parts (the combination stream's inputs)."""
@@ -255,7 +256,7 @@ class MCULoRA(StandardisedInputs):
         self.register_input_statistics(config.feature_dims)
         self.fusion = linear(config, fused, fused, config.rank_fusion)
         self.head = linear(config, fused, config.num_outputs, config.rank_fusion)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def _advance(self, base: torch.Tensor, combination: torch.Tensor, previous: Stream | None) -> Stream:
         """The combination stream after one layer, from the layer's base output, its combination adapter's output and

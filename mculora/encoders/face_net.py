@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mculora.dropout import Dropout
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
 from mculora.encoders.conv import vgg_layers
 from mculora.encoders.vision import FaceGeometryDescriptor
@@ -48,7 +49,7 @@ class FaceExpressionNet(nn.Module):
     def __init__(self, widths: Sequence[int] = WIDTHS, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.features = nn.Sequential(*vgg_layers(widths), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.dropout = nn.Dropout(0.3)
+        self.dropout = Dropout(0.3)
         self.head = nn.Linear(widths[-1], num_classes)
         self.embedding_dim = widths[-1]
 

@@ -27,6 +27,7 @@ import torchaudio.functional as AF
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from mculora.dropout import Dropout
 from mculora.encoders.audio import F_MAX, F_MIN, N_FFT, SAMPLE_RATE, AcousticDescriptor, power_spectrogram
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
 from mculora.encoders.conv import vgg_layers
@@ -58,7 +59,7 @@ class SpeechEmotionNet(nn.Module):
     def __init__(self, widths: Sequence[int] = WIDTHS, num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
         self.features = nn.Sequential(*vgg_layers(widths))
-        self.dropout = nn.Dropout(0.3)
+        self.dropout = Dropout(0.3)
         self.embedding_dim = 2 * widths[-1]
         self.head = nn.Linear(self.embedding_dim, num_classes)
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mculora.dropout import Dropout
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 from mculora.model import BackboneConfig, ModelOutput, StandardisedInputs, UtteranceAttention
 
@@ -27,7 +28,7 @@ class EncoderLayer(nn.Module):
         super().__init__()
         self.attention = UtteranceAttention(hidden, heads, 0.0)
         self.fc1, self.fc2 = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
         attended = self.attention(x, key_mask)
@@ -49,7 +50,7 @@ class LateFusionBackbone(StandardisedInputs):
         self.register_input_statistics(config.feature_dims)
         self.fusion = nn.Linear(fused, fused)
         self.head = nn.Linear(fused, config.num_outputs)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def inputs(self, features: dict[Modality, torch.Tensor], keep: torch.Tensor) -> dict[Modality, torch.Tensor]:
         """Standardised features, zero where ``keep`` [B, L, 3] is False."""
