@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
+from mculora import torch_thread  # noqa: E402
 from mculora.lora import CombinationLoRALinear, Routes  # noqa: E402
 from mculora.modalities import COMBINATIONS, MODALITIES, mask_table  # noqa: E402
 from mculora.model import UtteranceAttention  # noqa: E402
@@ -258,11 +259,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="writes OUT.json, OUT.md")
     args = parser.parse_args()
     predictor = Predictor.from_pretrained(args.checkpoint, device="cpu")
+    # The sections' own torch work runs on the thread the Predictor loads and runs on, so that this process keeps
+    # one OpenMP team, as the served app does (see `mculora.torch_thread`).
     results = {
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}, {predictor.device}",
-        "fusion": fusion(predictor.model, args.repeats),
+        "fusion": torch_thread.run(fusion, predictor.model, args.repeats),
         "predictor": predictor_section(predictor, args.repeats),
-        "training": training_section(),
+        "training": torch_thread.run(training_section),
     }
     results["app"] = app_section(predictor, args.checkpoint, args.repeats, results["predictor"])
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

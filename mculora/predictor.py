@@ -31,6 +31,7 @@ from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
 from mculora.featurize import Featurizer, UtteranceFeatures, stopwatch
 from mculora.modalities import MODALITIES, Modality, combination_name
+from mculora.torch_thread import on_torch_thread
 
 
 class NothingToPredict(ValueError):
@@ -127,6 +128,7 @@ class Predictor:
         self.labels = list(config.label_names)
 
     @classmethod
+    @on_torch_thread
     def from_pretrained(
         cls, path: str | Path, device: str | torch.device | None = None, compare_with: Iterable[str | Path] = ()
     ) -> Predictor:
@@ -175,6 +177,7 @@ class Predictor:
         features, available, utterance_mask = self._model_inputs(utterances, masks)
         return network(features, utterance_mask, masks.to(self.device), available)
 
+    @on_torch_thread
     def predict(
         self,
         image=None,
@@ -225,6 +228,7 @@ class Predictor:
             method=checkpoint.method,
         )
 
+    @on_torch_thread
     def predict_combinations(
         self,
         image=None,
