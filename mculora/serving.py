@@ -29,8 +29,9 @@ GPU_SECONDS = 10
 # they reach the model: 50 MB holds a minute of phone video or ten minutes of CD-quality audio, more than any one
 # utterance needs (audio is decoded only up to its first minute, images only up to 50 megapixels).
 MAX_UPLOAD = "50mb"
-# Events that run the model at once, sharing one Predictor (its face finder serialises mediapipe itself), and how many
-# may wait; a request beyond that is answered at once with "queue is full, try again".
+# Events handled at once, sharing one Predictor, and how many may wait; a request beyond that is answered at once with
+# "queue is full, try again". The Predictor's own work queues on its one thread (`mculora.torch_thread`), so a second
+# event overlaps only its uploads, plots and exports with the first one's prediction.
 CONCURRENCY = 2
 QUEUE_SIZE = 32
 # Every 10 minutes, uploads and outputs Gradio cached more than an hour ago are deleted.
