@@ -31,6 +31,7 @@ from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
 from mculora.featurize import Featurizer, UtteranceFeatures, stopwatch
+from mculora.inspect import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
 from mculora.torch_thread import on_torch_thread
 
@@ -120,10 +121,7 @@ class Predictor:
                 raise CheckpointError(f"two checkpoints of method {checkpoint.method!r}: give one per method")
             self.models[checkpoint.method] = (network.to(device).eval(), checkpoint)
         # Which networks carry MCULoRA's adapters (a peer's whole logit is its base term), for the contributions.
-        self._has_adapters = {
-            method: any(".lora_" in name for name, _ in network.named_parameters())
-            for method, (network, _) in self.models.items()
-        }
+        self._has_adapters = {method: bool(adapter_layers(network)) for method, (network, _) in self.models.items()}
         self.model, self.config, self.device = self.models[config.method][0], config, device
         self.featurizer = Featurizer(encoders)
         self.labels = list(config.label_names)
