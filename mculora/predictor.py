@@ -149,7 +149,8 @@ class Predictor:
         """The methods this predictor can run, the default first."""
         return list(self.models)
 
-    def _network(self, method: str | None) -> tuple[torch.nn.Module, object]:
+    def network(self, method: str | None) -> tuple[torch.nn.Module, object]:
+        """``(network, checkpoint config)`` of ``method`` (None: the default); `UnknownMethod` if not loaded."""
         if method is None:
             return self.models[self.config.method]
         if method not in self.models:
@@ -193,7 +194,7 @@ class Predictor:
         the attention context, as in the dialogue benchmarks. ``method``: one of `methods` (default: the first).
         Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a checkpoint."""
         start = time.perf_counter()
-        network, checkpoint = self._network(method)
+        network, checkpoint = self.network(method)
         current = self._usable_features(image, audio, text, video, drop)
         used = [m for m in MODALITIES if m in current.vectors]
         mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
@@ -243,8 +244,15 @@ class Predictor:
         """The same input under every non-empty subset of its usable modalities, in one batched forward pass per
         method; ``methods`` (default, or a None among them: the first) are run on one encoding of the input, their rows
         one after another."""
-        networks = [self._network(method) for method in (methods or [None])]
+        networks = [self.network(method) for method in (methods or [None])]
         current = self._usable_features(image, audio, text, video, drop)
+        return self.combination_rows(current, history, networks)
+
+    def combination_rows(
+        self, current: UtteranceFeatures, history: Sequence[UtteranceFeatures], networks: Sequence[tuple]
+    ) -> list[CombinationRow]:
+        """`predict_combinations` on encoded features: one batched pass per network (``(network, config)`` pairs
+        from `network`) over every non-empty subset of ``current``'s modalities. Call it on the torch thread."""
         usable = [m for m in MODALITIES if m in current.vectors]
         subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
@@ -263,6 +271,27 @@ class Predictor:
                 for name, row in zip(names, probabilities, strict=True)
             ]
         return rows
+
+    @on_torch_thread
+    def predict_clip(
+        self,
+        clip: str | Path,
+        transcript: str | Path | None = None,
+        text: str | None = None,
+        window_s: float = 2.0,
+        hop_s: float = 1.0,
+        methods: Sequence[str | None] | None = None,
+        drop: Iterable[Modality | str] = (),
+        progress=None,
+    ):
+        """A recorded clip (video with its soundtrack, or either alone) scored window by window under every
+        combination of each window's modalities, with a pooled clip-level summary: `mculora.clip.ClipResult`.
+        ``transcript``: an .srt/.vtt file for the windows' text; ``text``: one sentence for the whole clip.
+        ``progress(fraction, stage)`` is called as it goes; raising from it (e.g. `mculora.clip.ClipCancelled`)
+        stops the work. Raises `UnusableInput` for a clip nothing can be read from, ValueError for bad sizes."""
+        from mculora.clip import score_clip
+
+        return score_clip(self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress)
 
     @staticmethod
     def _probabilities(checkpoint, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:

@@ -174,12 +174,14 @@ class Face:
     ``crop``: uint8 RGB [CROP_SIZE, CROP_SIZE, 3], an axis-aligned square ``CROP_MARGIN`` times the box's longer
     side, centred on the box; parts outside the image are black.
     ``image_size``: (width, height) of the image searched.
+    ``faces_seen``: how many faces the pass that found this one saw (the largest is kept).
     """
 
     landmarks: np.ndarray
     box: tuple[int, int, int, int]
     crop: np.ndarray
     image_size: tuple[int, int]
+    faces_seen: int = 1
 
 
 class FaceFinder:
@@ -216,7 +218,7 @@ class FaceFinder:
         if not faces:
             raise UnusableInput("no face found in the image")
         largest = max(faces, key=lambda points: np.ptp(points[:, 0]) * np.ptp(points[:, 1]))
-        return _make_face(rgb, largest)
+        return _make_face(rgb, largest, faces_seen=len(faces))
 
     def find_many(self, frames: Sequence[Any]) -> list[Face | None]:
         """`find` on each frame of a video; None where a frame is unusable or shows no face."""
@@ -329,7 +331,7 @@ def crop_square(landmarks: np.ndarray) -> tuple[int, int, int]:
     return round((x_min + x_max - side) / 2), round((y_min + y_max - side) / 2), side
 
 
-def _make_face(rgb: np.ndarray, landmarks: np.ndarray) -> Face:
+def _make_face(rgb: np.ndarray, landmarks: np.ndarray, faces_seen: int = 1) -> Face:
     height, width = rgb.shape[:2]
     x_min, y_min = landmarks[:, :2].min(axis=0)
     x_max, y_max = landmarks[:, :2].max(axis=0)
@@ -344,7 +346,9 @@ def _make_face(rgb: np.ndarray, landmarks: np.ndarray) -> Face:
     # INTER_AREA when shrinking avoids aliasing; cubic when enlarging keeps small faces smooth.
     interpolation = cv2.INTER_AREA if side > CROP_SIZE else cv2.INTER_CUBIC
     crop = cv2.resize(square, (CROP_SIZE, CROP_SIZE), interpolation=interpolation)
-    return Face(landmarks=landmarks.astype(np.float32), box=box, crop=crop, image_size=(width, height))
+    return Face(
+        landmarks=landmarks.astype(np.float32), box=box, crop=crop, image_size=(width, height), faces_seen=faces_seen
+    )
 
 
 def read_video_frames(path: str | os.PathLike, fps: float = 2.0, max_frames: int = 32) -> list[np.ndarray]:

@@ -1,0 +1,430 @@
+"""A recorded clip scored window by window under every combination of the modalities each window has.
+
+    python -m mculora.clip talk.mp4 [--transcript talk.srt | --text "..."] [--out DIR] [--window 2 --hop 1]
+
+writes ``DIR/<clip>.csv``, ``DIR/<clip>.json`` and ``DIR/<clip>.annotated.mp4``. In Python:
+
+    result = predictor.predict_clip("talk.mp4", transcript="talk.srt")
+    result.summary["mcu-lora"]["all"], result.windows[3].rows
+
+How a clip is read: the video stream and the soundtrack are decoded together as a stream (`mculora.preprocess.clip`).
+Faces are searched on a grid of `FRAME_RATE` frames per second, each frame encoded as it comes, so only feature
+vectors are kept. The clip is then cut into windows of ``window_s`` seconds every ``hop_s`` seconds. Per window:
+
+* vision: the mean vector of its frames that show a face (the largest face of a frame is scored; the window reports
+  how many faces its frames showed at most), or missing with the reason;
+* audio: its stretch of the soundtrack, when it holds speech: at least `MIN_SECONDS` of 10 ms frames within
+  `TRIM_DB` of the clip's loudest frame (a quiet gap between sentences is not speech, whatever the microphone's noise);
+* text: the transcript cues that overlap it, or the typed sentence for every window, or none;
+* one batched pass per window and method over every non-empty subset of its usable modalities.
+
+The clip-level summary is not a mean of frames: per method and combination it pools the windows' probabilities with
+weights equal to each window's certainty, 1 - entropy / log(classes), so a window where the face or voice is clearly
+expressive outweighs the neutral onset and offset of a sentence. "all" pools each window's prediction from every
+modality it has. The per-window rows stay beside the summary in every export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
+from mculora.modalities import Modality
+from mculora.preprocess import UnusableInput
+from mculora.preprocess.audio import MIN_SECONDS, TARGET_SAMPLE_RATE, TRIM_DB
+from mculora.preprocess.clip import ClipReader
+from mculora.preprocess.transcript import read_transcript, window_texts
+
+WINDOW_S, HOP_S = 2.0, 1.0
+# A window must hold a syllable or two and a change of expression; beyond 10 s it is a clip-level average again.
+MIN_WINDOW_S, MAX_WINDOW_S = 0.5, 10.0
+MIN_HOP_S = 0.25
+# 120 s at the smallest hop; bounds the rows a request can make (windows x 7 combinations x methods).
+MAX_WINDOWS = 480
+ALL = "all"  # the pseudo-combination "every modality the window has"
+_FACE_BATCH = 16  # face crops encoded at once (each crop is 150 kB; a clip's frames are never all held)
+
+
+class ClipCancelled(Exception):
+    """Raised by a progress callback to stop scoring a clip."""
+
+
+@dataclass
+class FaceTrack:
+    """A sampled frame in which a face was found: when, where (``box`` in the upright frame's pixels) and the
+    frame's size, for drawing on the clip."""
+
+    time: float
+    box: tuple[int, int, int, int]
+    frame_size: tuple[int, int]
+
+
+@dataclass
+class ClipWindow:
+    index: int
+    start: float
+    end: float
+    face: bool
+    faces_seen: int  # the most faces one of its frames showed (0: none); the largest is the one scored
+    speech: bool
+    text: str | None
+    missing: dict[str, str]  # modality -> why it is not used in this window
+    rows: list = field(default_factory=list)  # `CombinationRow`s: every subset of its modalities, per method
+
+    def best(self, method: str) -> object | None:
+        """The row from every modality the window has (None if it has none)."""
+        return next((row for row in self.rows if row.method == method), None)
+
+    def row(self, method: str, combination: str) -> object | None:
+        if combination == ALL:
+            return self.best(method)
+        return next((r for r in self.rows if r.method == method and r.combination == combination), None)
+
+
+@dataclass
+class ClipResult:
+    name: str
+    duration_s: float
+    window_s: float
+    hop_s: float
+    labels: list[str]
+    methods: list[str]
+    windows: list[ClipWindow]
+    summary: dict[str, dict[str, dict[str, float]]]  # method -> combination (or "all") -> pooled probabilities
+    notes: list[str]
+    timings_ms: dict[str, float]
+    tracks: list[FaceTrack]
+
+    def label(self, method: str | None = None, combination: str = ALL) -> str | None:
+        pooled = self.summary.get(method or self.methods[0], {}).get(combination)
+        return max(pooled, key=pooled.get) if pooled else None
+
+    def records(self) -> list[dict]:
+        """One flat row per window, method and combination: what the CSV and JSON exports hold."""
+        records = []
+        for window in self.windows:
+            for row in window.rows:
+                records.append(
+                    {
+                        "window": window.index,
+                        "start_s": round(window.start, 3),
+                        "end_s": round(window.end, 3),
+                        "method": row.method,
+                        "combination": row.combination,
+                        "all_modalities": row is window.best(row.method),
+                        "label": row.label,
+                        **{label: round(row.probabilities[label], 6) for label in self.labels},
+                        "face": window.face,
+                        "faces_seen": window.faces_seen,
+                        "speech": window.speech,
+                        "text": window.text or "",
+                    }
+                )
+        return records
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the summary, each window with its flags, reasons and rows, and the notes."""
+        return {
+            "clip": self.name,
+            "duration_s": round(self.duration_s, 3),
+            "window_s": self.window_s,
+            "hop_s": self.hop_s,
+            "labels": self.labels,
+            "methods": self.methods,
+            "pooling": "certainty-weighted mean of window probabilities, weight 1 - entropy / log(classes)",
+            "summary": self.summary,
+            "label": {method: self.label(method) for method in self.methods},
+            "windows": [
+                {**{k: v for k, v in asdict(window).items() if k != "rows"}, "rows": [asdict(r) for r in window.rows]}
+                for window in self.windows
+            ],
+            "notes": self.notes,
+            "timings_ms": {stage: round(ms, 1) for stage, ms in self.timings_ms.items()},
+        }
+
+    def csv(self) -> str:
+        records = self.records()
+        buffer = io.StringIO()
+        columns = list(records[0]) if records else ["window", "start_s", "end_s", "method", "combination"]
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return buffer.getvalue()
+
+    def json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+
+def window_spans(duration_s: float, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> list[tuple[float, float]]:
+    """Windows of ``window_s`` every ``hop_s`` from 0, the last one ending at the clip's end; a clip shorter than
+    a window is one window. Raises ValueError for sizes outside the documented ranges or too many windows."""
+    if not MIN_WINDOW_S <= window_s <= MAX_WINDOW_S:
+        raise ValueError(f"window_s must be {MIN_WINDOW_S} to {MAX_WINDOW_S} s, got {window_s}")
+    if not MIN_HOP_S <= hop_s <= window_s:
+        raise ValueError(f"hop_s must be {MIN_HOP_S} s to window_s ({window_s} s), got {hop_s}")
+    count = 1 if duration_s <= window_s else math.ceil((duration_s - window_s) / hop_s - 1e-9) + 1
+    if count > MAX_WINDOWS:
+        raise ValueError(f"{count} windows of {window_s} s every {hop_s} s: at most {MAX_WINDOWS}; use a longer hop")
+    return [(k * hop_s, min(k * hop_s + window_s, duration_s)) for k in range(count)]
+
+
+def score_clip(
+    predictor,
+    clip: str | Path,
+    transcript: str | Path | None = None,
+    text: str | None = None,
+    window_s: float = WINDOW_S,
+    hop_s: float = HOP_S,
+    methods: Sequence[str | None] | None = None,
+    drop: Sequence[Modality | str] = (),
+    progress: Callable[[float, str], None] | None = None,
+) -> ClipResult:
+    """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread."""
+    window_spans(window_s, window_s, hop_s)  # refuse bad sizes before decoding anything
+    networks = [predictor.network(method) for method in (methods or [None])]
+    dropped = {as_modality(m) for m in drop}
+    report = progress or (lambda fraction, stage: None)
+    timings: dict[str, float] = {}
+    cues = read_transcript(transcript) if transcript is not None and Modality.TEXT not in dropped else None
+
+    reader = ClipReader(clip)
+    frames, tracks = _face_frames(predictor, reader, Modality.VISION not in dropped, timings, report)
+    spans = window_spans(reader.duration_s, window_s, hop_s)
+    notes = list(reader.notes)
+    if cues is not None and (late := sum(cue.start >= reader.duration_s for cue in cues)):
+        notes.append(
+            f"{late} transcript cue(s) start after the clip's end ({reader.duration_s:.1f} s) and were ignored"
+        )
+    if cues is not None and text:
+        notes.append("both a transcript and a sentence were given: the transcript's text is used")
+
+    windows = [ClipWindow(i, start, end, False, 0, False, None, {}) for i, (start, end) in enumerate(spans)]
+    vectors: list[dict[Modality, torch.Tensor]] = [{} for _ in spans]
+    _vision(windows, vectors, frames, reader, dropped)
+    _audio(predictor, windows, vectors, reader, dropped, timings)
+    _text(predictor, windows, vectors, cues, text, dropped, timings)
+    report(0.9, "scoring windows")
+    with stopwatch(timings, "model"):
+        for window, usable in zip(windows, vectors, strict=True):
+            if usable:
+                features = UtteranceFeatures(usable, {})
+                window.rows = predictor.combination_rows(features, (), networks)
+    report(1.0, "done")
+    method_names = [checkpoint.method for _, checkpoint in networks]
+    if not any(window.rows for window in windows):
+        reasons = "; ".join(f"{m}: {r}" for m, r in windows[0].missing.items())
+        raise UnusableInput(f"nothing in clip {reader.name} could be scored ({reasons})")
+    return ClipResult(
+        name=reader.name,
+        duration_s=reader.duration_s,
+        window_s=window_s,
+        hop_s=hop_s,
+        labels=list(predictor.labels),
+        methods=method_names,
+        windows=windows,
+        summary={method: _pooled(windows, method, predictor.labels) for method in method_names},
+        notes=notes,
+        timings_ms=timings,
+        tracks=tracks,
+    )
+
+
+def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, report):
+    """Decode the clip; for each sampled frame ``(time, vision vector or None, faces seen)``, and the face tracks."""
+    encoder = predictor.featurizer.encoders[Modality.VISION]
+    finder = predictor.featurizer.face_finder
+    frames: list[tuple[float, torch.Tensor | None, int]] = []
+    pending: list[tuple[float, object]] = []
+    tracks: list[FaceTrack] = []
+    expected = reader.expected_seconds
+
+    def encode_pending() -> None:
+        with stopwatch(timings, "face_encode"):
+            encoded = encoder.encode([face for _, face in pending])
+        frames.extend((time, vector, face.faces_seen) for (time, face), vector in zip(pending, encoded, strict=True))
+        pending.clear()
+
+    iterator = reader.frames()
+    while True:
+        with stopwatch(timings, "decode"):
+            item = next(iterator, None)
+        if item is None:
+            break
+        time, rgb = item
+        if expected:
+            report(0.85 * min(1.0, time / expected), f"reading the clip: {time:.0f} s")
+        if not want_faces:
+            continue
+        with stopwatch(timings, "face_detect"):
+            try:
+                face = finder.find(rgb)
+            except UnusableInput:
+                face = None
+        if face is None:
+            frames.append((time, None, 0))
+        else:
+            tracks.append(FaceTrack(time, face.box, face.image_size))
+            pending.append((time, face))
+            if len(pending) == _FACE_BATCH:
+                encode_pending()
+    if pending:
+        encode_pending()
+    frames.sort(key=lambda frame: frame[0])
+    return frames, tracks
+
+
+def _vision(windows, vectors, frames, reader: ClipReader, dropped) -> None:
+    for window, usable in zip(windows, vectors, strict=True):
+        if Modality.VISION in dropped:
+            window.missing[Modality.VISION.value] = DROPPED
+            continue
+        if reader.video_reason:
+            window.missing[Modality.VISION.value] = reader.video_reason
+            continue
+        inside = [f for f in frames if window.start <= f[0] < window.end]
+        window.faces_seen = max((seen for _, _, seen in inside), default=0)
+        faces = [vector for _, vector, _ in inside if vector is not None]
+        window.face = bool(faces)
+        if faces:
+            usable[Modality.VISION] = torch.stack(faces).mean(dim=0)
+        else:
+            window.missing[Modality.VISION.value] = f"no face found in the window's {len(inside)} sampled frame(s)"
+
+
+def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) -> None:
+    if Modality.AUDIO in dropped or reader.audio is None:
+        reason = DROPPED if Modality.AUDIO in dropped else reader.audio_reason
+        for window in windows:
+            window.missing[Modality.AUDIO.value] = reason
+        return
+    loud = _loud_frames(reader.audio)
+    frame = int(0.010 * TARGET_SAMPLE_RATE)
+    for window, usable in zip(windows, vectors, strict=True):
+        first, last = (int(t * TARGET_SAMPLE_RATE) for t in (window.start, window.end))
+        if loud[first // frame : max(first // frame, last // frame)].sum() * 0.010 < MIN_SECONDS:
+            window.missing[Modality.AUDIO.value] = (
+                f"no speech in this window (less than {MIN_SECONDS} s within {TRIM_DB:.0f} dB of the clip's loudest)"
+            )
+            continue
+        try:
+            usable[Modality.AUDIO] = predictor.featurizer.audio(
+                (TARGET_SAMPLE_RATE, reader.audio[first:last]), timings, []
+            )
+            window.speech = True
+        except UnusableInput as reason:
+            window.missing[Modality.AUDIO.value] = str(reason)
+
+
+def _loud_frames(audio: np.ndarray) -> np.ndarray:
+    """Bool per 10 ms frame: within `TRIM_DB` of the clip's loudest frame (and not digital silence)."""
+    frame = int(0.010 * TARGET_SAMPLE_RATE)
+    count = math.ceil(audio.size / frame)
+    padded = np.zeros(count * frame, dtype=np.float64)
+    padded[: audio.size] = audio
+    energy = np.mean(padded.reshape(count, frame) ** 2, axis=1)
+    return (energy >= energy.max() * 10 ** (-TRIM_DB / 10)) & (energy > 1e-12)
+
+
+def _text(predictor, windows, vectors, cues, text, dropped, timings) -> None:
+    if Modality.TEXT in dropped:
+        for window in windows:
+            window.missing[Modality.TEXT.value] = DROPPED
+        return
+    if cues is not None:
+        texts = window_texts(cues, [(w.start, w.end) for w in windows])
+        absent = "no transcript cue overlaps this window"
+    else:
+        texts = [text or None] * len(windows)
+        absent = NOT_GIVEN
+    distinct = sorted({t for t in texts if t is not None})
+    encoded = dict(zip(distinct, predictor.featurizer.texts(distinct, timings), strict=True))
+    for window, usable, window_text in zip(windows, vectors, texts, strict=True):
+        window.text = window_text
+        vector = encoded.get(window_text) if window_text is not None else UnusableInput(absent)
+        if isinstance(vector, UnusableInput):
+            window.missing[Modality.TEXT.value] = str(vector)
+        else:
+            usable[Modality.TEXT] = vector
+
+
+def _pooled(windows: Sequence[ClipWindow], method: str, labels: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per combination (and "all"): the certainty-weighted mean of the windows' probabilities."""
+    pooled = {}
+    combinations = [ALL, *dict.fromkeys(r.combination for w in windows for r in w.rows if r.method == method)]
+    for combination in combinations:
+        rows = [row for w in windows if (row := w.row(method, combination)) is not None]
+        probabilities = np.array([[row.probabilities[label] for label in labels] for row in rows])
+        entropy = -(probabilities * np.log(np.clip(probabilities, 1e-12, 1.0))).sum(axis=1)
+        weights = np.clip(1.0 - entropy / math.log(len(labels)), 1e-6, None)
+        mean = (weights[:, None] * probabilities).sum(axis=0) / weights.sum()
+        pooled[combination] = {label: float(p) for label, p in zip(labels, mean, strict=True)}
+    return pooled
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Score a recorded clip window by window under every combination.")
+    parser.add_argument("clip", help="a video (mp4, mov, webm, mkv, avi) or audio-only file")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--transcript", help="an .srt or .vtt transcript; its cues give each window's text")
+    source.add_argument("--text", help="a sentence that applies to the whole clip")
+    parser.add_argument("--out", default=".", help="folder for the CSV, JSON and annotated MP4 (default: .)")
+    parser.add_argument("--checkpoint", default="checkpoints/default")
+    parser.add_argument("--compare-with", nargs="*", default=(), help="other methods' checkpoints, scored side by side")
+    parser.add_argument("--window", type=float, default=WINDOW_S, help=f"window length in seconds ({WINDOW_S})")
+    parser.add_argument("--hop", type=float, default=HOP_S, help=f"seconds between window starts ({HOP_S})")
+    parser.add_argument("--drop", nargs="*", default=(), help="modalities to leave out: audio, text, vision")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from mculora.annotate import write_annotated_video
+    from mculora.predictor import Predictor
+
+    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, compare_with=args.compare_with)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=100, unit="%", desc=Path(args.clip).name) as bar:
+
+        def progress(fraction: float, stage: str) -> None:
+            bar.set_postfix_str(stage, refresh=False)
+            bar.update(round(100 * fraction) - bar.n)
+
+        try:
+            result = predictor.predict_clip(
+                args.clip,
+                transcript=args.transcript,
+                text=args.text,
+                window_s=args.window,
+                hop_s=args.hop,
+                methods=predictor.methods,
+                drop=args.drop,
+                progress=progress,
+            )
+        except (UnusableInput, ValueError) as error:
+            raise SystemExit(f"error: {error}") from None
+    stem = Path(args.clip).stem
+    paths = out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}.annotated.mp4"
+    paths[0].write_text(result.csv())
+    paths[1].write_text(result.json())
+    write_annotated_video(args.clip, result, paths[2])
+    for note in result.notes:
+        print(f"note: {note}")
+    summary = ", ".join(f"{method}: {result.label(method)}" for method in result.methods)
+    print(f"{len(result.windows)} windows over {result.duration_s:.1f} s; clip label {summary}")
+    for path in paths:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
