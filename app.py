@@ -31,8 +31,17 @@ import gradio as gr  # noqa: E402
 
 from mculora import hub, plots, serving  # noqa: E402
 from mculora.checkpoint import CheckpointError, sibling_checkpoints  # noqa: E402
-from mculora.demo import Conversation, DemoCallbacks, model_card_markdown, probability_note, undecoded_uploads  # noqa: E402
+from mculora.clip import ALL  # noqa: E402
+from mculora.demo import (  # noqa: E402
+    ClipJob,
+    Conversation,
+    DemoCallbacks,
+    model_card_markdown,
+    probability_note,
+    undecoded_uploads,
+)
 from mculora.encoders import EncoderMismatch  # noqa: E402
+from mculora.modalities import COMBINATIONS  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -47,6 +56,12 @@ adapters of that **combination**. Scores say how much an input resembles the act
 model learned from, not what anyone feels.
 """
 
+CLIP_NOTE = """\
+A clip is scored in windows of 2 s every second, each under every combination of the modalities it has; the summary
+pools the windows by how certain each one is. **Speech is not transcribed here**: for the text modality give a timed
+transcript, or type a sentence that applies to the whole clip.
+"""
+
 
 def build_demo(
     predictor: Predictor,
@@ -58,6 +73,7 @@ def build_demo(
     callbacks = DemoCallbacks(predictor)
     several = len(predictor.methods) > 1
     gpu = serving.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
+    clip_gpu = serving.gpu_task(spaces, serving.CLIP_GPU_SECONDS)
     with gr.Blocks(title="mculora", delete_cache=serving.CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
         conversation = gr.State(Conversation())
@@ -82,6 +98,23 @@ def build_demo(
                         )
                     with gr.Tab("Video"):
                         video = gr.Video(sources=["upload"], label="Short video (used when no image is given)")
+                    with gr.Tab("Clip", elem_id="clip-tab"):
+                        # A recording scored window by window; format=None keeps the upload as it is (no ffmpeg).
+                        clip = gr.Video(
+                            sources=["webcam", "upload"],
+                            include_audio=True,
+                            label="Clip: video with its soundtrack (record or upload)",
+                            elem_id="clip",
+                        )
+                        transcript = gr.File(
+                            label="Timed transcript (.srt or .vtt, optional)",
+                            file_types=[".srt", ".vtt"],
+                            elem_id="transcript",
+                        )
+                        gr.Markdown(CLIP_NOTE)
+                        with gr.Row():
+                            score_clip = gr.Button("Score clip", variant="primary", elem_id="score-clip")
+                            cancel_clip = gr.Button("Cancel", elem_id="cancel-clip")
                 audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech", elem_id="audio")
                 text = gr.Textbox(label="Text", placeholder="What was said…", lines=2, elem_id="text")
                 with gr.Row():
@@ -120,6 +153,20 @@ def build_demo(
             with gr.Row():
                 csv_file = gr.File(label="CSV", elem_id="csv")
                 json_file = gr.File(label="JSON", elem_id="json")
+        with gr.Accordion("Clip: emotion over time", open=True):
+            clip_result, clip_job = gr.State(None), gr.State(ClipJob())
+            clip_summary = gr.Markdown(elem_id="clip-summary")
+            clip_combination = gr.Dropdown(
+                [ALL, *COMBINATIONS], value=ALL, label="Combination shown over time", elem_id="clip-combination"
+            )
+            clip_timeline = gr.Plot(label="Emotion over time", elem_id="clip-timeline")
+            clip_strip = gr.Plot(label="Combination × time", elem_id="clip-strip")
+            clip_table = gr.Dataframe(label="Windows", interactive=False, elem_id="clip-table")
+            with gr.Row():
+                clip_csv = gr.File(label="CSV (per window)", elem_id="clip-csv")
+                clip_json = gr.File(label="JSON (per window)", elem_id="clip-json")
+                clip_video = gr.File(label="Annotated MP4", elem_id="clip-video")
+            annotate = gr.Button("Make the annotated MP4", elem_id="annotate")
         with gr.Accordion("Raw result (JSON)", open=False):
             raw = gr.JSON(elem_id="raw")
         with gr.Accordion("Model card", open=False):
@@ -156,12 +203,40 @@ def build_demo(
             concurrency_id=MODEL,
         )
         reset.click(callbacks.reset_conversation, None, [conversation, timeline], api_visibility="private")
+        clip_event = score_clip.click(
+            clip_gpu(callbacks.clip_view),
+            [clip, transcript, text, *toggles, method, side_by_side, clip_job],
+            [clip_summary, clip_timeline, clip_strip, clip_table, clip_csv, clip_json, clip_result],
+            api_visibility="private",
+            concurrency_id=MODEL,
+        )
+        cancel_clip.click(callbacks.cancel_clip, clip_job, None, cancels=[clip_event], api_visibility="private")
+        clip_combination.change(
+            callbacks.clip_timeline_view, [clip_result, clip_combination], clip_timeline, api_visibility="private"
+        )
+        annotate.click(
+            callbacks.annotated_video_view,
+            [clip, clip_result, clip_combination],
+            clip_video,
+            api_visibility="private",
+            concurrency_id=MODEL,
+        )
 
         # The public API: two JSON endpoints on hidden triggers, so clients get data rather than page updates.
         api_inputs = [image, audio, text, *toggles, video, method]
         predict_api, ablate_api = gr.Button(visible=False), gr.Button(visible=False)
         predict_api.click(gpu(callbacks.predict_api), api_inputs, raw, api_name="predict", concurrency_id=MODEL)
         ablate_api.click(gpu(callbacks.ablate_api), api_inputs, raw, api_name="ablate", concurrency_id=MODEL)
+        # Plain files for the API's clip and transcript, so a client passes handle_file("talk.mp4") as it is.
+        clip_file, transcript_file = gr.File(visible=False), gr.File(visible=False)
+        clip_api = gr.Button(visible=False)
+        clip_api.click(
+            clip_gpu(callbacks.clip_api),
+            [clip_file, transcript_file, text, *toggles, method],
+            raw,
+            api_name="predict_clip",
+            concurrency_id=MODEL,
+        )
 
         examples = sorted(EXAMPLES.glob("*.json"))
         if examples:

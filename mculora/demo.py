@@ -18,16 +18,26 @@ from pathlib import Path
 
 import gradio as gr
 
-from mculora import plots
+from mculora import clip_plots, plots
+from mculora.annotate import write_annotated_video
+from mculora.clip import ALL, ClipCancelled, ClipResult
 from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
 from mculora.hub import strip_front_matter
 from mculora.modalities import MODALITIES
 from mculora.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
+from mculora.preprocess import UnusableInput
 
 log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode
 TIMELINE_TURNS = 100  # turns the timeline shows; older ones are forgotten, so a session's memory is bounded
 EXPORT_TTL_S = 3600  # ablation exports older than this are deleted (the page's own copies go with Gradio's cache)
+
+
+@dataclass
+class ClipJob:
+    """A session's clip scoring: the Cancel button sets ``cancelled``, which the running job's progress sees."""
+
+    cancelled: bool = False
 
 
 @dataclass
@@ -80,8 +90,8 @@ def _method(value) -> str | None:
 
 
 def _friendly_errors(callback: Callable) -> Callable:
-    """`NothingToPredict`, `UnknownMethod` -> `gr.Error` with the reason; anything unexpected -> a plain `gr.Error`,
-    logged here."""
+    """`NothingToPredict`, `UnknownMethod`, an unreadable clip -> `gr.Error` with the reason; anything unexpected ->
+    a plain `gr.Error`, logged here."""
 
     @functools.wraps(callback)
     def wrapped(*args, **kwargs):
@@ -89,8 +99,10 @@ def _friendly_errors(callback: Callable) -> Callable:
             return callback(*args, **kwargs)
         except gr.Error:
             raise
-        except (NothingToPredict, UnknownMethod) as error:
+        except (NothingToPredict, UnknownMethod, UnusableInput) as error:
             raise gr.Error(str(error)) from None
+        except ClipCancelled:
+            raise gr.Error("Scoring the clip was cancelled.") from None
         except Exception:
             log.exception("demo callback %s failed", callback.__name__)
             raise gr.Error("Something went wrong while scoring this input; please try another one.") from None
@@ -211,13 +223,92 @@ class DemoCallbacks:
             **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
             methods=self.predictor.methods if side_by_side else [_method(method)],
         )
-        self._delete_old_exports()
-        folder = Path(tempfile.mkdtemp(dir=self._exports))
+        folder = self._export_folder()
         csv_path, json_path = folder / "ablation.csv", folder / "ablation.json"
         csv_path.write_text(plots.ablation_csv(rows, self.labels))
         json_path.write_text(plots.ablation_json(rows, self.labels))
         table = plots.ablation_table(rows, self.labels)
         return plots.ablation_heatmap(rows, self.labels), table, str(csv_path), str(json_path)
+
+    # -- clips -------------------------------------------------------------------------------------------------
+
+    def _score_clip(self, clip, transcript, text, use_audio, use_text, use_vision, methods, progress) -> ClipResult:
+        if clip is not None and not isinstance(clip, str):
+            raise gr.Error(f"clip must be a video or audio file, not {str(clip)[:40]!r}")
+        if clip is None:
+            raise gr.Error("no clip given: record one with the webcam or upload a video")
+        inputs = _inputs(None, None, text, None, use_audio, use_text, use_vision)
+        return self.predictor.predict_clip(
+            clip, transcript=transcript, text=inputs["text"], methods=methods, drop=inputs["drop"], progress=progress
+        )
+
+    @_friendly_errors
+    def clip_api(self, clip, transcript=None, text=None, use_audio=True, use_text=True, use_vision=True, method=None):
+        """``/predict_clip``: the clip's windows with every combination's probabilities, and the pooled summary."""
+        return self._score_clip(
+            clip, transcript, text, use_audio, use_text, use_vision, [_method(method)], None
+        ).to_dict()
+
+    @_friendly_errors
+    def clip_view(
+        self,
+        clip,
+        transcript,
+        text,
+        use_audio,
+        use_text,
+        use_vision,
+        method,
+        side_by_side,
+        job: ClipJob,
+        progress=gr.Progress(),  # noqa: B008 (Gradio finds its progress tracker by this default)
+    ):
+        """The Clip tab: summary, timeline, combination strip, per-window table, CSV and JSON, and the result (state)
+        for re-plotting and the annotated video. Cancel sets ``job.cancelled``, which stops the work at its next
+        progress report."""
+        job.cancelled = False
+
+        def report(fraction: float, stage: str) -> None:
+            if job.cancelled:
+                raise ClipCancelled
+            progress(fraction, desc=stage)
+
+        methods = self.predictor.methods if side_by_side else [_method(method)]
+        result = self._score_clip(clip, transcript, text, use_audio, use_text, use_vision, methods, report)
+        folder = self._export_folder()
+        csv_path, json_path = folder / "clip.csv", folder / "clip.json"
+        csv_path.write_text(result.csv())
+        json_path.write_text(result.json())
+        return (
+            clip_summary(result),
+            clip_plots.clip_timeline(result),
+            clip_plots.clip_strip(result, result.methods),
+            clip_plots.clip_table(result),
+            str(csv_path),
+            str(json_path),
+            result,
+        )
+
+    @staticmethod
+    def cancel_clip(job: ClipJob) -> None:
+        job.cancelled = True
+
+    @_friendly_errors
+    def clip_timeline_view(self, result: ClipResult | None, combination: str):
+        """Re-plot the timeline for another combination (no re-scoring)."""
+        return clip_plots.clip_timeline(result, combination=combination or ALL) if result is not None else None
+
+    @_friendly_errors
+    def annotated_video_view(self, clip, result: ClipResult | None, combination: str):
+        """The clip with the scores drawn on and its own soundtrack, as an MP4 to download."""
+        if result is None or clip is None:
+            raise gr.Error("score a clip first")
+        path = self._export_folder() / f"{Path(clip).stem}.annotated.mp4"
+        return str(write_annotated_video(clip, result, path, combination=combination or ALL))
+
+    def _export_folder(self) -> Path:
+        self._delete_old_exports()
+        return Path(tempfile.mkdtemp(dir=self._exports))
 
     def _delete_old_exports(self) -> None:
         """Gradio serves copies of the export files from its own cache, so the originals are only needed briefly."""
@@ -237,6 +328,24 @@ class DemoCallbacks:
     @staticmethod
     def reset_conversation():
         return Conversation(), None
+
+
+def clip_summary(result: ClipResult) -> str:
+    """The clip's pooled label per method, what its windows had, and its notes."""
+    windows = result.windows
+    lines = [
+        f"**{method}: {result.label(method)}** (windows pooled by certainty; every modality each window has)"
+        for method in result.methods
+    ]
+    lines.append(
+        f"{len(windows)} windows of {result.window_s:g} s every {result.hop_s:g} s over {result.duration_s:.1f} s: "
+        f"a face in {sum(w.face for w in windows)}, speech in {sum(w.speech for w in windows)}, "
+        f"text in {sum(w.text is not None for w in windows)}."
+    )
+    if any(w.faces_seen > 1 for w in windows):
+        lines.append("Some frames show more than one face: the largest one is scored.")
+    lines += [f"- {note}" for note in result.notes]
+    return "\n\n".join(lines)
 
 
 def model_card_markdown(checkpoint: Path) -> str:

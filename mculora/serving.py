@@ -24,6 +24,8 @@ NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 # ablation on a 2 s video) takes 0.14 s (median), and the first call of a process 1.5 s (encoders warming up). 10 s
 # leaves room for a cold GPU start on top of that, at a sixth of the default 60 s.
 GPU_SECONDS = 10
+# A clip of the 120 s cap takes about 40 s on 2 CPU cores (the face mesh runs on the CPU on any hardware).
+CLIP_GPU_SECONDS = 60
 
 # Limits of the public page (documented in the README). Uploads above MAX_UPLOAD are refused by the server before
 # they reach the model: 50 MB holds a minute of phone video or ten minutes of CD-quality audio, more than any one
