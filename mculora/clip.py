@@ -41,7 +41,7 @@ import torch
 from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import MIN_SECONDS, TARGET_SAMPLE_RATE, TRIM_DB
+from mculora.preprocess.audio import MIN_SECONDS, SILENCE_PEAK_DBFS, TARGET_SAMPLE_RATE, TRIM_DB
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.transcript import read_transcript, window_texts
 
@@ -306,6 +306,10 @@ def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) ->
         reason = DROPPED if Modality.AUDIO in dropped else reader.audio_reason
         for window in windows:
             window.missing[Modality.AUDIO.value] = reason
+        return
+    if float(np.abs(reader.audio).max()) < 10 ** (SILENCE_PEAK_DBFS / 20):
+        for window in windows:
+            window.missing[Modality.AUDIO.value] = f"the soundtrack is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)"
         return
     loud = _loud_frames(reader.audio)
     frame = int(0.010 * TARGET_SAMPLE_RATE)

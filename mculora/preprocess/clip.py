@@ -52,18 +52,24 @@ class ClipReader:
             raise UnusableInput(f"could not read clip {self.name}: the file is empty")
         try:
             self._container = av.open(str(self.path), mode="r", metadata_errors="ignore")
-        except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
-            reason = _reason(error)
+        except av.EOFError:
             raise UnusableInput(
-                f"could not read clip {self.name}: not a readable video or audio file ({reason})"
+                f"could not read clip {self.name}: it ends before any video or sound (0 s long, or truncated)"
+            ) from None
+        except (av.FFmpegError, UnicodeDecodeError, ValueError) as error:
+            raise UnusableInput(
+                f"could not read clip {self.name}: not a video or audio file this app reads, or a truncated one "
+                f"(FFmpeg: {_reason(error)})"
             ) from None
         self._video = next(iter(self._container.streams.video), None)
         self._audio = next(iter(self._container.streams.audio), None)
         if self._video is None and self._audio is None:
             self._container.close()
-            raise UnusableInput(f"could not read clip {self.name}: it has neither a video stream nor a soundtrack")
+            raise UnusableInput(f"could not read clip {self.name}: it holds neither video nor sound (0 s long)")
         if self._video is not None:
             self._video.thread_type = "AUTO"  # frame threads: decoding is most of a clip's cost on 2 cores
+        declared = self._container.duration  # kept: the container is closed once read
+        self._declared_s = None if declared is None or declared <= 0 else declared / av.time_base
         self.video_reason = None if self._video is not None else "the clip has no video stream"
         self.audio_reason = None if self._audio is not None else "the clip has no audio track"
         self.audio: np.ndarray | None = None
@@ -75,8 +81,7 @@ class ClipReader:
     def expected_seconds(self) -> float | None:
         """The length the container declares (capped), for progress bars; None when it does not say (browser
         recordings often do not)."""
-        declared = self._container.duration
-        return None if declared is None or declared <= 0 else min(declared / av.time_base, self.max_seconds)
+        return None if self._declared_s is None else min(self._declared_s, self.max_seconds)
 
     def frames(self) -> Iterator[tuple[float, np.ndarray]]:
         """``(seconds, RGB uint8 [H, W, 3])`` for each sampled video frame, in time order; the soundtrack is decoded
@@ -110,7 +115,8 @@ class ClipReader:
                         for mono in resampler.resample(frame):
                             self._chunks.append(mono.to_ndarray()[0])
                         audio_end = sum(len(c) for c in self._chunks) / TARGET_SAMPLE_RATE
-                        if audio_end >= self.max_seconds:
+                        # A fraction of a second over is codec padding (whole AAC frames), not more clip.
+                        if audio_end >= self.max_seconds + 0.25:
                             past_cap.add(packet.stream)
                 if len(past_cap) == len(streams):
                     break
@@ -135,6 +141,12 @@ class ClipReader:
             self.video_reason = "no video frame could be decoded"
         audio_s = 0.0 if self.audio is None else self.audio.size / TARGET_SAMPLE_RATE
         self.duration_s = min(max(video_end, audio_s), self.max_seconds)
+        declared = self.expected_seconds
+        if not past_cap and declared is not None and self.duration_s < declared - 0.5:
+            self.notes.append(
+                f"the clip ends at {self.duration_s:.1f} s although its header says {declared:.1f} s: it is probably "
+                "truncated"
+            )
         if past_cap:
             self.notes.append(
                 f"the clip is longer than {self.max_seconds:.0f} s: only its first {self.max_seconds:.0f} s were read"

@@ -43,10 +43,11 @@ def read_transcript(path: str | os.PathLike) -> list[Cue]:
         content = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UnusableInput(f"the transcript {path.name} is not UTF-8 text (SRT or WebVTT)") from None
-    return parse_transcript(content, path.name)
+    return parse_transcript(content, f"the transcript {path.name}")
 
 
-def parse_transcript(content: str, name: str = "transcript") -> list[Cue]:
+def parse_transcript(content: str, name: str = "the transcript") -> list[Cue]:
+    """Cues of SRT or WebVTT text; ``name`` is how messages call it."""
     lines = content.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     webvtt = bool(lines) and lines[0].lstrip("\ufeff").startswith("WEBVTT")
     kind = "WebVTT" if webvtt else "SRT"
@@ -55,20 +56,20 @@ def parse_transcript(content: str, name: str = "transcript") -> list[Cue]:
         if webvtt and block[0].startswith(("NOTE", "STYLE", "REGION")):
             continue
         # The timing line comes first, or after a cue number (SRT) / a cue identifier (WebVTT).
-        timing_at = 0 if "-->" in block[0] else 1
-        if timing_at >= len(block) or not (timing := _TIMING.match(block[timing_at])):
+        timing_at = 0 if "-->" in block[0] or len(block) == 1 else 1
+        if not (timing := _TIMING.match(block[timing_at])):
             raise UnusableInput(
-                f"the transcript {name} is not SRT or WebVTT: line {number + timing_at} should be a timing line "
+                f"{name} is not SRT or WebVTT: line {number + timing_at} should be a timing line "
                 f"like '00:00:01,000 --> 00:00:02,500', not {block[timing_at][:60]!r}"
             )
         start, end = _seconds(timing.groups()[:4]), _seconds(timing.groups()[4:])
         if end < start:
-            raise UnusableInput(f"the transcript {name} has a {kind} cue ending before it starts (line {number})")
+            raise UnusableInput(f"{name} has a {kind} cue ending before it starts (line {number})")
         text = " ".join(_TAG.sub("", line).strip() for line in block[timing_at + 1 :]).strip()
         if text:
             cues.append(Cue(start, end, " ".join(text.split())))
     if not cues:
-        raise UnusableInput(f"the transcript {name} holds no timed text (SRT or WebVTT cues)")
+        raise UnusableInput(f"{name} holds no timed text (SRT or WebVTT cues)")
     return sorted(cues, key=lambda cue: (cue.start, cue.end))
 
 
