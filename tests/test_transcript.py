@@ -65,7 +65,11 @@ def test_windows_take_the_cues_they_overlap_in_order():
 
 
 def test_cues_are_sorted_and_empty_cues_dropped():
-    content = "2\n00:00:05,000 --> 00:00:06,000\nsecond\n\n1\n00:00:01,000 --> 00:00:02,000\nfirst\n\n3\n00:00:07,000 --> 00:00:08,000\n\n"
+    content = (
+        "2\n00:00:05,000 --> 00:00:06,000\nsecond\n\n"
+        "1\n00:00:01,000 --> 00:00:02,000\nfirst\n\n"
+        "3\n00:00:07,000 --> 00:00:08,000\n\n"
+    )
     assert [cue.text for cue in parse_transcript(content)] == ["first", "second"]
 
 
