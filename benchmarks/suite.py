@@ -14,6 +14,8 @@ Sections, each measured in this one run so that ratios compare like with like on
 * **training**: one fold of `mculora.train` on a synthetic IEMOCAP-sized set (151 dialogues, about 5,500 utterances,
   the GCNet features' dims), 3 epochs each under the standard and the reference protocol: seconds per epoch
   (training, validation and DPFT's update) and training utterances per second.
+* **clip**: `benchmarks/clip.py` in a process of its own: a 30 s 1280x720 clip with speech and a transcript scored
+  under every combination of every window; seconds of clip per wall-clock second, each stage's seconds, peak RSS.
 * **app**: ``/predict`` and ``/ablate`` through gradio_client on an in-process server, and their overhead over the
   Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients,
   peak server memory. The clients pass ``ssl_verify=False`` (the server is plain HTTP; see `served.api_client`);
@@ -28,6 +30,7 @@ import argparse
 import contextlib
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,13 +215,21 @@ def app_section(predictor: Predictor, checkpoint: Path, repeats: int, direct: di
     }
 
 
+def clip_section(checkpoint: Path) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "clip.json"
+        command = [sys.executable, str(ROOT / "benchmarks" / "clip.py"), "--checkpoint", str(checkpoint), "--json"]
+        subprocess.run([*command, str(out)], check=True, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text())
+
+
 def markdown(results: dict) -> str:
     lines = [f"# Benchmarks ({results['machine']})", "", "| fusion case | ours (ms) | dense (ms) | ours / dense |"]
     lines.append("|---|---|---|---|")
     lines += [
         f"| {r['case']} | {r['ours_ms']:.2f} | {r['dense_ms']:.2f} | {r['ratio']:.2f} |" for r in results["fusion"]
     ]
-    predictor, app, training = results["predictor"], results["app"], results["training"]
+    predictor, app, training, clip = results["predictor"], results["app"], results["training"], results["clip"]
     lines += [
         "",
         f"| training, fold 1 of a synthetic IEMOCAP-sized set ({training['train_utterances']:,} training "
@@ -229,6 +240,16 @@ def markdown(results: dict) -> str:
         f"| `--protocol {protocol}` | {training[protocol]['seconds_per_epoch']:.2f} "
         f"| {training[protocol]['utterances_per_second']:.0f} |"
         for protocol in ("standard", "reference")
+    ]
+    stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in clip["stage_s"].items())
+    lines += [
+        "",
+        f"| clip ({clip['clip']}; {clip['windows']} windows, {clip['rows']} rows) | median |",
+        "|---|---|",
+        f"| scoring, every combination | {clip['wall_s']:.1f} s: {clip['realtime_factor']:.1f}x real time |",
+        f"| stages | {stages}; other {clip['other_s']:.2f} s |",
+        f"| annotated MP4 | {clip['annotated_mp4_s']:.1f} s |",
+        f"| peak RSS of the scoring process | {clip['peak_rss_mb']:.0f} MB |",
     ]
     lines += ["", "| end to end | median |", "|---|---|"]
     lines += [f"| predict stage `{s}` | {ms:.1f} ms |" for s, ms in predictor["predict_stages_ms"].items()]
@@ -266,6 +287,7 @@ def main() -> None:
         "fusion": torch_thread.run(fusion, predictor.model, args.repeats),
         "predictor": predictor_section(predictor, args.repeats),
         "training": torch_thread.run(training_section),
+        "clip": clip_section(args.checkpoint),
     }
     results["app"] = app_section(predictor, args.checkpoint, args.repeats, results["predictor"])
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
