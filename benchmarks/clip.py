@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
