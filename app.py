@@ -43,6 +43,7 @@ from mculora.demo import (  # noqa: E402
 from mculora.encoders import EncoderMismatch  # noqa: E402
 from mculora.modalities import COMBINATIONS  # noqa: E402
 from mculora.predictor import Predictor  # noqa: E402
+from mculora.transcribe import TranscriptionError, model_directory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "default"
@@ -58,9 +59,12 @@ model learned from, not what anyone feels.
 
 CLIP_NOTE = """\
 A clip is scored in windows of 2 s every second, each under every combination of the modalities it has; the summary
-pools the windows by how certain each one is. **Speech is not transcribed here**: for the text modality give a timed
-transcript, or type a sentence that applies to the whole clip.
+pools the windows by how certain each one is.
 """
+NO_TRANSCRIPTION = """**Speech is not transcribed here** (this server runs offline): for the text modality give a timed
+transcript, or type a sentence that applies to the whole clip."""
+TRANSCRIPTION = """Without a transcript or a typed sentence, the soundtrack is transcribed by **{model}** (a machine
+transcript, which can be wrong) for the text modality."""
 
 
 def build_demo(
@@ -68,9 +72,11 @@ def build_demo(
     checkpoint: Path = DEFAULT_CHECKPOINT,
     queue_size: int = serving.QUEUE_SIZE,
     compared: Sequence[Path] = (),
+    transcribe: str | None = None,
 ) -> gr.Blocks:
-    """The page over ``predictor``; ``compared``: the checkpoints of its other methods, for their model cards."""
-    callbacks = DemoCallbacks(predictor)
+    """The page over ``predictor``; ``compared``: the checkpoints of its other methods, for their model cards;
+    ``transcribe``: the opt-in speech-to-text model for clips (None: clips are never transcribed)."""
+    callbacks = DemoCallbacks(predictor, transcribe)
     several = len(predictor.methods) > 1
     gpu = serving.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
     clip_gpu = serving.gpu_task(spaces, serving.CLIP_GPU_SECONDS)
@@ -111,7 +117,10 @@ def build_demo(
                             file_types=[".srt", ".vtt"],
                             elem_id="transcript",
                         )
-                        gr.Markdown(CLIP_NOTE)
+                        gr.Markdown(
+                            CLIP_NOTE + (TRANSCRIPTION.format(model=transcribe) if transcribe else NO_TRANSCRIPTION),
+                            elem_id="clip-note",
+                        )
                         with gr.Row():
                             score_clip = gr.Button("Score clip", variant="primary", elem_id="score-clip")
                             cancel_clip = gr.Button("Cancel", elem_id="cancel-clip")
@@ -284,6 +293,13 @@ def main() -> None:
     parser.add_argument("--host", default=host)
     parser.add_argument("--port", type=int, default=int(port))
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument(
+        "--transcribe",
+        metavar="MODEL",
+        default=os.environ.get("MCULORA_TRANSCRIBE") or None,
+        help="opt-in: transcribe clips without a transcript with this Whisper model (owner/name[@revision] on the "
+        "Hugging Face Hub, fetched at startup; or a local directory). Default: never transcribe",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -293,7 +309,9 @@ def main() -> None:
         else:  # the other methods beside a local checkpoint; a Hub checkpoint has no neighbours
             compared = sibling_checkpoints(checkpoint) if Path(args.checkpoint).is_dir() else []
         predictor = Predictor.from_pretrained(checkpoint, compare_with=compared)
-    except (CheckpointError, EncoderMismatch) as error:
+        if args.transcribe:
+            model_directory(args.transcribe)  # fetched now: an unreachable Hub stops the start with the reason
+    except (CheckpointError, EncoderMismatch, TranscriptionError) as error:
         sys.exit(f"error: {error}")
     for line in serving.startup_report(predictor.device, checkpoint, predictor.config):
         logging.getLogger("mculora").info(line)
@@ -301,7 +319,8 @@ def main() -> None:
         logging.getLogger("mculora").info("methods on the page: %s", ", ".join(predictor.methods))
     # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
     # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
-    launch(build_demo(predictor, checkpoint, compared=compared), args.host, args.port, share=args.share)
+    demo = build_demo(predictor, checkpoint, compared=compared, transcribe=args.transcribe)
+    launch(demo, args.host, args.port, share=args.share)
 
 
 def launch(demo: gr.Blocks, host: str, port: int, **options):

@@ -188,8 +188,10 @@ def score_clip(
     methods: Sequence[str | None] | None = None,
     drop: Sequence[Modality | str] = (),
     progress: Callable[[float, str], None] | None = None,
+    transcribe: str | Path | None = None,
 ) -> ClipResult:
-    """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread."""
+    """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread.
+    ``transcribe``: a speech-to-text model (`mculora.transcribe`, opt-in) for the text when no transcript is given."""
     window_spans(window_s, window_s, hop_s)  # refuse bad sizes before decoding anything
     networks = [predictor.network(method) for method in (methods or [None])]
     dropped = {as_modality(m) for m in drop}
@@ -207,6 +209,8 @@ def score_clip(
         )
     if cues is not None and text:
         notes.append("both a transcript and a sentence were given: the transcript's text is used")
+    elif cues is None and not text and transcribe is not None and Modality.TEXT not in dropped:
+        cues = _transcribed(reader, transcribe, predictor.device, notes, timings, report)
 
     windows = [ClipWindow(i, start, end, False, 0, False, None, {}) for i, (start, end) in enumerate(spans)]
     vectors: list[dict[Modality, torch.Tensor]] = [{} for _ in spans]
@@ -281,6 +285,20 @@ def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, repor
         encode_pending()
     frames.sort(key=lambda frame: frame[0])
     return frames, tracks
+
+
+def _transcribed(reader: ClipReader, model, device, notes: list[str], timings, report):
+    """Cues from the opt-in speech-to-text model, or None (with a note) when the clip has no sound to transcribe."""
+    from mculora.transcribe import transcribe
+
+    if reader.audio is None:
+        notes.append(f"nothing to transcribe: {reader.audio_reason}")
+        return None
+    report(0.86, "transcribing the soundtrack")
+    with stopwatch(timings, "transcribe"):
+        cues = transcribe(reader.audio, model, device)
+    notes.append(f"the text is a machine transcript by {model} ({len(cues)} cues)")
+    return cues
 
 
 def _vision(windows, vectors, frames, reader: ClipReader, dropped) -> None:
@@ -387,6 +405,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--window", type=float, default=WINDOW_S, help=f"window length in seconds ({WINDOW_S})")
     parser.add_argument("--hop", type=float, default=HOP_S, help=f"seconds between window starts ({HOP_S})")
     parser.add_argument("--drop", nargs="*", default=(), help="modalities to leave out: audio, text, vision")
+    parser.add_argument(
+        "--transcribe",
+        metavar="MODEL",
+        help="opt-in: transcribe the soundtrack for the text with this Whisper model (owner/name[@revision] on the "
+        "Hugging Face Hub, downloaded once; or a local directory) when no transcript is given",
+    )
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
 
@@ -414,6 +438,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 methods=predictor.methods,
                 drop=args.drop,
                 progress=progress,
+                transcribe=args.transcribe,
             )
         except (UnusableInput, ValueError) as error:
             raise SystemExit(f"error: {error}") from None

@@ -26,6 +26,7 @@ from mculora.hub import strip_front_matter
 from mculora.modalities import MODALITIES
 from mculora.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
 from mculora.preprocess import UnusableInput
+from mculora.transcribe import TranscriptionError
 
 log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode
@@ -99,7 +100,7 @@ def _friendly_errors(callback: Callable) -> Callable:
             return callback(*args, **kwargs)
         except gr.Error:
             raise
-        except (NothingToPredict, UnknownMethod, UnusableInput) as error:
+        except (NothingToPredict, UnknownMethod, UnusableInput, TranscriptionError) as error:
             raise gr.Error(str(error)) from None
         except ClipCancelled:
             raise gr.Error("Scoring the clip was cancelled.") from None
@@ -136,8 +137,10 @@ def warn_unusable(prediction: Prediction) -> None:
 
 
 class DemoCallbacks:
-    def __init__(self, predictor: Predictor):
+    def __init__(self, predictor: Predictor, transcribe: str | None = None):
+        """``transcribe``: the opt-in speech-to-text model for clips without a transcript (None: never transcribe)."""
         self.predictor = predictor
+        self.transcribe = transcribe
         self.labels = predictor.labels
         self._exports = Path(tempfile.mkdtemp(prefix="mculora-exports-"))
 
@@ -239,7 +242,13 @@ class DemoCallbacks:
             raise gr.Error("no clip given: record one with the webcam or upload a video")
         inputs = _inputs(None, None, text, None, use_audio, use_text, use_vision)
         return self.predictor.predict_clip(
-            clip, transcript=transcript, text=inputs["text"], methods=methods, drop=inputs["drop"], progress=progress
+            clip,
+            transcript=transcript,
+            text=inputs["text"],
+            methods=methods,
+            drop=inputs["drop"],
+            progress=progress,
+            transcribe=self.transcribe,
         )
 
     @_friendly_errors

@@ -75,6 +75,18 @@ def resolve(path_or_reference: str | Path, endpoint: str | None = None) -> Path:
 
 def download(reference: str, cache_dir: str | Path | None = None, endpoint: str | None = None) -> Path:
     """Download ``owner/name[@revision]`` into the Hugging Face cache (or find it there) and return its directory."""
+    return checked(snapshot(reference, CHECKPOINT_PATTERNS, "checkpoint", cache_dir, endpoint), reference)
+
+
+def snapshot(
+    reference: str,
+    patterns: list[str],
+    what: str,
+    cache_dir: str | Path | None = None,
+    endpoint: str | None = None,
+) -> Path:
+    """The files of ``owner/name[@revision]`` that match ``patterns``, downloaded into the Hugging Face cache or
+    found there; `HubError` naming ``what`` (e.g. "checkpoint") and what to do when that is impossible."""
     import huggingface_hub
     from huggingface_hub import constants
     from huggingface_hub.errors import (
@@ -90,7 +102,7 @@ def download(reference: str, cache_dir: str | Path | None = None, endpoint: str 
         repo_id=repo_id,
         revision=revision,
         cache_dir=cache_dir,
-        allow_patterns=CHECKPOINT_PATTERNS,
+        allow_patterns=patterns,
         endpoint=url,
         library_name="mculora",
         library_version=__version__,
@@ -98,7 +110,7 @@ def download(reference: str, cache_dir: str | Path | None = None, endpoint: str 
     offline_mode = constants.HF_HUB_OFFLINE
     if not offline_mode and hub_reachable(url):
         try:
-            return checked(Path(huggingface_hub.snapshot_download(**request)), reference)
+            return Path(huggingface_hub.snapshot_download(**request))
         except RepositoryNotFoundError:
             raise HubError(
                 f"{repo_id} was not found on {url}. Check the name; for a private repository log in first "
@@ -109,12 +121,12 @@ def download(reference: str, cache_dir: str | Path | None = None, endpoint: str 
         except (HfHubHTTPError, OSError) as error:
             raise HubError(f"downloading {reference} from {url} failed: {error}") from None
     try:
-        return checked(Path(huggingface_hub.snapshot_download(**request, local_files_only=True)), reference)
+        return Path(huggingface_hub.snapshot_download(**request, local_files_only=True))
     except LocalEntryNotFoundError:
         why = "HF_HUB_OFFLINE is set" if offline_mode else f"{url} cannot be reached from this machine"
         raise HubError(
-            f"cannot load checkpoint {reference!r}: {why} and no copy is cached. Connect this machine once (the "
-            "download is cached), or pass a local checkpoint directory."
+            f"cannot load {what} {reference!r}: {why} and no copy is cached. Connect this machine once (the "
+            f"download is cached), or pass a local {what} directory."
         ) from None
 
 

@@ -283,15 +283,18 @@ class Predictor:
         methods: Sequence[str | None] | None = None,
         drop: Iterable[Modality | str] = (),
         progress=None,
+        transcribe: str | Path | None = None,
     ):
         """A recorded clip (video with its soundtrack, or either alone) scored window by window under every
         combination of each window's modalities, with a pooled clip-level summary: `mculora.clip.ClipResult`.
         ``transcript``: an .srt/.vtt file for the windows' text; ``text``: one sentence for the whole clip.
         ``progress(fraction, stage)`` is called as it goes; raising from it (e.g. `mculora.clip.ClipCancelled`)
-        stops the work. Raises `UnusableInput` for a clip nothing can be read from, ValueError for bad sizes."""
+        stops the work. ``transcribe``: opt-in speech-to-text model for the text when no transcript is given
+        (`mculora.transcribe`; downloads from the Hub). Raises `UnusableInput` for a clip nothing can be read from,
+        ValueError for bad sizes (and `mculora.transcribe.TranscriptionError`)."""
         from mculora.clip import score_clip
 
-        return score_clip(self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress)
+        return score_clip(self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress, transcribe)
 
     @staticmethod
     def _probabilities(checkpoint, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
