@@ -117,9 +117,10 @@ def compose_clip(
     **options,
 ) -> Path:
     """A talking-face clip from parts ``(face RGB or None, 16 kHz mono speech or None, seconds)`` played one after
-    another: each face is scaled to 70 % of the frame's height on a grey background (a blank frame for None), and the
-    speech starts with its part, padded with silence or cut to the part's length. ``options`` go to `ClipWriter`
-    (codecs, rotation; ``sample_rate=None`` for no soundtrack, ``width=None`` for audio only)."""
+    another: each face is scaled to 70 % of the frame's height (or width, if narrower) on a grey background (a blank
+    frame for None), and the speech starts with its part, padded with silence or cut to the part's length.
+    ``options`` go to `ClipWriter` (codecs, rotation; ``sample_rate=None`` for no soundtrack, ``width=None`` for audio
+    only)."""
     import cv2
 
     video = width is not None
@@ -131,10 +132,9 @@ def compose_clip(
             if video:
                 canvas = np.full((height, width, 3), 128, np.uint8)
                 if face is not None:
-                    side = int(0.7 * height)
-                    scaled = cv2.resize(
-                        face, (side * face.shape[1] // face.shape[0], side), interpolation=cv2.INTER_CUBIC
-                    )
+                    scale = 0.7 * min(height / face.shape[0], width / face.shape[1])
+                    size = (round(face.shape[1] * scale), round(face.shape[0] * scale))
+                    scaled = cv2.resize(face, size, interpolation=cv2.INTER_CUBIC)
                     top, left = (height - scaled.shape[0]) // 2, (width - scaled.shape[1]) // 2
                     canvas[top : top + scaled.shape[0], left : left + scaled.shape[1]] = scaled
                 while frame_index < round(elapsed * fps):

@@ -82,4 +82,4 @@ def test_server_settings(served_app):
     assert demo.max_file_size == 50 * 1024 * 1024 and demo.show_error
     assert demo.delete_cache == serving.CACHE_CLEANUP == (600, 3600)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/predict", "/ablate"}
+    assert set(endpoints) == {"/predict", "/ablate", "/predict_clip"}

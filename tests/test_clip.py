@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
@@ -19,6 +20,7 @@ from mculora.plots import label_colours
 from mculora.preprocess import UnusableInput
 
 HALF_S = 4.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +242,31 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         [sys.executable, "-m", "mculora.clip", str(tmp_path / "missing.mp4")], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "no such file" in bad.stderr
+
+
+def test_portrait_video_and_several_faces(predictor, parts, tmp_path):
+    """A phone held upright (a portrait frame), and frames with three faces: the largest is scored and the window
+    says how many were seen."""
+    from PIL import Image
+
+    from mculora.clip_writer import ClipWriter
+
+    happy, _ = parts
+    portrait = compose_clip(tmp_path / "portrait.mp4", [(happy.face, happy.speech, 2.0)], width=360, height=640)
+    result = predictor.predict_clip(portrait)
+    assert result.windows[0].face and result.windows[0].faces_seen == 1
+
+    astronaut = Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").convert("RGB").crop((55, 0, 175, 120))
+    frame = np.full((720, 1280, 3), 200, np.uint8)
+    frame[100:400, 100:400] = np.asarray(astronaut.resize((300, 300)))
+    frame[300:500, 500:700] = frame[300:500, 800:1000] = np.asarray(astronaut.resize((200, 200)))
+    with ClipWriter(tmp_path / "two.mp4", 1280, 720, fps=10) as writer:
+        for _ in range(20):
+            writer.add_frame(frame)
+    result = predictor.predict_clip(tmp_path / "two.mp4")
+    assert all(w.face and w.faces_seen >= 2 for w in result.windows)  # the mesh finds two or three of the three
+    track = result.tracks[0]
+    assert track.box[0] < 400 and track.box[2] < 420  # the larger face, on the left
+    from mculora.demo import clip_summary
+
+    assert "more than one face: the largest one is scored" in clip_summary(result)

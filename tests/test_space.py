@@ -158,8 +158,9 @@ def test_zero_gpu_wraps_every_model_event_and_hides_the_live_stream(monkeypatch,
 
     monkeypatch.setenv(serving.ZERO_GPU_ENV, "true")
     demo = app.build_demo(predictor, demo_checkpoint)
-    assert requested == [serving.GPU_SECONDS] and not live_tab(demo).visible
-    assert 0 < serving.GPU_SECONDS < 60
+    # The clip events ask for longer: a 120 s clip takes about 15 s of CPU for the face mesh alone.
+    assert requested == [serving.GPU_SECONDS, serving.CLIP_GPU_SECONDS] and not live_tab(demo).visible
+    assert 0 < serving.GPU_SECONDS < serving.CLIP_GPU_SECONDS <= 60
 
 
 def live_tab(demo: gr.Blocks) -> gr.Tab:
