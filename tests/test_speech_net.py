@@ -87,18 +87,23 @@ def test_augmentation_is_seeded_and_repeats_short_clips():
     assert torch.equal(first[0, :, :61], first[0, :, 61:122])
 
 
-def test_training_is_bit_reproducible(tmp_path):
-    """Same seed, same clips -> identical weights: what keeps `make checkpoint` bit-reproducible."""
+@pytest.mark.parametrize("variants", [0, 2])
+def test_training_is_bit_reproducible(tmp_path, variants):
+    """Same seed, same clips -> identical weights: what keeps `make checkpoint` bit-reproducible; with augmented
+    copies of the clips too (they are drawn from the seed)."""
     items = []
     for index in range(28):
         path = tmp_path / f"clip{index}.wav"
         sf.write(path, _speechlike(0.8, index), TARGET_SAMPLE_RATE)
         split = "test" if index >= 24 else "val" if index >= 20 else "train"
         items.append(Item(f"c{index}", Modality.AUDIO, EKMAN[index % 7], split, "ravdess", f"a{index}", path=path))
-    config = SpeechTrainConfig(epochs=2, batch_size=8)
+    config = SpeechTrainConfig(epochs=2, batch_size=8, augment_variants=variants)
     runs = [train_speech_net(config, items, log=lambda line: None) for _ in range(2)]
     assert weights_digest(runs[0][0].state_dict()) == weights_digest(runs[1][0].state_dict())
     assert set(runs[0][1]["test_accuracy"]) == {"ravdess"}
+    if variants:  # the copies change what the network learns
+        clean = train_speech_net(SpeechTrainConfig(epochs=2, batch_size=8), items, log=lambda line: None)[0]
+        assert weights_digest(clean.state_dict()) != weights_digest(runs[0][0].state_dict())
 
 
 # -- the shipped speech network ----------------------------------------------------------------------------------

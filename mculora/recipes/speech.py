@@ -51,14 +51,36 @@ class SpeechTrainConfig:
     label_smoothing: float = 0.1
     excerpt_seconds: float = 3.0
     seed: int = 0
+    # Augmented copies of each training clip under browser and phone conditions (`speech_augment`), drawn once; each
+    # epoch shows every clip as one of them or as itself. 0: the clean clips only.
+    augment_variants: int = 0
 
 
 def load_clips(items: list[Item]) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
     """(log-mel [N_MELS, frames] per clip, int64 labels, corpus names)."""
     log_mel = LogMel()
     spectra = [fit_length(log_mel(prepare_audio(item.path).samples)) for item in items]
+    return spectra, *_labels_and_sources(items)
+
+
+def load_augmented_clips(
+    items: list[Item], variants: int, seed: int
+) -> tuple[list[list[torch.Tensor]], torch.Tensor, np.ndarray]:
+    """As `load_clips`, but each clip as a list: itself, then ``variants`` copies under `BrowserConditions`."""
+    from mculora.recipes.speech_augment import BrowserConditions
+
+    log_mel, conditions, rng = LogMel(), BrowserConditions(), np.random.default_rng(seed)
+    spectra = []
+    for item in items:
+        clean = prepare_audio(item.path).samples
+        copies = [clean, *(conditions(clean, rng) for _ in range(variants))]
+        spectra.append([fit_length(log_mel(copy)) for copy in copies])
+    return spectra, *_labels_and_sources(items)
+
+
+def _labels_and_sources(items: list[Item]) -> tuple[torch.Tensor, np.ndarray]:
     labels = torch.tensor([EKMAN.index(item.label) for item in items])
-    return spectra, labels, np.array([item.source for item in items])
+    return labels, np.array([item.source for item in items])
 
 
 def augmented_batch(spectra: list[torch.Tensor], excerpt: int, generator: torch.Generator) -> torch.Tensor:
@@ -96,8 +118,22 @@ def train_speech_net(config: SpeechTrainConfig, items: list[Item], log=print) ->
     """Fit the network on the train items; return it (eval mode) with per-epoch losses and val/test accuracy."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    splits = {split: load_clips([item for item in items if item.split == split]) for split in ("train", "val", "test")}
-    spectra, labels, _ = splits["train"]
+    splits = {split: load_clips([item for item in items if item.split == split]) for split in ("val", "test")}
+    train_items = [item for item in items if item.split == "train"]
+    if config.augment_variants:
+        variants, labels, _ = load_augmented_clips(train_items, config.augment_variants, config.seed)
+
+        def spectra_of(batch: torch.Tensor) -> list[torch.Tensor]:
+            picks = torch.randint(0, config.augment_variants + 1, (len(batch),), generator=generator)
+            return [variants[i][pick] for i, pick in zip(batch.tolist(), picks.tolist(), strict=True)]
+
+        spectra = variants
+    else:
+        spectra, labels, _ = load_clips(train_items)
+
+        def spectra_of(batch: torch.Tensor) -> list[torch.Tensor]:
+            return [spectra[i] for i in batch]
+
     net = SpeechEmotionNet()
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(spectra) / config.batch_size)
@@ -110,7 +146,7 @@ def train_speech_net(config: SpeechTrainConfig, items: list[Item], log=print) ->
         loss, step = train_epoch(
             net,
             optimizer,
-            ((augmented_batch([spectra[i] for i in batch], excerpt, generator), labels[batch]) for batch in batches),
+            ((augmented_batch(spectra_of(batch), excerpt, generator), labels[batch]) for batch in batches),
             steps_per_epoch,
             [config.lr],
             schedule,
