@@ -221,7 +221,10 @@ def build_demo(
         )
         cancel_clip.click(callbacks.cancel_clip, clip_job, None, cancels=[clip_event], api_visibility="private")
         clip_combination.change(
-            callbacks.clip_timeline_view, [clip_result, clip_combination], clip_timeline, api_visibility="private"
+            callbacks.clip_timeline_view,
+            [clip_result, clip_combination, method],
+            clip_timeline,
+            api_visibility="private",
         )
         annotate.click(
             callbacks.annotated_video_view,

@@ -288,11 +288,12 @@ class DemoCallbacks:
         csv_path, json_path = folder / "clip.csv", folder / "clip.json"
         csv_path.write_text(result.csv())
         json_path.write_text(result.json())
+        shown = _method(method) or result.methods[0]  # the timeline and table follow the method selector
         return (
             clip_summary(result),
-            clip_plots.clip_timeline(result),
+            clip_plots.clip_timeline(result, shown),
             clip_plots.clip_strip(result, result.methods),
-            clip_plots.clip_table(result),
+            clip_plots.clip_table(result, shown),
             str(csv_path),
             str(json_path),
             result,
@@ -303,9 +304,13 @@ class DemoCallbacks:
         job.cancelled = True
 
     @_friendly_errors
-    def clip_timeline_view(self, result: ClipResult | None, combination: str):
-        """Re-plot the timeline for another combination (no re-scoring)."""
-        return clip_plots.clip_timeline(result, combination=combination or ALL) if result is not None else None
+    def clip_timeline_view(self, result: ClipResult | None, combination: str, method=None):
+        """Re-plot the timeline for another combination or method (no re-scoring; a method the clip was not scored
+        with shows the first one scored)."""
+        if result is None:
+            return None
+        method = _method(method) if _method(method) in result.methods else result.methods[0]
+        return clip_plots.clip_timeline(result, method, combination or ALL)
 
     @_friendly_errors
     def annotated_video_view(self, clip, result: ClipResult | None, combination: str):
