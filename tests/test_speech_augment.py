@@ -95,3 +95,12 @@ def test_the_chain_is_reproducible_prepared_and_varied(speech):
     from mculora.preprocess.audio import prepare_audio
 
     np.testing.assert_array_equal(clean, prepare_audio(speech, sample_rate=augment.RATE).samples)
+
+
+def test_a_quiet_recording_is_never_turned_into_silence(speech):
+    """The gain step stops at a peak of -40 dBFS, so no augmented copy is one the demo would refuse as silent."""
+    quiet = speech * (0.02 / np.abs(speech).max())  # peak at -34 dBFS
+    conditions = augment.BrowserConditions(gain=1.0, reverb=0, noise=0, band_limit=0, codec=0, padding=0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        assert np.abs(conditions(quiet, rng)).max() >= 0.0099

@@ -39,6 +39,7 @@ from mculora.recipes.speech_augment import codec_round_trip
 SHARED = ("anger", "disgust", "fear", "happiness", "neutral", "sadness")
 COLLAPSE_SHARE = 0.35
 CORPORA = {"ravdess": ravdess_items, "emodb": emodb_items}
+DIRECTIONS = (("ravdess", "emodb"), ("emodb", "ravdess"))
 
 
 def transfer_items(root: Path, source: str, target: str) -> list[Item]:
@@ -79,9 +80,9 @@ def evaluate(net, clips: list[np.ndarray], labels: np.ndarray) -> dict:
     }
 
 
-def run(root: Path, epochs: int, variants: list[int], out: Path, seed: int = 0) -> dict:
+def run(root: Path, epochs: int, variants: list[int], out: Path, seed: int = 0, directions=DIRECTIONS) -> dict:
     results = {}
-    for source, target in (("ravdess", "emodb"), ("emodb", "ravdess")):
+    for source, target in directions:
         items = transfer_items(root, source, target)
         tests = [item for item in items if item.split == "test"]
         clean = [prepare_audio(item.path).samples for item in tests]
@@ -107,7 +108,7 @@ def run(root: Path, epochs: int, variants: list[int], out: Path, seed: int = 0) 
             }
             print(table_row(next(reversed(results)), results[next(reversed(results))]), flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(results, indent=2) + "\n")  # one run's directions and settings
     return results
 
 
@@ -130,10 +131,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--augment-variants", type=int, nargs="+", default=[0, 3])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/speech_transfer"))
+    parser.add_argument(
+        "--directions", nargs="+", default=[f"{s}:{t}" for s, t in DIRECTIONS], help="source:target pairs"
+    )
     args = parser.parse_args(argv)
+    directions = [tuple(pair.split(":")) for pair in args.directions]
     print("| direction, training | clean: accuracy / macro-F1 / ECE / largest share | Opus 16 kbit/s: the same |")
     print("|---|---|---|")
-    run(args.data_root, args.epochs, args.augment_variants, args.out, args.seed)
+    run(args.data_root, args.epochs, args.augment_variants, args.out, args.seed, directions)
 
 
 if __name__ == "__main__":
