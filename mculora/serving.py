@@ -24,7 +24,8 @@ NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 # ablation on a 2 s video) takes 0.14 s (median), and the first call of a process 1.5 s (encoders warming up). 10 s
 # leaves room for a cold GPU start on top of that, at a sixth of the default 60 s.
 GPU_SECONDS = 10
-# A clip of the 120 s cap takes about 40 s on 2 CPU cores (the face mesh runs on the CPU on any hardware).
+# A clip of the 120 s cap takes about 15 s on 2 CPU cores (benchmarks/clip.py), most of it the face mesh, which runs
+# on the CPU on any hardware; 60 s leaves room for a slower machine and a cold start.
 CLIP_GPU_SECONDS = 60
 
 # Limits of the public page (documented in the README). Uploads above MAX_UPLOAD are refused by the server before

@@ -25,7 +25,7 @@ from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import TARGET_SAMPLE_RATE
 from mculora.preprocess.vision import MAX_VIDEO_SIDE
 
-# A demo clip is a few sentences; two minutes bounds the work of one request (about 40 s of CPU on 2 cores).
+# A demo clip is a few sentences; two minutes bounds the work of one request (about 15 s on 2 CPU cores).
 MAX_CLIP_SECONDS = 120.0
 # Faces are read this often: a facial expression changes over a few hundred milliseconds, and 4 frames/s keeps a
 # 30 s 720p clip well inside the real-time budget (most of it is the face mesh).
