@@ -5,6 +5,7 @@ The demo serves the `demo_checkpoint` of tests/conftest.py. Screenshots land in 
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -53,7 +54,10 @@ def demo_labels(demo_checkpoint: Path) -> list[str]:
 def chromium_path() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); browser tests need it")
+        reason = "Debian's chromium is not installed (apt-get install chromium); browser tests need it"
+        if os.environ.get("CI"):  # on CI a missing browser is a broken runner, not a reason to pass
+            pytest.fail(reason)
+        pytest.skip(reason)
     return path
 
 
