@@ -141,6 +141,15 @@ def test_video_frames_are_averaged(predictor, face, tmp_path):
     writer.release()
     p = predictor.predict(video=str(path), text="hello")
     assert p.used == ["text", "vision"]
+    # The vision vector is the mean of the vectors of every sampled frame with a face, not of one frame.
+    from mculora.modalities import Modality
+    from mculora.preprocess.vision import read_video_frames
+
+    faces = [f for f in predictor.featurizer.face_finder.find_many(read_video_frames(path)) if f is not None]
+    vectors = predictor.featurizer.encoders[Modality.VISION].encode(faces)
+    assert len(faces) == 4  # 2 s at 2 frames/s
+    assert torch.allclose(p.features.vectors[Modality.VISION], vectors.mean(dim=0), atol=1e-5)
+    assert not torch.allclose(p.features.vectors[Modality.VISION], vectors[1], atol=1e-3)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     q = predictor.predict(video=str(broken), text="hello")
