@@ -85,4 +85,10 @@ def test_unusable_text(bad):
 
 
 def test_text_is_capped():
-    assert len(prepare_text("word " * 1000)) <= 1000
+    """The first MAX_CHARACTERS characters after clean-up, exactly (the cut's trailing space dropped)."""
+    from mculora.preprocess.text import MAX_CHARACTERS
+
+    text = " ".join(f"w{i}" for i in range(1000))
+    capped = prepare_text(text)
+    assert MAX_CHARACTERS == 1000 and capped == text[:MAX_CHARACTERS].strip()
+    assert prepare_text("  a\tb\n" + "x" * 2000)[:5] == "a b x" and len(prepare_text("x" * 2000)) == MAX_CHARACTERS

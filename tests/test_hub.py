@@ -131,11 +131,23 @@ def test_offline_the_answer_comes_at_once_and_says_what_to_do(no_network, cache)
         hub.push(ROOT / "checkpoints" / "default", REPO, license="mit", token="hf_test")
 
 
-def test_offline_mode_uses_the_cache_only(monkeypatch, cache, no_network):
+def test_offline_mode_uses_the_cache_only(monkeypatch, cache, demo_checkpoint):
+    """HF_HUB_OFFLINE: nothing cached is an error that says so; a cached copy loads without a connection."""
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(hub.HubError, match="HF_HUB_OFFLINE is set"):
         hub.download(REPO)
-    assert no_network == []
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with HubStandIn() as server:  # cache a published copy while the Hub can be reached
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        hub.push(demo_checkpoint, REPO, license="mit")
+        fetched = hub.download(REPO)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    attempts = []
+    monkeypatch.setattr(
+        socket, "create_connection", lambda *a, **k: attempts.append(a) or (_ for _ in ()).throw(OSError("offline"))
+    )
+    assert hub.download(REPO) == fetched and attempts == []
+    assert Predictor.from_pretrained(REPO, device="cpu").predict(text=TEXT).label
 
 
 def test_local_directories_win_and_bad_names_are_explained(tmp_path, monkeypatch):
