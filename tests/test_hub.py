@@ -131,7 +131,7 @@ def test_offline_the_answer_comes_at_once_and_says_what_to_do(no_network, cache)
         hub.push(ROOT / "checkpoints" / "default", REPO, license="mit", token="hf_test")
 
 
-def test_offline_mode_uses_the_cache_only(monkeypatch, cache, demo_checkpoint):
+def test_offline_mode_uses_the_cache_only(monkeypatch, cache, demo_checkpoint, request):
     """HF_HUB_OFFLINE: nothing cached is an error that says so; a cached copy loads without a connection."""
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(hub.HubError, match="HF_HUB_OFFLINE is set"):
@@ -142,10 +142,7 @@ def test_offline_mode_uses_the_cache_only(monkeypatch, cache, demo_checkpoint):
         hub.push(demo_checkpoint, REPO, license="mit")
         fetched = hub.download(REPO)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    attempts = []
-    monkeypatch.setattr(
-        socket, "create_connection", lambda *a, **k: attempts.append(a) or (_ for _ in ()).throw(OSError("offline"))
-    )
+    attempts = request.getfixturevalue("no_network")  # from here on, every connection is refused
     assert hub.download(REPO) == fetched and attempts == []
     assert Predictor.from_pretrained(REPO, device="cpu").predict(text=TEXT).label
 
