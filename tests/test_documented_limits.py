@@ -1,0 +1,60 @@
+"""The README's limits are the code's: every number in its limits table (and the ZeroGPU duration and the clean-up
+times above it) is read from the README and compared with the constant that enforces it, so neither can change
+alone."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from mculora import clip, demo, serving
+from mculora.preprocess import audio, text, transcript, vision
+from mculora.preprocess import clip as clip_reader
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def limit_row(name: str) -> str:
+    match = re.search(rf"^\| {re.escape(name)} \| (.+?) \|", README, re.MULTILINE)
+    assert match, f"no row {name!r} in the README's limits table"
+    return match[1]
+
+
+def numbers(cell: str) -> list[float]:
+    return [float(n.replace(",", "")) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", cell)]
+
+
+def video_cap() -> tuple[float, int]:
+    """(frames per second, most frames) of the short-video input, from `read_video_frames`' defaults."""
+    defaults = inspect.signature(vision.read_video_frames).parameters
+    return defaults["fps"].default, defaults["max_frames"].default
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        ("Upload size", [int(serving.MAX_UPLOAD.removesuffix("mb"))]),
+        ("Audio", [audio.READ_SECONDS, audio.MAX_SECONDS]),
+        ("Image", [vision.MAX_IMAGE_PIXELS / 1e6, vision.MAX_IMAGE_SIDE, vision.MAX_ASPECT_RATIO, 1]),
+        ("Video", [video_cap()[1] / video_cap()[0], video_cap()[0], vision.MAX_VIDEO_SIDE]),
+        ("Clip", [clip_reader.MAX_CLIP_SECONDS, clip_reader.FRAME_RATE, vision.MAX_VIDEO_SIDE]),
+        ("Clip windows", [clip.MIN_WINDOW_S, clip.MAX_WINDOW_S, clip.MIN_HOP_S, clip.MAX_WINDOWS]),
+        ("Transcript", [8, transcript.MAX_TRANSCRIPT_BYTES / 1e6]),  # "UTF-8, up to 1 MB"
+        ("Text", [text.MAX_CHARACTERS]),
+        ("Conversation mode", [demo.HISTORY_TURNS, demo.TIMELINE_TURNS]),
+        ("Queue", [serving.CONCURRENCY, serving.QUEUE_SIZE]),
+    ],
+)
+def test_the_limits_table_states_the_enforced_values(row, expected):
+    assert numbers(limit_row(row)) == [float(value) for value in expected]
+
+
+def test_the_zero_gpu_duration_and_the_clean_up_times():
+    assert f"@spaces.GPU(duration={serving.GPU_SECONDS})" in README
+    assert f"(the page uses {clip.WINDOW_S:g} s every {clip.HOP_S:g} s)" in README
+    every, older_than = serving.CACHE_CLEANUP
+    assert (every, older_than, demo.EXPORT_TTL_S) == (600, 3600, 3600)
+    assert "deleted an hour after upload (checked every 10 minutes" in README
