@@ -407,6 +407,7 @@ def run(config: TrainConfig) -> dict | None:
         return None
     results = summarize(config, corpus, runs)
     results["parameters"] = parameters
+    results["world_size"] = workers.world  # processes that trained together (torchrun), for the record
     results["seconds_per_epoch_median"] = float(np.median([s for r in runs for s in r.epoch_seconds]))
     if out is not None:
         (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
