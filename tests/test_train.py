@@ -54,11 +54,26 @@ def test_mcu_lora_learns_and_fusion_beats_single_modalities(trainer_args, synthe
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [["--method", "baseline"], ["--dpft-mode", "accuracy"], ["--dpft-mode", "off"]])
 def test_methods_and_dpft_variants_run(trainer_args, tmp_path, extra):
+    """Each variant does what its flag says: the baseline has no adapters; DPFT off keeps every modality's keep
+    probability at 0.5, the accuracy mode re-weights the combinations; and every variant learns (chance is 0.25)."""
     out = tmp_path / "run"
-    main(trainer_args("--seeds", "1", "2", *SMALL, *extra, folds="2"))
+    # A higher learning rate than the default lets the small network learn the synthetic classes in 6 epochs.
+    main(trainer_args("--seeds", "1", "2", *SMALL, "--lr", "0.003", *extra, folds="2", epochs=6))
     results = json.loads((out / "results.json").read_text())
     assert results["seeds"] == [1, 2] and results["splits"] == ["fold2"]
-    assert results["average"]["accuracy_std"] >= 0.0
+    assert results["average"]["accuracy_std"] > 0.0  # two seeds, two different runs
+    assert results["conditions"]["atv"]["accuracy"] > 0.8, results["conditions"]["atv"]
+    if extra == ["--method", "baseline"]:
+        assert results["parameters"]["adapters"] == 0 and results["parameters"]["total"] > 0
+        return
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert results["parameters"]["adapters"] > 0 and len(log) == 2 * 6  # seeds x epochs
+    if extra == ["--dpft-mode", "off"]:  # the modalities' keep probabilities stay where they start
+        assert {p for entry in log for p in entry["keep_probability"].values()} == {0.5}
+    else:  # the accuracy mode re-weights the combinations it draws, away from uniform
+        weights = [list(entry["combination_weights"].values()) for entry in log]
+        assert all(sum(w) == pytest.approx(1.0) for w in weights)
+        assert any(abs(p - 1 / 7) > 1e-3 for w in weights for p in w)
 
 
 @pytest.mark.slow
