@@ -224,3 +224,13 @@ def test_a_peer_checkpoint_serves_through_the_predictor(method, demo_checkpoint,
     prediction = predictor.predict(**inputs)
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0) and prediction.label in shipped.label_names
     assert len(predictor.predict_combinations(**inputs)) == 3  # a, t and at
+    # The served probabilities are the network's own softmax on the encoded inputs (audio and text present, vision
+    # absent), computed here straight from the saved network.
+    dims, vectors = shipped.model.feature_dims, prediction.features.vectors
+    features = {m: vectors.get(m, torch.zeros(dims[m.value]))[None, None].float() for m in MODALITIES}
+    present = torch.tensor([[[m in vectors for m in MODALITIES]]])
+    with torch.inference_mode():
+        logits = network.eval()(features, torch.ones(1, 1, dtype=torch.bool), present[0], present).logits[0, -1]
+    direct = dict(zip(shipped.label_names, logits.softmax(-1).tolist(), strict=True))
+    assert prediction.probabilities == pytest.approx(direct, abs=1e-6)
+    assert max(direct.values()) - min(direct.values()) > 1e-3  # random weights: not a uniform answer
