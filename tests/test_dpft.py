@@ -46,14 +46,31 @@ def test_keep_probabilities_stay_within_clip_bounds():
     assert sampler.keep.max() - sampler.keep.min() > 0.05
 
 
+def _step(keep: torch.Tensor, change: torch.Tensor, eta: float) -> torch.Tensor:
+    """One DPFT update written out: combinations in order of increasing change (ties by index) push their
+    modalities up and the others down by eta / 2**rank, clipped to [0.4, 0.6]."""
+    for rank, k in enumerate(torch.argsort(change, stable=True).tolist()):
+        sign = index_to_mask(k).double() * 2 - 1
+        keep = (keep + sign * eta * 0.5**rank).clamp(0.4, 0.6)
+    return keep
+
+
 def test_previous_epoch_reference_tracks_the_last_measurement():
+    """ "initial" measures every change against the first measurement, "previous" against the one before: with the
+    last two measurements equal, "previous" sees no change in the last step (all ties, index order) while "initial"
+    still sees t and a moved."""
     initial = CombinationSampler(DPFTConfig(reference="initial"))
     previous = CombinationSampler(DPFTConfig(reference="previous"))
-    # The last two measurements are equal: "previous" sees no change at all, "initial" still sees t and a moved.
     series = [_separability({}), _separability({"t": 0.9, "a": 0.6}), _separability({"t": 0.9, "a": 0.6})]
     for s in series:
         initial.observe_separability(s)
         previous.observe_separability(s)
+    eta, start = DPFTConfig().eta, torch.full((3,), 0.5, dtype=torch.float64)
+    first = _step(start, (series[1] - series[0]).abs(), eta)
+    torch.testing.assert_close(initial.keep, _step(first, (series[2] - series[0]).abs(), eta), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        previous.keep, _step(first, torch.zeros(7, dtype=torch.float64), eta), rtol=0, atol=1e-12
+    )
     assert not torch.equal(initial.keep, previous.keep)
 
 
