@@ -135,14 +135,34 @@ def test_trainer_logs_every_adapter_each_epoch(trainer_args, tmp_path):
 
 
 def test_reference_protocol_selects_on_test_and_uses_the_reference_settings(trainer_args, tmp_path):
-    from mculora.train import main
+    from mculora.config import parse_args
+    from mculora.dpft import CombinationSampler, DPFTConfig
+    from mculora.metrics import PRIMARY_METRIC
+    from mculora.train import apply_protocol, main
 
-    main(trainer_args("--protocol", "reference", "--model-hidden", "16", "--model-depth", "1", epochs=2))
+    args = trainer_args("--protocol", "reference", "--model-hidden", "16", "--model-depth", "1", epochs=3)
+    # The settings: no validation carve-out, the reference divergence and reference point.
+    settings = apply_protocol(parse_args(args))
+    assert settings.val_fraction == 0.0 and settings.dpft.divergence == "reference"
+    assert settings.dpft.reference == "first_epoch"
+    main(args)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["protocol"] == "reference"
     log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
     # DPFT's reference point is the first measurement after epoch 1: nothing moves before epoch 2.
     assert log[0]["keep_probability"] == {"audio": 0.5, "text": 0.5, "vision": 0.5}
+    # Selection reads the test split: the selected epoch's "validation" scores are the reported test results.
+    metric = PRIMARY_METRIC["classification"]
+    best = max(log, key=lambda entry: entry["val_score"])
+    for condition, value in best["val"].items():
+        assert value == pytest.approx(results["conditions"][condition][metric], abs=1e-4), condition
+    # One combination per batch: every sample follows the first dialogue's first speaker's draw.
+    sampler = CombinationSampler(DPFTConfig())
+    speakers = torch.tensor([[0, 1, 0], [1, 0, 1], [0, 0, 1]])
+    for seed in range(20):
+        routing = sampler.sample_reference(speakers, torch.Generator().manual_seed(seed))
+        assert routing.combination.unique().numel() == 1
+        assert (routing.modality_mask == routing.modality_mask[0]).all()
 
 
 def test_old_checkpoints_without_the_stream_setting_load_as_the_chain(tmp_path):
