@@ -19,7 +19,18 @@ from sklearn.preprocessing import StandardScaler
 from mculora.encoders.vision import DIM, FaceGeometryDescriptor
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.vision import CROP_SIZE, MAX_VIDEO_SIDE, Face, FaceFinder, read_video_frames, to_rgb
+from mculora.preprocess.vision import (
+    CROP_SIZE,
+    MAX_ASPECT_RATIO,
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    MAX_VIDEO_SIDE,
+    MIN_IMAGE_SIDE,
+    Face,
+    FaceFinder,
+    read_video_frames,
+    to_rgb,
+)
 
 # Relative L2 change of the descriptor allowed for the same face re-rendered (rescaled, shifted, rotated,
 # re-encoded). Measured on the astronaut: at most 0.031; different FER faces differ by about 0.15-0.2 (median).
@@ -361,3 +372,26 @@ def test_unreadable_videos_are_unusable(tmp_path: Path) -> None:
         read_video_frames(garbage)
     with pytest.raises(UnusableInput, match="no such file"):
         read_video_frames(tmp_path / "missing.webm")
+
+
+@pytest.mark.parametrize(
+    "height, width, refusal",
+    [
+        (MIN_IMAGE_SIDE, MIN_IMAGE_SIDE, None),
+        (MIN_IMAGE_SIDE - 1, MIN_IMAGE_SIDE, "too small to hold a face"),
+        (100, 100 * MAX_ASPECT_RATIO, None),
+        (100, 100 * MAX_ASPECT_RATIO + 1, "too narrow to hold a face"),
+        (1639, MAX_IMAGE_SIDE, None),
+        (1639, MAX_IMAGE_SIDE + 1, "too large"),
+        (5_000, MAX_IMAGE_PIXELS // 5_000, None),
+        (5_000, MAX_IMAGE_PIXELS // 5_000 + 1, "too large"),
+    ],
+)
+def test_image_limits_at_their_boundaries(height, width, refusal):
+    """Each limit admits its boundary value and refuses one pixel more (README's limits table)."""
+    image = np.zeros((height, width, 3), np.uint8)
+    if refusal is None:
+        assert to_rgb(image).shape == (height, width, 3)
+    else:
+        with pytest.raises(UnusableInput, match=refusal):
+            to_rgb(image)
