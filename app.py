@@ -30,6 +30,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from mculora import hub, plots, serving  # noqa: E402
+from mculora.allocator import keep_freed_memory  # noqa: E402
 from mculora.checkpoint import CheckpointError, sibling_checkpoints  # noqa: E402
 from mculora.clip import ALL  # noqa: E402
 from mculora.demo import (  # noqa: E402
@@ -305,6 +306,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # A served process predicts again and again: keep the few MiB each prediction frees (glibc), a process-wide
+    # setting that is the server's to make, not the library's (`mculora.allocator`).
+    keep_freed_memory()
     try:
         checkpoint = hub.resolve(args.checkpoint)
         if args.compare_with is not None:

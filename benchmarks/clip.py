@@ -53,9 +53,11 @@ def build_clip(folder: Path, seconds: float, width: int = 1280, height: int = 72
 
 
 def measure(seconds: float, repeats: int, checkpoint: Path) -> dict:
+    from mculora.allocator import keep_freed_memory
     from mculora.annotate import write_annotated_video
     from mculora.predictor import Predictor
 
+    keep_freed_memory()  # as the served app does at start-up
     predictor = Predictor.from_pretrained(checkpoint, device="cpu")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

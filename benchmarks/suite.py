@@ -47,6 +47,7 @@ import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
 from mculora import torch_thread  # noqa: E402
+from mculora.allocator import keep_freed_memory  # noqa: E402
 from mculora.lora import CombinationLoRALinear, Routes  # noqa: E402
 from mculora.modalities import COMBINATIONS, MODALITIES, mask_table  # noqa: E402
 from mculora.model import UtteranceAttention  # noqa: E402
@@ -279,6 +280,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="writes OUT.json, OUT.md")
     args = parser.parse_args()
+    keep_freed_memory()  # as the served app does at start-up
     predictor = Predictor.from_pretrained(args.checkpoint, device="cpu")
     # The sections' own torch work runs on the thread the Predictor loads and runs on, so that this process keeps
     # one OpenMP team, as the served app does (see `mculora.torch_thread`).

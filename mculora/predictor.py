@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from mculora import hub
-from mculora.allocator import keep_freed_memory
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
@@ -134,9 +133,8 @@ class Predictor:
         """Load ``path`` and the encoders recorded in it, on ``device`` (default: chosen once from MCULORA_DEVICE,
         else CUDA, else CPU). ``path`` is a checkpoint directory, or ``owner/name[@revision]`` on the Hugging Face Hub
         (downloaded once, then cached; see `mculora.hub`). ``compare_with``: checkpoints of other methods over the
-        same encoders (only their networks are loaded; the encoders are shared). Sets the C allocator to keep the
-        memory a prediction frees (`mculora.allocator`), for the whole process."""
-        keep_freed_memory()
+        same encoders (only their networks are loaded; the encoders are shared). Loading changes nothing
+        process-wide: a server may also call `mculora.allocator.keep_freed_memory` (the app does)."""
         device = select_device(device)
         directory = hub.resolve(path)
         model, config = load_checkpoint(directory, device)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,34 @@ def mapped_blocks(mode: str) -> int:
 def test_a_block_of_a_few_mib_comes_from_the_heap_once_tuned() -> None:
     assert mapped_blocks("default") == 1  # glibc as it starts: a mapping of its own
     assert mapped_blocks("tuned") == 0
+
+
+POLICY_PROBE = """
+import sys
+import mculora.allocator as allocator
+
+calls = []
+allocator.keep_freed_memory = lambda: calls.append("set") or True  # before anything imports it
+
+from mculora.predictor import Predictor
+
+Predictor.from_pretrained(sys.argv[1], device="cpu")
+loaded = len(calls)
+sys.path.insert(0, sys.argv[2])
+import app
+
+app.launch = lambda *args, **kwargs: None  # no server: only what main() sets up
+sys.argv = ["app.py", "--checkpoint", sys.argv[1], "--compare-with"]
+app.main()
+print(loaded, len(calls))
+"""
+
+
+def test_the_app_sets_the_allocator_and_loading_the_library_does_not(demo_checkpoint) -> None:
+    """A process-wide setting is the server's choice: `python app.py` makes it, `Predictor.from_pretrained` does not."""
+    root = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-c", POLICY_PROBE, str(demo_checkpoint), root], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["0", "1"]
