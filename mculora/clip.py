@@ -41,7 +41,14 @@ import torch
 from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import MIN_SECONDS, SILENCE_PEAK_DBFS, TARGET_SAMPLE_RATE, TRIM_DB
+from mculora.preprocess.audio import (
+    FRAME_SAMPLES,
+    MIN_SECONDS,
+    SILENCE_PEAK_DBFS,
+    TARGET_SAMPLE_RATE,
+    TRIM_DB,
+    loud_frames,
+)
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.transcript import read_transcript, window_texts
 
@@ -329,11 +336,12 @@ def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) ->
         for window in windows:
             window.missing[Modality.AUDIO.value] = f"the soundtrack is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)"
         return
-    loud = _loud_frames(reader.audio)
-    frame = int(0.010 * TARGET_SAMPLE_RATE)
+    # A soundtrack louder than silence (checked above) has a loudest frame of more than digital silence.
+    loud = loud_frames(reader.audio)
+    frame = FRAME_SAMPLES
     for window, usable in zip(windows, vectors, strict=True):
         first, last = (int(t * TARGET_SAMPLE_RATE) for t in (window.start, window.end))
-        if loud[first // frame : max(first // frame, last // frame)].sum() * 0.010 < MIN_SECONDS:
+        if loud[first // frame : max(first // frame, last // frame)].sum() * frame / TARGET_SAMPLE_RATE < MIN_SECONDS:
             window.missing[Modality.AUDIO.value] = (
                 f"no speech in this window (less than {MIN_SECONDS} s within {TRIM_DB:.0f} dB of the clip's loudest)"
             )
@@ -345,16 +353,6 @@ def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) ->
             window.speech = True
         except UnusableInput as reason:
             window.missing[Modality.AUDIO.value] = str(reason)
-
-
-def _loud_frames(audio: np.ndarray) -> np.ndarray:
-    """Bool per 10 ms frame: within `TRIM_DB` of the clip's loudest frame (and not digital silence)."""
-    frame = int(0.010 * TARGET_SAMPLE_RATE)
-    count = math.ceil(audio.size / frame)
-    padded = np.zeros(count * frame, dtype=np.float64)
-    padded[: audio.size] = audio
-    energy = np.mean(padded.reshape(count, frame) ** 2, axis=1)
-    return (energy >= energy.max() * 10 ** (-TRIM_DB / 10)) & (energy > 1e-12)
 
 
 def _text(predictor, windows, vectors, cues, text, dropped, timings) -> None:

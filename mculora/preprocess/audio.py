@@ -192,12 +192,20 @@ def _resample(audio: np.ndarray, rate: Fraction) -> np.ndarray:
     return waveform.numpy()
 
 
+FRAME_SAMPLES = int(_TRIM_FRAME_S * TARGET_SAMPLE_RATE)
+
+
+def loud_frames(audio: np.ndarray) -> np.ndarray:
+    """Bool per 10 ms frame of 16 kHz ``audio`` (the last one zero-padded): its mean power is within `TRIM_DB` of
+    the loudest frame's."""
+    n_frames = math.ceil(audio.size / FRAME_SAMPLES)
+    padded = np.zeros(n_frames * FRAME_SAMPLES, dtype=np.float64)
+    padded[: audio.size] = audio
+    energy = np.mean(padded.reshape(n_frames, FRAME_SAMPLES) ** 2, axis=1)
+    return energy >= energy.max() * 10 ** (-TRIM_DB / 10)
+
+
 def _sound_span(audio: np.ndarray) -> tuple[int, int]:
     """[first, last) sample of the frames within `TRIM_DB` of the loudest frame (there is always one)."""
-    frame = int(_TRIM_FRAME_S * TARGET_SAMPLE_RATE)
-    n_frames = math.ceil(audio.size / frame)
-    padded = np.zeros(n_frames * frame, dtype=np.float64)
-    padded[: audio.size] = audio
-    energy = np.mean(padded.reshape(n_frames, frame) ** 2, axis=1)
-    loud = np.flatnonzero(energy >= energy.max() * 10 ** (-TRIM_DB / 10))
-    return int(loud[0]) * frame, min(audio.size, (int(loud[-1]) + 1) * frame)
+    loud = np.flatnonzero(loud_frames(audio))
+    return int(loud[0]) * FRAME_SAMPLES, min(audio.size, (int(loud[-1]) + 1) * FRAME_SAMPLES)
