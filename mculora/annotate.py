@@ -91,7 +91,7 @@ def write_annotated_video(
 
 def _every_frame(clip, duration_s: float):
     """Every decoded frame of the clip, upright, with its time (the reader sampling at a rate above any camera's)."""
-    yield from ClipReader(clip, frame_rate=1000.0, max_seconds=duration_s).frames()
+    yield from ClipReader(clip, frame_rate=1000.0, max_seconds=duration_s, soundtrack=False).frames()
 
 
 def _fps(container) -> float:

@@ -39,8 +39,14 @@ class ClipReader:
     ``notes`` (cuts and breaks a person should know of)."""
 
     def __init__(
-        self, path: str | os.PathLike, frame_rate: float = FRAME_RATE, max_seconds: float = MAX_CLIP_SECONDS
+        self,
+        path: str | os.PathLike,
+        frame_rate: float = FRAME_RATE,
+        max_seconds: float = MAX_CLIP_SECONDS,
+        soundtrack: bool = True,
     ) -> None:
+        """``soundtrack=False`` decodes the video frames only (``audio`` stays None), for a caller that reads the
+        soundtrack its own way."""
         if frame_rate <= 0 or max_seconds <= 0:
             raise ValueError(f"frame_rate and max_seconds must be positive, got {frame_rate} and {max_seconds}")
         self.path = Path(path)
@@ -72,6 +78,8 @@ class ClipReader:
         self._declared_s = None if declared is None or declared <= 0 else declared / av.time_base
         self.video_reason = None if self._video is not None else "the clip has no video stream"
         self.audio_reason = None if self._audio is not None else "the clip has no audio track"
+        if not soundtrack:
+            self._audio, self.audio_reason = None, "the soundtrack was not read"
         self.audio: np.ndarray | None = None
         self.duration_s = 0.0
         self.notes: list[str] = []
@@ -91,6 +99,7 @@ class ClipReader:
         start = self._start_time(streams)
         next_sample, last_video = 0.0, -math.inf
         video_end = audio_end = 0.0
+        samples = 0  # of the soundtrack, resampled, so far
         past_cap = set()
         try:
             for packet in self._container.demux(streams):
@@ -114,7 +123,8 @@ class ClipReader:
                     else:
                         for mono in resampler.resample(frame):
                             self._chunks.append(mono.to_ndarray()[0])
-                        audio_end = sum(len(c) for c in self._chunks) / TARGET_SAMPLE_RATE
+                            samples += self._chunks[-1].size
+                        audio_end = samples / TARGET_SAMPLE_RATE
                         # A fraction of a second over is codec padding (whole AAC frames), not more clip.
                         if audio_end >= self.max_seconds + 0.25:
                             past_cap.add(packet.stream)
