@@ -34,10 +34,27 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
     assert set(metrics["calibration"]) == set(CONDITIONS)
     # A handful of validation pairs fits no meaningful temperature; the full recipe's are checked on the shipped model.
     assert all(r["temperature"] > 0 and 0 <= r["ece_after"] <= 1 for r in metrics["calibration"].values())
+    # Cross-fitting: each fold's networks learned from fewer training items than the served ones, and the two folds
+    # together hold out every training item once.
+    fitting = metrics["cross_fitting"]
+    assert fitting["folds"] == len(metrics["folds"]) == 2
+    for network, count in (("face_net", "train_images"), ("speech_net", "train_clips"), ("text_net", "train_texts")):
+        held = [metrics[network][count] - fold[network][count] for fold in metrics["folds"]]
+        assert all(h > 0 for h in held) and sum(held) == metrics[network][count], (network, held)
+    assert set(fitting["networks"]) == {"audio", "text", "vision"} and set(fitting["fusion"]) == {
+        "train_pairs_accuracy",
+        "val_pairs_accuracy",
+    }
+    assert set(CONDITIONS) | {"text/goemotions", "audio/emodb", "vision/fer2013"} <= set(metrics["collapse"])
+    assert list(metrics["speech_transfer"]) == [
+        "ravdess->emodb, 3 augmented copies",
+        "emodb->ravdess, 3 augmented copies",
+    ]
     card = (out / "README.md").read_text()
     assert (
         "ECE before" in card and "| atv |" in card and "synthetic" in card and "Not for decisions about people" in card
     )
+    assert "Cross-fitted features" in card and "Collapse check" in card and "corpus it never heard" in card
     _, au_config = load_checkpoint(out / "ravdess_au")
     assert au_config.encoders["profile"] == "ravdess-au"
     _, config = load_checkpoint(out)
@@ -75,15 +92,16 @@ def test_the_real_corpus_exported_for_the_trainer_and_the_comparison(shared_data
     assert (len(loaded.given_train), len(loaded.given_val), len(loaded.given_test)) == (35, 42, 42)  # 7 labels
     spec = json.loads((corpus / "dataset.json").read_text())
     assert spec["encoders"] == json.loads((out / "config.json").read_text())["encoders"]  # the demo's features
-    labels = {row["id"]: row["label"] for row in csv.DictReader((work / "manifest.csv").open())}
+    labels = {row["id"]: row["label"] for path in work.glob("manifest_*.csv") for row in csv.DictReader(path.open())}
     for pair in csv.DictReader((corpus / "pairs.csv").open()):
-        # Every pair joins three items of its own label, and its features are those items' features.
+        # Every pair joins three items of its own label, and its features are those items' features: from the
+        # served encoders for validation and test, from the fold's encoders that held it out for training.
         assert {labels[pair[m]] for m in ("audio", "text", "vision")} == {pair["label"]}
         for m in ("audio", "text", "vision"):
-            folder = spec["feature_folders"][m]
+            (stored,) = work.glob(f"features/*/features/*/{pair[m]}.npy")
+            assert (stored.parts[-4] == "served") == (pair["split"] != "train"), (pair, stored)
             assert np.array_equal(
-                np.load(corpus / "features" / folder / f"{pair['id']}.npy"),
-                np.load(work / "features" / "features" / folder / f"{pair[m]}.npy"),
+                np.load(corpus / "features" / spec["feature_folders"][m] / f"{pair['id']}.npy"), np.load(stored)
             )
     dialogue = loaded.dialogues["test-00000"]
     assert all(dialogue.available[m].all() for m in dialogue.available)

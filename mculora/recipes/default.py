@@ -42,17 +42,15 @@ from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
 from mculora.encoders.audio import AcousticDescriptor
 from mculora.evaluate import CONDITIONS, predict_conditions
-from mculora.extract import Extractor, read_manifest
 from mculora.inspect import adapter_health
 from mculora.methods import METHODS, build_method
-from mculora.metrics import classification_report, mean_and_std
+from mculora.metrics import classification_report, collapse_check, mean_and_std
 from mculora.modalities import MODALITIES, Modality
-from mculora.recipes import model_card
-from mculora.recipes.face import FaceTrainConfig, trained_face_net
-from mculora.recipes.pairing import Pool, chunked, fixed_pairs, paired_batch, shuffled, unimodal_batches
-from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample, write_manifest
-from mculora.recipes.speech import SpeechTrainConfig, trained_speech_net
-from mculora.recipes.text import TextTrainConfig, trained_text_net
+from mculora.recipes import model_card, speech_transfer
+from mculora.recipes.cross_fitting import network_accuracy
+from mculora.recipes.features import cross_fitted_networks, extract_features
+from mculora.recipes.pairing import chunked, fixed_pairs, paired_batch, shuffled, unimodal_batches
+from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample
 from mculora.train import Workers, feature_statistics, fit, seed_everything
 
 IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
@@ -79,17 +77,22 @@ class RecipeConfig:
     face_epochs: int = 30
     text_epochs: int = 3
     speech_epochs: int = 60
+    speech_augment_variants: int = field(default=3, metadata={"help": "copies of each clip under browser conditions"})
+    folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
+    fold_epoch_scale: float = field(
+        default=0.5, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
+    )
     tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
     device: str | None = None
 
 
 # The fixed label-paired validation and test samples are drawn with these offsets from the recipe's seed (the
-# training pairs, drawn afresh every epoch, from the seed itself).
-PAIR_SEED_OFFSETS = {"val": 1, "test": 2}
+# training pairs, drawn afresh every epoch, from the seed itself; a fixed draw of them measures the fit).
+PAIR_SEED_OFFSETS = {"val": 1, "test": 2, "train": 3}
 
 
 def recipe_pairs(pools: dict, config: RecipeConfig, split: str) -> list[Batch]:
-    """The recipe's fixed label-paired samples of ``split`` ("val" or "test")."""
+    """The recipe's fixed label-paired samples of ``split``."""
     return fixed_pairs(pools, split, config.pairs_per_label, config.seed + PAIR_SEED_OFFSETS[split])
 
 
@@ -97,61 +100,6 @@ def recipe_items(config: RecipeConfig) -> list[Item]:
     """Every item of the real corpora, or with ``--tiny`` a few per label and split."""
     items = all_items(config.data_root)
     return subsample(items, per_label_split=6, seed=config.seed) if config.tiny else items
-
-
-# -- features ----------------------------------------------------------------------------------------------------
-
-
-def encoder_networks(config: RecipeConfig, items: list[Item]) -> tuple[Path, dict]:
-    """The face, text and speech networks trained on their corpora's train splits (each reused from ``--work`` when
-    trained with the same settings): the folder holding their weight files, and their training reports."""
-    face = FaceTrainConfig(
-        data_root=config.data_root, out=config.work / "face_net", epochs=config.face_epochs, seed=config.seed
-    )
-    text = TextTrainConfig(
-        data_root=config.data_root, out=config.work / "text_net", epochs=config.text_epochs, seed=config.seed
-    )
-    speech = SpeechTrainConfig(
-        data_root=config.data_root, out=config.work / "speech_net", epochs=config.speech_epochs, seed=config.seed
-    )
-    reports = {
-        "face_net": trained_face_net(face, items, log=lambda line: print(f"face net: {line}", file=sys.stderr)),
-        "text_net": trained_text_net(text, items, log=lambda line: print(f"text net: {line}", file=sys.stderr)),
-        "speech_net": trained_speech_net(speech, items, log=lambda line: print(f"speech net: {line}", file=sys.stderr)),
-    }
-    folder = config.work / "encoders"
-    folder.mkdir(exist_ok=True)
-    for trained in (face, text, speech):
-        copy_encoder_weights(trained.out, folder)
-    return folder, reports
-
-
-def extract_features(
-    config: RecipeConfig, items: list[Item], device: torch.device, weights: Path
-) -> tuple[dict, Extractor]:
-    """Run (or resume) the extraction; return {(modality, split): Pool} over the items with a usable vector."""
-    manifest = config.work / "manifest.csv"
-    write_manifest(items, manifest)
-    extractor = Extractor(config.work / "features", "offline", device, weights)
-    # id -> {modality: reason} for the modalities that could not be used
-    done = extractor.extract(read_manifest(manifest), batch_size=128)
-
-    def usable(item: Item) -> bool:
-        return item.id in done and item.modality.value not in done[item.id]
-
-    pools = {}
-    for modality in MODALITIES:
-        for split in SPLITS:
-            chosen = [item for item in items if item.modality is modality and item.split == split and usable(item)]
-            vectors = [np.load(extractor.folders[modality] / f"{item.id}.npy") for item in chosen]
-            dim = extractor.encoders[modality].dim
-            pools[modality, split] = Pool(
-                np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), np.float32),
-                np.array([EKMAN.index(item.label) for item in chosen], dtype=np.int64),
-                np.array([item.source for item in chosen]),
-                [item.id for item in chosen],
-            )
-    return pools, extractor
 
 
 # -- evaluation --------------------------------------------------------------------------------------------------
@@ -170,7 +118,7 @@ def report(labels: np.ndarray, logits: np.ndarray, label_subset: tuple[str, ...]
 def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatures: dict[str, float]) -> dict:
     test_pairs = [b.to(device) for b in recipe_pairs(pools, config, "test")]
     dims = {m: pools[m, "test"].vectors.shape[1] for m in MODALITIES}
-    unimodal = {}
+    unimodal, collapse = {}, {}
     for modality, sources in UNIMODAL_TESTS.items():
         pool = pools[modality, "test"]
         for source in (*sources, "all"):
@@ -180,12 +128,37 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatu
                 condition = modality.value[0]
                 outputs = predict_conditions(model, batches, [condition], device)[condition]
                 unimodal[f"{modality.value}/{source}"] = report(*outputs)
+                collapse[f"{modality.value}/{source}"] = collapse_check(*outputs, EKMAN)
     paired = predict_conditions(model, test_pairs, CONDITIONS, device)
     return {
         "paired_test": {c: report(*outputs) for c, outputs in paired.items()},
+        # The test pairs are class-balanced already; each modality's own test set is drawn balanced.
+        "collapse": {**collapse, **{c: collapse_check(*outputs, EKMAN) for c, outputs in paired.items()}},
         "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
         "unimodal_test": unimodal,
         "calibration": calibration_report(paired, temperatures),
+    }
+
+
+def cross_fitting_report(model, pools: dict, config: RecipeConfig, val_pairs: list[Batch], device) -> dict:
+    """How test-like the training features are: each encoder network's accuracy on the training items it held out
+    (out of fold) beside validation, and the fusion's accuracy on a fixed draw of training pairs beside validation
+    pairs (all three modalities)."""
+    fit = {}
+    for split, pairs in (("train", [b.to(device) for b in recipe_pairs(pools, config, "train")]), ("val", val_pairs)):
+        labels, logits = predict_conditions(model, pairs, ["atv"], device)["atv"]
+        fit[f"{split}_pairs_accuracy"] = float((logits.argmax(1) == labels).mean())
+    return {
+        "folds": config.folds,
+        "fold_epoch_scale": config.fold_epoch_scale,
+        "networks": {
+            m.value: {
+                "out_of_fold_accuracy": network_accuracy(pools[m, "train"].vectors, pools[m, "train"].labels),
+                "val_accuracy": network_accuracy(pools[m, "val"].vectors, pools[m, "val"].labels),
+            }
+            for m in MODALITIES
+        },
+        "fusion": fit,
     }
 
 
@@ -334,9 +307,10 @@ def run(config: RecipeConfig) -> dict:
     config.work.mkdir(parents=True, exist_ok=True)
     items = recipe_items(config)
     print(f"{len(items)} items from {config.data_root}", file=sys.stderr)
-    weights, encoder_reports = encoder_networks(config, items)
+    weights, fold_weights, encoder_reports = cross_fitted_networks(config, items)
     encoders_trained = time.perf_counter()
-    pools, extractor = extract_features(config, items, device, weights)
+    pools, extractors = extract_features(config, items, device, weights, fold_weights)
+    extractor = extractors[0]
     extracted = time.perf_counter()
 
     val_pairs = [b.to(device) for b in recipe_pairs(pools, config, "val")]
@@ -346,9 +320,19 @@ def run(config: RecipeConfig) -> dict:
     temperatures = fit_temperatures(model, val_pairs, device)
     metrics = evaluate_default(model, pools, config, device, temperatures)
     au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, device)
+    evaluated = time.perf_counter()
+    # The speech network where it matters most: on the corpus it never heard (its fold networks' epochs).
+    metrics["speech_transfer"] = speech_transfer.run(
+        [item for item in items if item.modality is Modality.AUDIO],
+        epochs=max(1, round(config.speech_epochs * config.fold_epoch_scale)),
+        variants=[config.speech_augment_variants],
+        out=config.work / "speech_transfer",
+        seed=config.seed,
+    )
     finished = time.perf_counter()
 
     metrics["ravdess_au"] = au_metrics
+    metrics["cross_fitting"] = cross_fitting_report(model, pools, config, val_pairs, device)
     if config.method == "mcu-lora":
         metrics["adapters"] = adapter_health(model, val_pairs, "classification", settings.dpft.divergence)
     metrics["data"] = {
@@ -383,9 +367,10 @@ def run(config: RecipeConfig) -> dict:
     metrics["timing_s"] = {
         "encoder_networks": encoders_trained - start,
         "extraction": extracted - encoders_trained,
-        "extraction_cumulative": extractor.seconds_spent(),
+        "extraction_cumulative": sum(each.seconds_spent() for each in extractors),
         "training": trained - extracted,
-        "evaluation_and_au_benchmark": finished - trained,
+        "evaluation_and_au_benchmark": evaluated - trained,
+        "speech_transfer": finished - evaluated,
         "total": finished - start,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
     }

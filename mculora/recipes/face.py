@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,7 @@ from mculora.recipes.encoder_training import (
     shuffled_batches,
     train_epoch,
 )
+from mculora.recipes.face_crops import FaceCrops, path_crops
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
 
 
@@ -56,11 +58,21 @@ class FaceTrainConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     seed: int = 0
+    # "path": learn from (and report on) the crops the run-time path cuts from each image (`face_crops`), with the
+    # degradations of real webcam frames on top; "fer": from FER-2013's own 48x48 framing.
+    framing: str = "fer"
+    crop_cache: Path = Path("runs/face_crops")
 
 
-def load_images(items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [N, 48, 48] grayscale images and int64 [N] Ekman labels."""
-    images = np.stack([np.asarray(Image.open(item.path).convert("L"), dtype=np.uint8) for item in items])
+def load_images(items: list[Item], crops: FaceCrops | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 [N, 48, 48] grayscale images and int64 [N] Ekman labels: the files themselves, or with ``crops`` the
+    path crops of the items whose face the mesh found (the others are left out)."""
+    if crops is None:
+        images = np.stack([np.asarray(Image.open(item.path).convert("L"), dtype=np.uint8) for item in items])
+    else:
+        chosen = crops.select([item.id for item in items])
+        items = [item for item, found in zip(items, chosen.found, strict=True) if found]
+        images = chosen.crops[chosen.found]
     if images.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
         raise ValueError(f"expected {INPUT_SIZE}x{INPUT_SIZE} FER images, got {images.shape[1:]}")
     labels = np.array([EKMAN.index(item.label) for item in items], dtype=np.int64)
@@ -86,6 +98,36 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return F.grid_sample(images.float()[:, None], grid, padding_mode="border", align_corners=False)[:, 0]
 
 
+def degrade(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """What a webcam frame does to a face, per image (float [B, 48, 48] in 0-255 in and out): exposure and contrast,
+    gamma, a face a few dozen pixels wide (down- and up-sampled), sensor noise and JPEG compression."""
+    size = len(images)
+
+    def draw(low: float, high: float) -> torch.Tensor:
+        return low + (high - low) * torch.rand(size, generator=generator)
+
+    def chosen(probability: float) -> list[int]:
+        return torch.nonzero(torch.rand(size, generator=generator) < probability).flatten().tolist()
+
+    mean = images.mean((1, 2), keepdim=True)
+    contrast, brightness = draw(0.6, 1.4)[:, None, None], draw(-40, 40)[:, None, None]
+    out = ((images - mean) * contrast + mean + brightness).clamp(0, 255)
+    out = 255 * (out / 255) ** draw(0.7, 1.4)[:, None, None]
+    out = out.numpy().copy()
+    sides, qualities, noise = draw(14, 40), draw(15, 70), draw(0, 8)
+    for i in chosen(0.35):  # a small or blurred face: fewer pixels than the network's input
+        side = int(sides[i])
+        small = cv2.resize(out[i], (side, side), interpolation=cv2.INTER_AREA)
+        out[i] = cv2.resize(small, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
+    for i in chosen(0.3):
+        out[i] += noise[i].item() * torch.randn(INPUT_SIZE, INPUT_SIZE, generator=generator).numpy()
+    for i in chosen(0.3):
+        pixels = np.clip(out[i], 0, 255).astype(np.uint8)
+        _, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(qualities[i])])
+        out[i] = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE)
+    return torch.from_numpy(out).clamp(0, 255)
+
+
 @torch.inference_mode()
 def accuracy(net: FaceExpressionNet, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, torch.Tensor]:
     """(accuracy, predictions) with mirror averaging, as the encoder sees faces."""
@@ -100,8 +142,9 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
     """Fit the network on the train items; return it (eval mode) with per-epoch losses, val accuracy and timing."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    images, labels = load_images([item for item in items if item.split == "train"])
-    val_images, val_labels = load_images([item for item in items if item.split == "val"])
+    crops = path_crops(items, config.crop_cache) if config.framing == "path" else None
+    images, labels = load_images([item for item in items if item.split == "train"], crops)
+    val_images, val_labels = load_images([item for item in items if item.split == "val"], crops)
     net = FaceExpressionNet(WIDTHS).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
         net.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
@@ -111,12 +154,17 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
     schedule = cosine_with_warmup(steps_per_epoch, steps_per_epoch * config.epochs)
     weights = class_weights(labels, len(EKMAN))
     history, step = [], 0
+
+    def view(batch: torch.Tensor) -> torch.Tensor:
+        moved = augment(batch, generator)
+        return degrade(moved, generator) if config.framing == "path" else moved
+
     for epoch in range(config.epochs):
         batches = shuffled_batches(len(images), config.batch_size, generator)
         loss, step = train_epoch(
             net,
             optimizer,
-            ((augment(images[batch], generator), labels[batch]) for batch in batches),
+            ((view(images[batch]), labels[batch]) for batch in batches),
             steps_per_epoch,
             [config.lr],
             schedule,
@@ -133,7 +181,7 @@ def train_face_net(config: FaceTrainConfig, items: list[Item], log=print) -> tup
         "val_images": len(val_images),
         "parameters": sum(p.numel() for p in net.parameters()),
         "history": history,
-        "test_accuracy": accuracy(net, *load_images([item for item in items if item.split == "test"]))[0],
+        "test_accuracy": accuracy(net, *load_images([item for item in items if item.split == "test"], crops))[0],
     }
     return net.eval(), report
 

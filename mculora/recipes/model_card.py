@@ -106,6 +106,45 @@ def calibration_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def cross_fitting_table(metrics: dict) -> str:
+    fitting = metrics["cross_fitting"]
+    rows = ["| what | training items (out of fold) | validation items |", "|---|---|---|"]
+    for modality, r in fitting["networks"].items():
+        rows.append(f"| {modality} network alone | {_pct(r['out_of_fold_accuracy'])} | {_pct(r['val_accuracy'])} |")
+    fusion = fitting["fusion"]
+    rows.append(
+        f"| the fusion, all three modalities (pairs) | {_pct(fusion['train_pairs_accuracy'])} "
+        f"| {_pct(fusion['val_pairs_accuracy'])} |"
+    )
+    return "\n".join(rows)
+
+
+def collapse_table(metrics: dict) -> str:
+    rows = [
+        "| test set / condition | balanced items | most predicted class | its share | collapsed |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in metrics["collapse"].items():
+        verdict = "**yes**" if r["collapsed"] else "no"
+        rows.append(f"| {name} | {r['balanced_items']} | {r['largest']} | {_pct(r['largest_share'])} | {verdict} |")
+    return "\n".join(rows)
+
+
+def transfer_table(metrics: dict) -> str:
+    rows = [
+        "| direction | training clips | target, clean: accuracy / macro-F1 / ECE / top class | after Opus 16 kbit/s |",
+        "|---|---|---|---|",
+    ]
+    for name, r in metrics["speech_transfer"].items():
+        cells = [
+            f"{_pct(c['accuracy'])} / {_pct(c['macro_f1'])} / {c['ece']:.3f} / "
+            f"{c['largest']} {_pct(c['largest_share'])}" + (" (**collapsed**)" if c["collapsed"] else "")
+            for c in (r["clean"], r["opus_16k"])
+        ]
+        rows.append(f"| {name.split(',')[0]} | {r['train_clips']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def data_table(metrics: dict) -> str:
     rows = ["| modality / split | items | " + " | ".join(EKMAN) + " |", "|---" * (2 + len(EKMAN)) + "|"]
     for name, d in metrics["data"].items():
@@ -251,6 +290,12 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         encoder_minutes=f"{timing['encoder_networks'] / 60:.1f}",
         speech_clips=f"{metrics['speech_net']['train_clips']:,}",
         speech_epochs=len(metrics["speech_net"]["history"]),
+        speech_variants=training["recipe"]["speech_augment_variants"],
+        folds=metrics["cross_fitting"]["folds"],
+        fold_epoch_scale=metrics["cross_fitting"]["fold_epoch_scale"],
+        cross_fitting=cross_fitting_table(metrics),
+        collapse=collapse_table(metrics),
+        transfer=transfer_table(metrics),
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         speech_val=_pct(metrics["speech_net"]["history"][-1]["val_accuracy"]["ravdess"]),
         speech_test=_pct(metrics["speech_net"]["test_accuracy"]["ravdess"]),
@@ -329,11 +374,12 @@ Items with a usable feature:
 {encoders}
 
 The face network (`face_net.safetensors`, loaded by the vision encoder from this folder) is a VGG-style CNN over
-48×48 grayscale faces framed like FER-2013's, trained by `mculora.recipes.face` on {face_images} FER-2013 training
-images for {face_epochs} epochs ({face_minutes} min): validation accuracy {face_val} %, **PublicTest accuracy
-{face_test} %** on its own (the raw 48×48 test images, averaged with their mirror images). The vision encoder feeds
-MCULoRA the geometry descriptor, the network's pooled features and its logits; the table below measures that whole
-path, face mesh included, on the test faces the mesh finds.
+48×48 grayscale faces, trained by `mculora.recipes.face` on the crops the run-time path cuts from {face_images}
+FER-2013 training images (the face mesh, then the network's framing: what it sees in the demo), with what a webcam
+does to a face on top (exposure, contrast, gamma, a face a few dozen pixels wide, noise, JPEG), for {face_epochs}
+epochs ({face_minutes} min): validation accuracy {face_val} %, **PublicTest accuracy {face_test} %** on its own
+(the path crops of the test faces the mesh finds, averaged with their mirror images). The vision encoder feeds
+MCULoRA the geometry descriptor, the network's pooled features and its logits.
 
 The text network (`text_net.safetensors`, loaded by the text encoder from this folder) is the packaged
 all-MiniLM-L6-v2 with its top two transformer layers and a 7-way head fine-tuned by `mculora.recipes.text` on
@@ -342,8 +388,10 @@ all-MiniLM-L6-v2 with its top two transformer layers and a 7-way head fine-tuned
 weights). The text encoder feeds the model the fine-tuned sentence embedding and the head's logits.
 
 The speech network (`speech_net.safetensors`, loaded by the audio encoder from this folder) is a small CNN over
-64-band log-mel spectrograms, trained by `mculora.recipes.speech` on {speech_clips} RAVDESS + EmoDB training clips
-for {speech_epochs} epochs ({speech_minutes} min): RAVDESS validation accuracy {speech_val} %, **test accuracy
+64-band log-mel spectrograms, trained by `mculora.recipes.speech` on {speech_clips} RAVDESS + EmoDB training clips,
+each also as {speech_variants} copies under browser and phone conditions (`mculora.recipes.speech_augment`: gain and
+clipping, reverberation, noise at 0-20 dB SNR, band limits, low-bitrate Opus/AAC/MP3, silence), for {speech_epochs}
+epochs ({speech_minutes} min): RAVDESS validation accuracy {speech_val} %, **test accuracy
 {speech_test} % on RAVDESS actors 19-22** and {speech_test_emodb} % on EmoDB speakers 08/12, on its own. The audio
 encoder feeds the model the acoustic descriptor, the network's pooled features and its logits.
 
@@ -368,9 +416,13 @@ together. The genuinely paired benchmark below is the real check of that.
   face {face_minutes} min, text {text_minutes} min, speech {speech_minutes} min), {extraction} min on feature
   extraction and {training_minutes} min on training {name}. Building the feature cache from scratch took
   {extraction_cumulative} min in all, over the runs that built it.
-- The encoder networks learned from the same training items that the training pairs are drawn from, so those
-  items' features are cleaner than unseen ones: the model fits the training pairs within the first epochs, and the
-  selection on validation pairs (never test) picks the epoch.
+- **Cross-fitted features** (`mculora.recipes.cross_fitting`): the training items are split into {folds} folds by
+  speaker, actor, dialogue, comment or image; each fold's items get their features from encoder networks trained
+  without them ({fold_epoch_scale:.0%} of the served networks' epochs), so the model learns from features as
+  imperfect as a new person's. The served networks learned from all training items; validation and test items are
+  unseen by every network. Accuracy on training items (out of fold) beside validation items:
+
+{cross_fitting}
 
 {adapter_section}## Test results per modality combination
 
@@ -392,6 +444,22 @@ equal-width confidence bins: the average gap between confidence and accuracy) an
 paired test samples, before and after:
 
 {calibration}
+
+## Generalisation
+
+**Collapse check.** A model that gives one class to most inputs of a kind it never saw is useless there, whatever its
+accuracy elsewhere. On a class-balanced draw of each modality's test items, and on the (balanced) test pairs under
+each combination, no class may take more than 35 % of the predictions:
+
+{collapse}
+
+**Speech on a corpus it never heard.** The speech network trained (same recipe, augmented copies included) on one
+acted corpus and tested on every clip of the other, on the six classes both have (chance 16.7 %), clean and after an
+Opus 16 kbit/s round trip (a WebRTC microphone's codec), by `mculora.recipes.speech_transfer`:
+
+{transfer}
+
+Faces have no second corpus here (FER-2013 only), so the face network's unseen-data figures are its PublicTest ones.
 
 **The IEMOCAP-4 label subset** (anger, happiness, neutral, sadness; prediction restricted to these four), on the same
 paired test samples:

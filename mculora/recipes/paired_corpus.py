@@ -29,19 +29,12 @@ import numpy as np
 from mculora.device import select_device
 from mculora.extract import write_label_set
 from mculora.modalities import MODALITIES
-from mculora.recipes.default import (
-    PAIR_SEED_OFFSETS,
-    RecipeConfig,
-    encoder_networks,
-    extract_features,
-    recipe_items,
-    tiny_settings,
-)
+from mculora.recipes.default import PAIR_SEED_OFFSETS, RecipeConfig, recipe_items, tiny_settings
+from mculora.recipes.features import cross_fitted_networks, extract_features
 from mculora.recipes.pairing import fixed_pair_rows
 from mculora.recipes.sources import EKMAN, SPLITS
 
 NAME = "ekman7-paired"
-TRAIN_SEED_OFFSET = 3  # from the recipe's seed, beside its validation and test pairs' offsets
 
 
 @dataclass
@@ -57,9 +50,11 @@ class PairedCorpusConfig:
 def pair_rows(config: RecipeConfig, pools: dict, train_per_label: int) -> dict[str, tuple]:
     """split -> (labels, modality -> pool rows): new training pairs, and the recipe's validation and test pairs."""
     per_label = {"train": train_per_label, "val": config.pairs_per_label, "test": config.pairs_per_label}
-    # Validation and test with the recipe's own seeds; training with an offset of its own.
-    offsets = {"train": TRAIN_SEED_OFFSET, **PAIR_SEED_OFFSETS}
-    return {split: fixed_pair_rows(pools, split, per_label[split], config.seed + offsets[split]) for split in SPLITS}
+    # The recipe's own seeds: its validation and test pairs, and more of its fixed draw of training pairs.
+    return {
+        split: fixed_pair_rows(pools, split, per_label[split], config.seed + PAIR_SEED_OFFSETS[split])
+        for split in SPLITS
+    }
 
 
 def export(corpus: PairedCorpusConfig) -> dict[str, int]:
@@ -68,8 +63,9 @@ def export(corpus: PairedCorpusConfig) -> dict[str, int]:
     )
     recipe.work.mkdir(parents=True, exist_ok=True)
     items = recipe_items(recipe)
-    weights, _ = encoder_networks(recipe, items)
-    pools, extractor = extract_features(recipe, items, select_device(None), weights)
+    weights, folds, _ = cross_fitted_networks(recipe, items)
+    pools, extractors = extract_features(recipe, items, select_device(None), weights, folds)
+    extractor = extractors[0]  # the served encoders'
     folders = {m: corpus.out / "features" / extractor.encoders[m].name for m in MODALITIES}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)

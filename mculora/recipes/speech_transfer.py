@@ -13,7 +13,7 @@ training clip under `speech_augment.BrowserConditions`):
 * accuracy, macro-F1 and ECE on the target corpus, clean and after an Opus 16 kbit/s round trip (a WebRTC
   microphone);
 * the predicted-class distribution on a class-balanced draw of the target corpus, and the collapse check: no class
-  may take more than `COLLAPSE_SHARE` of the predictions.
+  may take more than `mculora.metrics.COLLAPSE_SHARE` of the predictions.
 
 Writes ``OUT/report.json`` and prints a table.
 """
@@ -30,36 +30,25 @@ import torch
 
 from mculora.calibration import expected_calibration_error, softmax
 from mculora.encoders.speech_net import LogMel, fit_length
-from mculora.metrics import classification_report
+from mculora.metrics import classification_report, collapse_check
 from mculora.preprocess.audio import prepare_audio
 from mculora.recipes.sources import EKMAN, Item, emodb_items, ravdess_items
 from mculora.recipes.speech import SpeechTrainConfig, train_speech_net
 from mculora.recipes.speech_augment import codec_round_trip
 
 SHARED = ("anger", "disgust", "fear", "happiness", "neutral", "sadness")
-COLLAPSE_SHARE = 0.35
-CORPORA = {"ravdess": ravdess_items, "emodb": emodb_items}
 DIRECTIONS = (("ravdess", "emodb"), ("emodb", "ravdess"))
 
 
-def transfer_items(root: Path, source: str, target: str) -> list[Item]:
-    """The six shared classes of both corpora: the source's speakers train (its validation speakers validate), every
-    target clip is a test clip."""
+def transfer_items(speech: list[Item], source: str, target: str) -> list[Item]:
+    """The six shared classes of both corpora (``speech``: their items): the source's speakers train (its validation
+    speakers validate), every target clip is a test clip."""
     items = []
-    for corpus, split_of in ((source, lambda item: "val" if item.split == "val" else "train"), (target, None)):
-        for item in CORPORA[corpus](root):
-            if item.label in SHARED:
-                items.append(replace(item, split=split_of(item) if split_of else "test"))
+    for item in speech:
+        if item.label in SHARED and item.source in (source, target):
+            split = ("val" if item.split == "val" else "train") if item.source == source else "test"
+            items.append(replace(item, split=split))
     return items
-
-
-def balanced(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Indices of an equal number of items per class (the rarest class's count), drawn with ``seed``."""
-    rng = np.random.default_rng(seed)
-    count = min(int((labels == c).sum()) for c in np.unique(labels))
-    return np.sort(
-        np.concatenate([rng.choice(np.flatnonzero(labels == c), count, replace=False) for c in np.unique(labels)])
-    )
 
 
 @torch.inference_mode()
@@ -68,22 +57,30 @@ def evaluate(net, clips: list[np.ndarray], labels: np.ndarray) -> dict:
     log_mel, shared = LogMel(), [EKMAN.index(name) for name in SHARED]
     logits = np.stack([net(fit_length(log_mel(clip))[None])[0, shared].numpy() for clip in clips])
     report = classification_report(labels, logits, SHARED)
-    predictions = logits.argmax(axis=1)[balanced(labels)]
-    shares = {name: float((predictions == k).mean()) for k, name in enumerate(SHARED)}
     return {
         "accuracy": report["accuracy"],
         "macro_f1": report["macro_f1"],
         "ece": expected_calibration_error(softmax(logits), labels),
-        "balanced_prediction_shares": shares,
-        "largest_share": max(shares.values()),
-        "collapsed": max(shares.values()) > COLLAPSE_SHARE,
+        **collapse_check(labels, logits, SHARED),
     }
 
 
-def run(root: Path, epochs: int, variants: list[int], out: Path, seed: int = 0, directions=DIRECTIONS) -> dict:
+def run(speech: list[Item], epochs: int, variants: list[int], out: Path, seed: int = 0, directions=DIRECTIONS) -> dict:
+    """Each direction under each setting, on the RAVDESS and EmoDB items ``speech``; read back from
+    ``out``/report.json when it was made with these settings."""
+    settings = {
+        "clips": len(speech),
+        "epochs": epochs,
+        "variants": list(variants),
+        "seed": seed,
+        "directions": [list(d) for d in directions],
+    }
+    stored = out / "report.json"
+    if stored.is_file() and json.loads(stored.read_text()).get("settings") == settings:
+        return json.loads(stored.read_text())["results"]
     results = {}
     for source, target in directions:
-        items = transfer_items(root, source, target)
+        items = transfer_items(speech, source, target)
         tests = [item for item in items if item.split == "test"]
         clean = [prepare_audio(item.path).samples for item in tests]
         browser = [
@@ -93,7 +90,6 @@ def run(root: Path, epochs: int, variants: list[int], out: Path, seed: int = 0, 
         labels = np.array([SHARED.index(item.label) for item in tests])
         for count in variants:
             config = SpeechTrainConfig(
-                data_root=root,
                 out=out / f"{source}_to_{target}_aug{count}",
                 epochs=epochs,
                 seed=seed,
@@ -108,7 +104,7 @@ def run(root: Path, epochs: int, variants: list[int], out: Path, seed: int = 0, 
             }
             print(table_row(next(reversed(results)), results[next(reversed(results))]), flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(results, indent=2) + "\n")  # one run's directions and settings
+    stored.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
     return results
 
 
@@ -116,10 +112,9 @@ def table_row(name: str, result: dict) -> str:
     cells = []
     for condition in ("clean", "opus_16k"):
         r = result[condition]
-        top = max(r["balanced_prediction_shares"], key=r["balanced_prediction_shares"].get)
         cells.append(
-            f"{r['accuracy']:.3f} / {r['macro_f1']:.3f} / ECE {r['ece']:.3f} / top {top} {r['largest_share']:.0%}"
-            + (" COLLAPSED" if r["collapsed"] else "")
+            f"{r['accuracy']:.3f} / {r['macro_f1']:.3f} / ECE {r['ece']:.3f} / "
+            f"top {r['largest']} {r['largest_share']:.0%}" + (" COLLAPSED" if r["collapsed"] else "")
         )
     return f"| {name} | " + " | ".join(cells) + " |"
 
@@ -138,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     directions = [tuple(pair.split(":")) for pair in args.directions]
     print("| direction, training | clean: accuracy / macro-F1 / ECE / largest share | Opus 16 kbit/s: the same |")
     print("|---|---|---|")
-    run(args.data_root, args.epochs, args.augment_variants, args.out, args.seed, directions)
+    speech = ravdess_items(args.data_root) + emodb_items(args.data_root)
+    run(speech, args.epochs, args.augment_variants, args.out, args.seed, directions)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,127 @@
+"""The default recipe's features: the encoder networks, cross-fitted (`mculora.recipes.cross_fitting`), and the
+vectors the fusion learns from, each training item's from the networks that held it out.
+
+Every stage is cached in the recipe's ``--work`` folder: a network trained with the same settings and an item
+already extracted by the same encoders are reused, so an interrupted `make checkpoint` resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mculora.encoders import copy_encoder_weights
+from mculora.extract import Extractor, read_manifest
+from mculora.modalities import MODALITIES
+from mculora.recipes.cross_fitting import held_out, without_fold
+from mculora.recipes.face import FaceTrainConfig, trained_face_net
+from mculora.recipes.pairing import Pool
+from mculora.recipes.sources import EKMAN, SPLITS, Item, write_manifest
+from mculora.recipes.speech import SpeechTrainConfig, trained_speech_net
+from mculora.recipes.text import TextTrainConfig, trained_text_net
+
+if TYPE_CHECKING:
+    from mculora.recipes.default import RecipeConfig
+
+
+def encoder_networks(config: RecipeConfig, items: list[Item], name: str, epoch_scale: float = 1.0) -> tuple[Path, dict]:
+    """The face, text and speech networks trained on ``items``' train splits (each reused from ``--work`` when
+    trained with the same settings), in ``--work``/``name``: the folder holding their weight files, and their
+    training reports. ``epoch_scale``: the fraction of the recipe's epochs they train for."""
+
+    def epochs(count: int) -> int:
+        return max(1, round(count * epoch_scale))
+
+    face = FaceTrainConfig(
+        data_root=config.data_root,
+        out=config.work / name / "face_net",
+        epochs=epochs(config.face_epochs),
+        seed=config.seed,
+        framing="path",
+        crop_cache=config.work / "face_crops",
+    )
+    text = TextTrainConfig(
+        data_root=config.data_root,
+        out=config.work / name / "text_net",
+        epochs=epochs(config.text_epochs),
+        seed=config.seed,
+    )
+    speech = SpeechTrainConfig(
+        data_root=config.data_root,
+        out=config.work / name / "speech_net",
+        epochs=epochs(config.speech_epochs),
+        seed=config.seed,
+        augment_variants=config.speech_augment_variants,
+    )
+
+    def log(network: str):
+        return lambda line: print(f"{name} {network}: {line}", file=sys.stderr)
+
+    reports = {
+        "face_net": trained_face_net(face, items, log=log("face net")),
+        "text_net": trained_text_net(text, items, log=log("text net")),
+        "speech_net": trained_speech_net(speech, items, log=log("speech net")),
+    }
+    folder = config.work / name / "encoders"
+    folder.mkdir(exist_ok=True)
+    for trained in (face, text, speech):
+        copy_encoder_weights(trained.out, folder)
+    return folder, reports
+
+
+def cross_fitted_networks(config: RecipeConfig, items: list[Item]) -> tuple[Path, list[Path], dict]:
+    """The served networks (all training items) and one set per fold (`mculora.recipes.cross_fitting`): the served
+    weights folder, the folds' folders, and the reports (the folds' under "folds")."""
+    served, reports = encoder_networks(config, items, "served")
+    folds, fold_reports = [], []
+    for fold in range(config.folds):
+        kept = without_fold(items, fold, config.folds, config.seed)
+        folder, report = encoder_networks(config, kept, f"fold{fold + 1}", config.fold_epoch_scale)
+        folds.append(folder)
+        fold_reports.append(report)
+    return served, folds, {**reports, "folds": fold_reports}
+
+
+def extract_features(
+    config: RecipeConfig, items: list[Item], device: torch.device, served: Path, folds: list[Path]
+) -> tuple[dict, list[Extractor]]:
+    """Run (or resume) the extraction; return {(modality, split): Pool} over the items with a usable vector, and the
+    extractors (the served encoders' first). Validation and test items go through the served encoders, each training
+    item through the encoders of the fold that held it out."""
+    jobs = [(served, "served", [item for item in items if item.split != "train"])]
+    jobs += [
+        (folder, f"fold{fold + 1}", held_out(items, fold, config.folds, config.seed))
+        for fold, folder in enumerate(folds)
+    ]
+    vectors_of, extractors = {}, []
+    for weights, name, chosen in jobs:
+        manifest = config.work / f"manifest_{name}.csv"
+        write_manifest(chosen, manifest)
+        extractor = Extractor(config.work / "features" / name, "offline", device, weights)
+        # id -> {modality: reason} for the modalities that could not be used
+        done = extractor.extract(read_manifest(manifest), batch_size=128)
+        for item in chosen:
+            if item.id in done and item.modality.value not in done[item.id]:
+                vectors_of[item.id] = np.load(extractor.folders[item.modality] / f"{item.id}.npy")
+        extractors.append(extractor)
+
+    pools = {}
+    for modality in MODALITIES:
+        for split in SPLITS:
+            chosen = [
+                item for item in items if item.modality is modality and item.split == split and item.id in vectors_of
+            ]
+            dim = extractors[0].encoders[modality].dim
+            pools[modality, split] = Pool(
+                np.stack([vectors_of[item.id] for item in chosen]).astype(np.float32)
+                if chosen
+                else np.zeros((0, dim), np.float32),
+                np.array([EKMAN.index(item.label) for item in chosen], dtype=np.int64),
+                np.array([item.source for item in chosen]),
+                [item.id for item in chosen],
+            )
+    return pools, extractors
