@@ -75,3 +75,23 @@ def selection_score(per_condition: dict[str, dict[str, float]], task: str) -> fl
     full = max(per_condition, key=len)
     others = sum(scores[metric] for c, scores in per_condition.items() if c != full)
     return (1.2 * per_condition[full][metric] + others) / len(per_condition)
+
+
+def disagreement_report(predictions: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Does a fused pair follow the right member or the louder one? ``predictions``: condition -> (labels, logits)
+    on the same samples under every condition. For each two-modality condition, over the samples where exactly one
+    of its modalities alone predicts the label: how often the pair predicts the right member's label, and how often
+    the wrong member's."""
+    report = {}
+    for pair in (c for c in predictions if len(c) == 2 and all(m in predictions for m in c)):
+        labels, fused = predictions[pair][0], predictions[pair][1].argmax(1)
+        first, second = (predictions[m][1].argmax(1) for m in pair)
+        split = (first == labels) != (second == labels)
+        right = np.where(first == labels, first, second)[split]
+        wrong = np.where(first == labels, second, first)[split]
+        report[pair] = {
+            "samples": int(split.sum()),
+            "follows_right": float((fused[split] == right).mean()) if split.any() else float("nan"),
+            "follows_wrong": float((fused[split] == wrong).mean()) if split.any() else float("nan"),
+        }
+    return report

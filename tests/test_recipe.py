@@ -46,6 +46,7 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
         "val_pairs_accuracy",
     }
     assert set(CONDITIONS) | {"text/goemotions", "audio/emodb", "vision/fer2013"} <= set(metrics["collapse"])
+    assert set(metrics["disagreement"]) == {"at", "av", "tv"}
     assert list(metrics["speech_transfer"]) == [
         "ravdess->emodb, 3 augmented copies",
         "emodb->ravdess, 3 augmented copies",

@@ -41,7 +41,7 @@ from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
 from mculora.encoders.audio import AcousticDescriptor
-from mculora.evaluate import CONDITIONS, predict_conditions
+from mculora.evaluate import CONDITIONS, disagreement_report, predict_conditions
 from mculora.inspect import adapter_health
 from mculora.methods import METHODS, build_method
 from mculora.metrics import classification_report, collapse_check, mean_and_std
@@ -134,6 +134,7 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatu
         "paired_test": {c: report(*outputs) for c, outputs in paired.items()},
         # The test pairs are class-balanced already; each modality's own test set is drawn balanced.
         "collapse": {**collapse, **{c: collapse_check(*outputs, EKMAN) for c, outputs in paired.items()}},
+        "disagreement": disagreement_report(paired),
         "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
         "unimodal_test": unimodal,
         "calibration": calibration_report(paired, temperatures),

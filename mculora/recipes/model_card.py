@@ -130,6 +130,14 @@ def collapse_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def disagreement_table(metrics: dict) -> str:
+    rows = ["| pair | test pairs where one member alone is right | pair follows the right one | the wrong one |"]
+    rows.append("|---|---|---|---|")
+    for pair, r in metrics["disagreement"].items():
+        rows.append(f"| {pair} | {r['samples']} | {_pct(r['follows_right'])} | {_pct(r['follows_wrong'])} |")
+    return "\n".join(rows)
+
+
 def transfer_table(metrics: dict) -> str:
     rows = [
         "| direction | training clips | target, clean: accuracy / macro-F1 / ECE / top class | after Opus 16 kbit/s |",
@@ -296,6 +304,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         cross_fitting=cross_fitting_table(metrics),
         collapse=collapse_table(metrics),
         transfer=transfer_table(metrics),
+        disagreement=disagreement_table(metrics),
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         speech_val=_pct(metrics["speech_net"]["history"][-1]["val_accuracy"]["ravdess"]),
         speech_test=_pct(metrics["speech_net"]["test_accuracy"]["ravdess"]),
@@ -460,6 +469,11 @@ Opus 16 kbit/s round trip (a WebRTC microphone's codec), by `mculora.recipes.spe
 {transfer}
 
 Faces have no second corpus here (FER-2013 only), so the face network's unseen-data figures are its PublicTest ones.
+
+**When two modalities disagree.** On the test pairs where one modality alone is right and the other wrong, how often
+the pair's prediction takes the right member's label, and how often the wrong member's (the rest: a third label):
+
+{disagreement}
 
 **The IEMOCAP-4 label subset** (anger, happiness, neutral, sadness; prediction restricted to these four), on the same
 paired test samples:
