@@ -129,3 +129,43 @@ def test_shipped_encoder_dimension_and_checkpoint_record(demo_checkpoint, shippe
     torch.testing.assert_close(vectors[1], shipped.encode(clips[1:])[0])
     record = json.loads((demo_checkpoint / "config.json").read_text())["encoders"]
     assert record["audio"] == shipped.spec()
+
+
+def test_speech_level_and_microphone_colouring_are_taken_out():
+    from mculora.preprocess.audio import SPEECH_LEVEL_DBFS, loud_frames, normalise_speech_level
+
+    clip = _speechlike(2.0, 3)
+    quiet = 0.05 * clip  # the same voice 26 dB lower, e.g. a laptop microphone far away
+    normalised = normalise_speech_level(quiet)
+    frames = normalised[: normalised.size // 160 * 160].reshape(-1, 160)
+    level = 10 * np.log10(np.mean(frames[loud_frames(normalised)[: len(frames)]] ** 2))
+    assert level == pytest.approx(SPEECH_LEVEL_DBFS, abs=0.1)
+    np.testing.assert_allclose(normalise_speech_level(clip), normalised, rtol=1e-4, atol=1e-6)
+    # The v2 descriptor describes the voice, not the gain; v1 (older checkpoints) measured the gain too.
+    v1, v2 = AcousticDescriptor(), AcousticDescriptor(level_normalised=True)
+    assert v2.name == "acoustic-stats-v2" and v1.name == "acoustic-stats-v1"
+    torch.testing.assert_close(v2.encode([quiet])[0], v2.encode([clip])[0], atol=1e-3, rtol=1e-3)
+    assert (v1.encode([quiet])[0] - v1.encode([clip])[0]).abs().max() > 10  # dB values moved by 26 dB
+
+    # A fixed colouring of the spectrum (a microphone's response: some bands louder, others quieter throughout)
+    # leaves a band-normalised network's features unchanged; the utterance-wide standardisation keeps it.
+    torch.manual_seed(0)
+    spectrum = LogMel()(clip)[None]
+    colouring = torch.linspace(-9.0, 6.0, N_MELS)[None, :, None]
+    with torch.no_grad():
+        banded = SpeechEmotionNet(band_normalised=True).eval()
+        torch.testing.assert_close(banded.embed(spectrum + colouring), banded.embed(spectrum), atol=1e-4, rtol=1e-4)
+        plain = SpeechEmotionNet().eval()
+        reference = plain.embed(spectrum)
+        assert (plain.embed(spectrum + colouring) - reference).abs().max() > 0.05 * reference.abs().max()
+
+
+def test_a_saved_network_carries_its_input_conventions(tmp_path, demo_checkpoint):
+    torch.manual_seed(0)
+    save_speech_net(SpeechEmotionNet(band_normalised=True), tmp_path / WEIGHTS_FILE)
+    assert load_speech_net(tmp_path / WEIGHTS_FILE).band_normalised
+    encoder = SpeechEmotionEncoder(tmp_path / WEIGHTS_FILE)
+    assert encoder.name.startswith("acoustic-stats-v2+speech-cnn-")
+    # A file from before the conventions were recorded keeps what it was trained with.
+    shipped = SpeechEmotionEncoder(demo_checkpoint / WEIGHTS_FILE)
+    assert not shipped.net.band_normalised and shipped.name.startswith("acoustic-stats-v1+")

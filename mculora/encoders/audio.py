@@ -48,7 +48,7 @@ import torchaudio.functional as AF
 
 from mculora.encoders.base import Encoder
 from mculora.modalities import Modality
-from mculora.preprocess.audio import TARGET_SAMPLE_RATE
+from mculora.preprocess.audio import TARGET_SAMPLE_RATE, normalise_speech_level
 
 SAMPLE_RATE = TARGET_SAMPLE_RATE  # the encoder reads what `prepare_audio` produces
 HOP = 160  # 10 ms
@@ -107,10 +107,13 @@ class AcousticDescriptor(Encoder):
     """Hand-built acoustic statistics (log-mel, MFCC, pitch, energy, spectral shape, rhythm) of one utterance."""
 
     modality = Modality.AUDIO
-    name = "acoustic-stats-v1"
     dim = sum(size for _, size in BLOCKS)
 
-    def __init__(self) -> None:
+    def __init__(self, level_normalised: bool = False) -> None:
+        # v2 measures every clip after `normalise_speech_level`, so that its dB values (log-mel means, MFCC 0,
+        # energy) describe the voice rather than the microphone's gain; v1 (older checkpoints) as recorded.
+        self.level_normalised = level_normalised
+        self.name = "acoustic-stats-v2" if level_normalised else "acoustic-stats-v1"
         # Dividing the power by the squared window sum puts a full-scale sine's spectral peak near -6 dB.
         self._power_scale = float(_WINDOW.sum()) ** 2
         self._mel_fb = AF.melscale_fbanks(N_FFT // 2 + 1, F_MIN, F_MAX, N_MELS, SAMPLE_RATE)  # [freqs, mels]
@@ -135,15 +138,14 @@ class AcousticDescriptor(Encoder):
             return torch.zeros(0, self.dim)
         return torch.stack(rows)
 
-    @staticmethod
-    def as_waveform(clip: object) -> torch.Tensor:
-        """A clip as a checked float32 waveform tensor."""
-        waveform = torch.as_tensor(np.asarray(clip, dtype=np.float32))
-        if waveform.ndim != 1 or waveform.numel() < WIN:
-            raise ValueError(f"expected mono 16 kHz audio of at least {WIN} samples, got shape {tuple(waveform.shape)}")
-        if not torch.isfinite(waveform).all():
+    def as_waveform(self, clip: object) -> torch.Tensor:
+        """A clip as a checked float32 waveform tensor (at the speech level, for v2)."""
+        samples = np.asarray(clip, dtype=np.float32)
+        if samples.ndim != 1 or samples.size < WIN:
+            raise ValueError(f"expected mono 16 kHz audio of at least {WIN} samples, got shape {samples.shape}")
+        if not np.isfinite(samples).all():
             raise ValueError("audio contains NaN or infinite samples; run it through prepare_audio first")
-        return waveform
+        return torch.as_tensor(normalise_speech_level(samples) if self.level_normalised else samples)
 
     def describe(self, waveform: torch.Tensor, power: torch.Tensor | None = None) -> torch.Tensor:
         """The descriptor of one checked waveform; ``power``: its `power_spectrogram`, when already computed."""

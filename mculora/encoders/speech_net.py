@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -56,8 +57,15 @@ class LogMel:
 
 
 class SpeechEmotionNet(nn.Module):
-    def __init__(self, widths: Sequence[int] = WIDTHS, num_classes: int = NUM_CLASSES) -> None:
+    """``band_normalised``: each mel band's mean over the utterance is removed before the utterance-wide
+    standardisation, which takes out a microphone's or room's fixed frequency colouring (cepstral mean
+    normalisation); False for networks from before that option."""
+
+    def __init__(
+        self, widths: Sequence[int] = WIDTHS, num_classes: int = NUM_CLASSES, band_normalised: bool = False
+    ) -> None:
         super().__init__()
+        self.band_normalised = band_normalised
         self.features = nn.Sequential(*vgg_layers(widths))
         self.dropout = Dropout(0.3)
         self.embedding_dim = 2 * widths[-1]
@@ -66,7 +74,8 @@ class SpeechEmotionNet(nn.Module):
     def embed(self, log_mels: torch.Tensor) -> torch.Tensor:
         """float [B, N_MELS, frames] log-mel dB (frames >= 16) -> float [B, embedding_dim]."""
         x = log_mels.float()
-        x = (x - x.mean(dim=(1, 2), keepdim=True)) / x.std(dim=(1, 2), keepdim=True).clamp(min=MIN_STD_DB)
+        x = x - x.mean(dim=2 if self.band_normalised else (1, 2), keepdim=True)
+        x = x / x.std(dim=(1, 2), keepdim=True).clamp(min=MIN_STD_DB)
         h = self.features(F.avg_pool2d(x[:, None], (1, 2))).mean(dim=2)  # [B, C, time]
         return torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
 
@@ -74,8 +83,23 @@ class SpeechEmotionNet(nn.Module):
         return self.head(self.dropout(self.embed(log_mels)))
 
 
+# The file's metadata records the input conventions the network was trained with; a file without them predates both.
+BAND_NORMALISED, SPEECH_LEVEL = "band_normalised", "speech_level"
+
+
 def save_speech_net(net: SpeechEmotionNet, path: Path) -> None:
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}, str(path))
+    """The weights, and the conventions of its input: how its log-mel is normalised, and that the audio encoder
+    brings speech to one level before the acoustic descriptor (`normalise_speech_level`: every network saved now)."""
+    save_file(
+        {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()},
+        str(path),
+        metadata={BAND_NORMALISED: str(net.band_normalised), SPEECH_LEVEL: "normalised"},
+    )
+
+
+def _conventions(path: Path) -> dict[str, str]:
+    with safe_open(str(path), "pt") as stored:
+        return stored.metadata() or {}
 
 
 def load_speech_net(path: Path) -> SpeechEmotionNet:
@@ -87,7 +111,7 @@ def load_speech_net(path: Path) -> SpeechEmotionNet:
             f"carries; none at {path}"
         )
     try:
-        net = SpeechEmotionNet()
+        net = SpeechEmotionNet(band_normalised=_conventions(path).get(BAND_NORMALISED) == "True")
         net.load_state_dict(load_file(str(path)))
     except Exception as error:  # a truncated or foreign file: say which and why, whatever safetensors/torch raise
         raise EncoderUnavailable(f"{path} is not a usable speech network: {error}") from None
@@ -106,10 +130,10 @@ class SpeechEmotionEncoder(Encoder):
     modality = Modality.AUDIO
 
     def __init__(self, weights: Path, device: torch.device | str = "cpu") -> None:
-        self.descriptor = AcousticDescriptor()
         self.log_mel = LogMel()
         self.device = torch.device(device)
         self.net = load_speech_net(weights).to(self.device)
+        self.descriptor = AcousticDescriptor(level_normalised=_conventions(weights).get(SPEECH_LEVEL) == "normalised")
         self.name = f"{self.descriptor.name}+speech-cnn-{weights_digest(self.net.state_dict())}"
         self.dim = self.descriptor.dim + self.net.embedding_dim + NUM_CLASSES
 

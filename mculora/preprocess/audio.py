@@ -44,6 +44,9 @@ MAX_SAMPLE_RATE = 384_000
 _TRIM_FRAME_S = 0.010
 # Frames this far below the loudest one count as silence; 40 dB keeps soft onsets and breathy endings.
 TRIM_DB = 40.0
+# The level speech is brought to by `normalise_speech_level` (mean power of its loud frames), about an active speech
+# level of broadcast audio: a quiet recording is raised, a hot one lowered, both a long way from clipping.
+SPEECH_LEVEL_DBFS = -23.0
 # Kept on each side of the detected sound so word onsets and decays are not clipped.
 TRIM_MARGIN_S = 0.10
 # Bounds the resampling kernel: every common rate (8, 11.025, 22.05, 44.1, 48, 96 kHz ...) is exact, and an odd
@@ -195,14 +198,30 @@ def _resample(audio: np.ndarray, rate: Fraction) -> np.ndarray:
 FRAME_SAMPLES = int(_TRIM_FRAME_S * TARGET_SAMPLE_RATE)
 
 
-def loud_frames(audio: np.ndarray) -> np.ndarray:
-    """Bool per 10 ms frame of 16 kHz ``audio`` (the last one zero-padded): its mean power is within `TRIM_DB` of
-    the loudest frame's."""
+def _frame_power(audio: np.ndarray) -> np.ndarray:
+    """Mean power per 10 ms frame of 16 kHz ``audio`` (the last one zero-padded)."""
     n_frames = math.ceil(audio.size / FRAME_SAMPLES)
     padded = np.zeros(n_frames * FRAME_SAMPLES, dtype=np.float64)
     padded[: audio.size] = audio
-    energy = np.mean(padded.reshape(n_frames, FRAME_SAMPLES) ** 2, axis=1)
+    return np.mean(padded.reshape(n_frames, FRAME_SAMPLES) ** 2, axis=1)
+
+
+def loud_frames(audio: np.ndarray) -> np.ndarray:
+    """Bool per 10 ms frame of 16 kHz ``audio`` (the last one zero-padded): its mean power is within `TRIM_DB` of
+    the loudest frame's."""
+    energy = _frame_power(audio)
     return energy >= energy.max() * 10 ** (-TRIM_DB / 10)
+
+
+def normalise_speech_level(audio: np.ndarray, level_dbfs: float = SPEECH_LEVEL_DBFS) -> np.ndarray:
+    """``audio`` scaled so that the mean power of its loud frames (`loud_frames`) is ``level_dbfs``: the same voice
+    through a quiet laptop microphone and a close studio one then gives the same levels. Float samples may exceed
+    1.0 afterwards; nothing downstream clips them."""
+    energy = _frame_power(audio)
+    level = float(np.mean(energy[energy >= energy.max() * 10 ** (-TRIM_DB / 10)]))
+    if level <= 0.0:
+        return audio
+    return (audio * np.sqrt(10 ** (level_dbfs / 10) / level)).astype(audio.dtype)
 
 
 def _sound_span(audio: np.ndarray) -> tuple[int, int]:

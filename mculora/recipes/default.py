@@ -220,10 +220,13 @@ AU_FOLDS = 5
 AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)
 
 
-def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device) -> tuple[dict, torch.nn.Module, dict]:
+def ravdess_au_benchmark(
+    config: RecipeConfig, pools: dict, descriptor: dict, device: torch.device
+) -> tuple[dict, torch.nn.Module, dict]:
     """Speech (the offline acoustic descriptor of the FLAC clip) + facial action units of the same performance, in
     speaker-independent folds (actors grouped by (actor - 1) mod 5). Text is absent: RAVDESS's two fixed sentences
-    carry no emotion. Returns per-condition metrics (mean ± std over folds), the fold-1 model and its config."""
+    carry no emotion. ``descriptor``: the spec of the audio encoder's acoustic descriptor. Returns per-condition
+    metrics (mean ± std over folds), the fold-1 model and its config."""
     data = np.load(config.data_root / "ravdess_au" / "ravdess_au_audio.npz", allow_pickle=False)
     # The clips' acoustic descriptors, already extracted for the default model (every split of RAVDESS): only the
     # hand-built descriptor part, since the speech network saw actors 01-16, who are test actors in some folds here.
@@ -292,7 +295,7 @@ def ravdess_au_benchmark(config: RecipeConfig, pools: dict, device: torch.device
     }
     encoders = {
         "profile": "ravdess-au",
-        "audio": AcousticDescriptor().spec(),
+        "audio": descriptor,
         "text": {"name": "none", "dim": 1},
         "vision": {"name": "openface-au-35", "dim": AU_DIM},
     }
@@ -320,7 +323,8 @@ def run(config: RecipeConfig) -> dict:
     trained = time.perf_counter()
     temperatures = fit_temperatures(model, val_pairs, device)
     metrics = evaluate_default(model, pools, config, device, temperatures)
-    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, device)
+    descriptor = extractor.encoders[Modality.AUDIO].descriptor.spec()
+    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, descriptor, device)
     evaluated = time.perf_counter()
     # The speech network where it matters most: on the corpus it never heard (its fold networks' epochs).
     metrics["speech_transfer"] = speech_transfer.run(

@@ -54,6 +54,7 @@ class SpeechTrainConfig:
     # Augmented copies of each training clip under browser and phone conditions (`speech_augment`), drawn once; each
     # epoch shows every clip as one of them or as itself. 0: the clean clips only.
     augment_variants: int = 0
+    band_normalised: bool = False  # `SpeechEmotionNet`'s input normalisation per mel band
 
 
 def load_clips(items: list[Item]) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
@@ -134,7 +135,7 @@ def train_speech_net(config: SpeechTrainConfig, items: list[Item], log=print) ->
         def spectra_of(batch: torch.Tensor) -> list[torch.Tensor]:
             return [spectra[i] for i in batch]
 
-    net = SpeechEmotionNet()
+    net = SpeechEmotionNet(band_normalised=config.band_normalised)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(spectra) / config.batch_size)
     schedule = cosine_with_warmup(0, steps_per_epoch * config.epochs)
