@@ -78,6 +78,7 @@ class RecipeConfig:
     text_epochs: int = 3
     speech_epochs: int = 60
     speech_augment_variants: int = field(default=3, metadata={"help": "copies of each clip under browser conditions"})
+    speech_band_normalised: bool = field(default=True, metadata={"help": "the speech network's per-band input mean"})
     folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
     fold_epoch_scale: float = field(
         default=0.5, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
@@ -333,6 +334,7 @@ def run(config: RecipeConfig) -> dict:
         variants=[config.speech_augment_variants],
         out=config.work / "speech_transfer",
         seed=config.seed,
+        band_normalised=config.speech_band_normalised,
     )
     finished = time.perf_counter()
 
@@ -431,8 +433,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in asdict(RecipeConfig()).items():
         flag = "--" + name.replace("_", "-")
-        if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true")
+        if isinstance(default, bool):  # --tiny / --no-speech-band-normalised
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         else:
             parser.add_argument(flag, default=default, type=type(default) if default is not None else str)
     args = parser.parse_args(argv)

@@ -56,6 +56,7 @@ def encoder_networks(config: RecipeConfig, items: list[Item], name: str, epoch_s
         epochs=epochs(config.speech_epochs),
         seed=config.seed,
         augment_variants=config.speech_augment_variants,
+        band_normalised=config.speech_band_normalised,
     )
 
     def log(network: str):

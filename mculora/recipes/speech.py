@@ -57,25 +57,36 @@ class SpeechTrainConfig:
     band_normalised: bool = False  # `SpeechEmotionNet`'s input normalisation per mel band
 
 
+# Spectrograms already computed in this process, by (item id, copy): the cross-fitted recipe and the
+# leave-one-corpus-out evaluation train several networks on overlapping clips. Copy 0 is the clip itself, copy k
+# its k-th augmented copy, drawn with a generator seeded by the seed and the item, whatever the other items are.
+_spectra: dict[tuple[str, int, int], torch.Tensor] = {}
+_LOG_MEL = LogMel()
+
+
+def _spectrum(item: Item, copy: int, seed: int) -> torch.Tensor:
+    key = (item.id, copy, seed if copy else 0)
+    if key not in _spectra:
+        clean = prepare_audio(item.path).samples
+        if copy:
+            from mculora.recipes.speech_augment import BrowserConditions
+
+            rng = np.random.default_rng([seed, copy, *item.id.encode()])
+            clean = BrowserConditions()(clean, rng)
+        _spectra[key] = fit_length(_LOG_MEL(clean))
+    return _spectra[key]
+
+
 def load_clips(items: list[Item]) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
     """(log-mel [N_MELS, frames] per clip, int64 labels, corpus names)."""
-    log_mel = LogMel()
-    spectra = [fit_length(log_mel(prepare_audio(item.path).samples)) for item in items]
-    return spectra, *_labels_and_sources(items)
+    return [_spectrum(item, 0, 0) for item in items], *_labels_and_sources(items)
 
 
 def load_augmented_clips(
     items: list[Item], variants: int, seed: int
 ) -> tuple[list[list[torch.Tensor]], torch.Tensor, np.ndarray]:
     """As `load_clips`, but each clip as a list: itself, then ``variants`` copies under `BrowserConditions`."""
-    from mculora.recipes.speech_augment import BrowserConditions
-
-    log_mel, conditions, rng = LogMel(), BrowserConditions(), np.random.default_rng(seed)
-    spectra = []
-    for item in items:
-        clean = prepare_audio(item.path).samples
-        copies = [clean, *(conditions(clean, rng) for _ in range(variants))]
-        spectra.append([fit_length(log_mel(copy)) for copy in copies])
+    spectra = [[_spectrum(item, copy, seed) for copy in range(variants + 1)] for item in items]
     return spectra, *_labels_and_sources(items)
 
 

@@ -72,11 +72,20 @@ def evaluate(net, clips: list[np.ndarray], labels: np.ndarray, temperature: floa
     }
 
 
-def run(speech: list[Item], epochs: int, variants: list[int], out: Path, seed: int = 0, directions=DIRECTIONS) -> dict:
+def run(
+    speech: list[Item],
+    epochs: int,
+    variants: list[int],
+    out: Path,
+    seed: int = 0,
+    directions=DIRECTIONS,
+    band_normalised: bool = False,
+) -> dict:
     """Each direction under each setting, on the RAVDESS and EmoDB items ``speech``; read back from
-    ``out``/report.json when it was made with these settings."""
+    ``out``/report.json when it was made with these settings. ``band_normalised``: the network's input option."""
     settings = {
         "clips": len(speech),
+        "band_normalised": band_normalised,
         "epochs": epochs,
         "variants": list(variants),
         "seed": seed,
@@ -104,6 +113,7 @@ def run(speech: list[Item], epochs: int, variants: list[int], out: Path, seed: i
                 epochs=epochs,
                 seed=seed,
                 augment_variants=count,
+                band_normalised=band_normalised,
             )
             net, report = train_speech_net(config, items, log=lambda line: None)
             temperature = fit_temperature(shared_logits(net, validation), validation_labels)
@@ -137,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--augment-variants", type=int, nargs="+", default=[0, 3])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--band-normalised", action="store_true", help="remove each mel band's mean (the network)")
     parser.add_argument("--out", type=Path, default=Path("runs/speech_transfer"))
     parser.add_argument(
         "--directions", nargs="+", default=[f"{s}:{t}" for s, t in DIRECTIONS], help="source:target pairs"
@@ -146,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| direction, training | clean: accuracy / macro-F1 / ECE / largest share | Opus 16 kbit/s: the same |")
     print("|---|---|---|")
     speech = ravdess_items(args.data_root) + emodb_items(args.data_root)
-    run(speech, args.epochs, args.augment_variants, args.out, args.seed, directions)
+    run(speech, args.epochs, args.augment_variants, args.out, args.seed, directions, args.band_normalised)
 
 
 if __name__ == "__main__":

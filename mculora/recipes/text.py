@@ -56,24 +56,26 @@ class TextTrainConfig:
 
 
 class TokenStates:
-    """The frozen layers' token states of many texts, each kept at its own length."""
+    """The frozen layers' token states of many texts, each kept at its own length.
+
+    The frozen layers are the packaged MiniLM's lower layers in every text network, so a text's states are computed
+    once per process and shared: the cross-fitted recipe trains three networks on overlapping texts."""
+
+    _computed: dict[str, torch.Tensor] = {}
 
     def __init__(self, net: TextEmotionNet, tokenizer, texts: list[str], batch_size: int = 256) -> None:
-        self.states: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-        order = np.argsort([len(text) for text in texts], kind="stable")
+        todo = sorted({text for text in texts if text not in self._computed}, key=lambda text: (len(text), text))
         with torch.inference_mode():
-            for start in tqdm(range(0, len(texts), batch_size), desc="frozen layers", leave=False, disable=None):
-                index = order[start : start + batch_size]
+            for start in tqdm(range(0, len(todo), batch_size), desc="frozen layers", leave=False, disable=None):
+                chunk = todo[start : start + batch_size]
                 tokens = tokenizer(
-                    [texts[i] for i in index],
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_TRAIN_TOKENS,
-                    return_tensors="pt",
+                    chunk, padding=True, truncation=True, max_length=MAX_TRAIN_TOKENS, return_tensors="pt"
                 )
                 hidden = net.lower(tokens)
-                for row, i in enumerate(index):
-                    self.states[i] = hidden[row, : int(tokens["attention_mask"][row].sum())].half().clone()
+                for row, text in enumerate(chunk):
+                    length = int(tokens["attention_mask"][row].sum())
+                    self._computed[text] = hidden[row, :length].half().clone()
+        self.states = [self._computed[text] for text in texts]
 
     def __len__(self) -> int:
         return len(self.states)
