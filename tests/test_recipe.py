@@ -41,6 +41,7 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
     for network, count in (("face_net", "train_images"), ("speech_net", "train_clips"), ("text_net", "train_texts")):
         held = [metrics[network][count] - fold[network][count] for fold in metrics["folds"]]
         assert all(h > 0 for h in held) and sum(held) == metrics[network][count], (network, held)
+    assert {f"fold{k}/{m}" for k in (1, 2) for m in ("audio", "text", "vision")} == set(fitting["stitches"])
     assert set(fitting["networks"]) == {"audio", "text", "vision"} and set(fitting["fusion"]) == {
         "train_pairs_accuracy",
         "val_pairs_accuracy",
@@ -95,15 +96,19 @@ def test_the_real_corpus_exported_for_the_trainer_and_the_comparison(shared_data
     assert spec["encoders"] == json.loads((out / "config.json").read_text())["encoders"]  # the demo's features
     labels = {row["id"]: row["label"] for path in work.glob("manifest_*.csv") for row in csv.DictReader(path.open())}
     for pair in csv.DictReader((corpus / "pairs.csv").open()):
-        # Every pair joins three items of its own label, and its features are those items' features: from the
-        # served encoders for validation and test, from the fold's encoders that held it out for training.
+        # Every pair joins three items of its own label. Validation and test pairs carry the served encoders'
+        # features; training pairs those of the fold networks that held the item out, stitched, never the served
+        # networks' own (which learned from the item).
         assert {labels[pair[m]] for m in ("audio", "text", "vision")} == {pair["label"]}
         for m in ("audio", "text", "vision"):
-            (stored,) = work.glob(f"features/*/features/*/{pair[m]}.npy")
-            assert (stored.parts[-4] == "served") == (pair["split"] != "train"), (pair, stored)
-            assert np.array_equal(
-                np.load(corpus / "features" / spec["feature_folders"][m] / f"{pair['id']}.npy"), np.load(stored)
-            )
+            folder = spec["feature_folders"][m]
+            exported = np.load(corpus / "features" / folder / f"{pair['id']}.npy")
+            served = work / "features" / "served" / "features" / folder / f"{pair[m]}.npy"
+            if pair["split"] != "train":
+                assert np.array_equal(exported, np.load(served))
+            else:
+                assert list(work.glob(f"features/fold*/features/*/{pair[m]}.npy")), pair
+                assert not served.is_file() or not np.array_equal(exported, np.load(served))
     dialogue = loaded.dialogues["test-00000"]
     assert all(dialogue.available[m].all() for m in dialogue.available)
     runs = tmp_path / "compare"

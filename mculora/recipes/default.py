@@ -5,16 +5,20 @@
 
 1. List the real corpora (`mculora.recipes.sources`): GoEmotions + MELD text, RAVDESS + EmoDB speech, FER-2013 faces,
    all mapped to Ekman-7, split without speaker / actor / source leakage.
-2. Train the face network on FER-2013's training split (`mculora.recipes.face`) and fine-tune the text network on
-   GoEmotions + MELD train (`mculora.recipes.text`) and train the speech network on RAVDESS + EmoDB's training
-   speakers (`mculora.recipes.speech`), then extract features with the demo's offline encoders
-   (`mculora.extract`); all are cached in ``--work`` and the extraction is resumable.
+2. Train the face network on the run-time path's crops of FER-2013's training split (`mculora.recipes.face`),
+   fine-tune the text network on GoEmotions + MELD train (`mculora.recipes.text`) and train the speech network on
+   RAVDESS + EmoDB's training speakers with augmented copies (`mculora.recipes.speech`): once on all training
+   items (the served networks) and once per fold without that fold's speakers, dialogues and images
+   (`mculora.recipes.cross_fitting`). Extract features with the demo's offline encoders (`mculora.extract`):
+   validation and test items through the served networks, each training item through the networks that held it
+   out (`mculora.recipes.features`). All is cached in ``--work``; an interrupted run resumes.
 3. Train MCULoRA (or ``--method``, a peer of `mculora.methods`) over all 7 modality combinations with DPFT. The
    corpora were not recorded together, so each training sample is built by label-conditioned pairing: one text,
    one speech clip and one face of the same label, drawn afresh every epoch, labels drawn uniformly
    (class-balanced). The model is selected on validation pairs.
 4. Evaluate on the test splits: fixed label-paired test samples under each of the 7 conditions, each modality alone
-   on its own natural test sets, and the IEMOCAP-4 label subset.
+   on its own natural test sets, the IEMOCAP-4 label subset, the collapse check, and the speech network on the
+   corpus it never heard (`mculora.recipes.speech_transfer`).
 5. Separately, a genuinely paired benchmark: RAVDESS speech + the same performances' facial action units, with
    speaker-independent folds (its own small checkpoint, since its visual features are not the demo's).
 6. Write ``--out``: model.safetensors, the three encoder networks' weights, config.json, metrics.json,
@@ -74,7 +78,7 @@ class RecipeConfig:
     seed: int = 66
     pairs_per_label: int = field(default=150, metadata={"help": "label-paired validation/test samples per label"})
     au_epochs: int = 60
-    face_epochs: int = 30
+    face_epochs: int = 20
     text_epochs: int = 3
     speech_epochs: int = 60
     speech_augment_variants: int = field(default=3, metadata={"help": "copies of each clip under browser conditions"})
@@ -314,7 +318,7 @@ def run(config: RecipeConfig) -> dict:
     print(f"{len(items)} items from {config.data_root}", file=sys.stderr)
     weights, fold_weights, encoder_reports = cross_fitted_networks(config, items)
     encoders_trained = time.perf_counter()
-    pools, extractors = extract_features(config, items, device, weights, fold_weights)
+    pools, extractors, stitches = extract_features(config, items, device, weights, fold_weights)
     extractor = extractors[0]
     extracted = time.perf_counter()
 
@@ -339,7 +343,7 @@ def run(config: RecipeConfig) -> dict:
     finished = time.perf_counter()
 
     metrics["ravdess_au"] = au_metrics
-    metrics["cross_fitting"] = cross_fitting_report(model, pools, config, val_pairs, device)
+    metrics["cross_fitting"] = {**cross_fitting_report(model, pools, config, val_pairs, device), "stitches": stitches}
     if config.method == "mcu-lora":
         metrics["adapters"] = adapter_health(model, val_pairs, "classification", settings.dpft.divergence)
     metrics["data"] = {

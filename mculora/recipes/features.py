@@ -17,7 +17,7 @@ import torch
 from mculora.encoders import copy_encoder_weights
 from mculora.extract import Extractor, read_manifest
 from mculora.modalities import MODALITIES
-from mculora.recipes.cross_fitting import held_out, without_fold
+from mculora.recipes.cross_fitting import Stitch, held_out, without_fold
 from mculora.recipes.face import FaceTrainConfig, trained_face_net
 from mculora.recipes.pairing import Pool
 from mculora.recipes.sources import EKMAN, SPLITS, Item, write_manifest
@@ -87,34 +87,82 @@ def cross_fitted_networks(config: RecipeConfig, items: list[Item]) -> tuple[Path
     return served, folds, {**reports, "folds": fold_reports}
 
 
+# Training items per modality that the served networks and every fold's networks encode, for fitting the stitches.
+STITCH_ITEMS = 4000
+
+
 def extract_features(
     config: RecipeConfig, items: list[Item], device: torch.device, served: Path, folds: list[Path]
-) -> tuple[dict, list[Extractor]]:
-    """Run (or resume) the extraction; return {(modality, split): Pool} over the items with a usable vector, and the
-    extractors (the served encoders' first). Validation and test items go through the served encoders, each training
-    item through the encoders of the fold that held it out."""
-    jobs = [(served, "served", [item for item in items if item.split != "train"])]
+) -> tuple[dict, list[Extractor], dict]:
+    """Run (or resume) the extraction; return {(modality, split): Pool} over the items with a usable vector, the
+    extractors (the served encoders' first) and the stitches' report. Validation and test items go through the
+    served encoders; each training item through the encoders of the fold that held it out, then the fold's `Stitch`
+    onto the served networks' outputs, fitted on a sample of training items both encode."""
+    rng = np.random.default_rng(config.seed)
+    train = [item for item in items if item.split == "train"]
+    sample = set()
+    for modality in MODALITIES:
+        ids = sorted(item.id for item in train if item.modality is modality)
+        sample |= set(rng.choice(ids, min(len(ids), STITCH_ITEMS), replace=False).tolist()) if ids else set()
+    held = [{item.id for item in held_out(items, fold, config.folds, config.seed)} for fold in range(len(folds))]
+    jobs = [(served, "served", [item for item in items if item.split != "train" or item.id in sample])]
     jobs += [
-        (folder, f"fold{fold + 1}", held_out(items, fold, config.folds, config.seed))
+        (folder, f"fold{fold + 1}", [item for item in train if item.id in held[fold] or item.id in sample])
         for fold, folder in enumerate(folds)
     ]
-    vectors_of, extractors = {}, []
+    vectors, extractors = [], []
     for weights, name, chosen in jobs:
         manifest = config.work / f"manifest_{name}.csv"
         write_manifest(chosen, manifest)
         extractor = Extractor(config.work / "features" / name, "offline", device, weights)
         # id -> {modality: reason} for the modalities that could not be used
         done = extractor.extract(read_manifest(manifest), batch_size=128)
-        for item in chosen:
-            if item.id in done and item.modality.value not in done[item.id]:
-                vectors_of[item.id] = np.load(extractor.folders[item.modality] / f"{item.id}.npy")
+        vectors.append(
+            {
+                item.id: np.load(extractor.folders[item.modality] / f"{item.id}.npy")
+                for item in chosen
+                if item.id in done and item.modality.value not in done[item.id]
+            }
+        )
         extractors.append(extractor)
+
+    served_vectors, vectors_of, stitches = vectors[0], {}, {}
+    vectors_of.update(
+        {item.id: served_vectors[item.id] for item in items if item.split != "train" and item.id in served_vectors}
+    )
+    for fold, fold_vectors in enumerate(vectors[1:]):
+        for modality in MODALITIES:
+            common = [
+                item.id
+                for item in train
+                if item.modality is modality
+                and item.id in sample
+                and item.id not in held[fold]
+                and item.id in fold_vectors
+                and item.id in served_vectors
+            ]
+            own = [
+                item.id
+                for item in train
+                if item.modality is modality and item.id in held[fold] and item.id in fold_vectors
+            ]
+            if not own:
+                continue
+            if len(common) < 5:
+                raise ValueError(f"fold {fold + 1}: {len(common)} {modality.value} items to fit its stitch on; need 5")
+            stitch = Stitch.fit(
+                np.stack([fold_vectors[i] for i in common]),
+                np.stack([served_vectors[i] for i in common]),
+                seed=config.seed,
+            )
+            stitches[f"fold{fold + 1}/{modality.value}"] = {"items": len(common), **stitch.correlation}
+            vectors_of.update(zip(own, stitch(np.stack([fold_vectors[i] for i in own])), strict=True))
 
     pools = {}
     for modality in MODALITIES:
         for split in SPLITS:
             chosen = [
-                item for item in items if item.modality is modality and item.split == split and item.id in vectors_of
+                item for item in items if (item.modality, item.split) == (modality, split) and item.id in vectors_of
             ]
             dim = extractors[0].encoders[modality].dim
             pools[modality, split] = Pool(
@@ -125,4 +173,4 @@ def extract_features(
                 np.array([item.source for item in chosen]),
                 [item.id for item in chosen],
             )
-    return pools, extractors
+    return pools, extractors, stitches

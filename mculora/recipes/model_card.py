@@ -120,6 +120,13 @@ def cross_fitting_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def stitch_table(metrics: dict) -> str:
+    rows = ["| fold / modality | items both learned from | correlation as trained | stitched |", "|---|---|---|---|"]
+    for name, r in metrics["cross_fitting"]["stitches"].items():
+        rows.append(f"| {name} | {r['items']} | {r['as_trained']:.2f} | {r['stitched']:.2f} |")
+    return "\n".join(rows)
+
+
 def collapse_table(metrics: dict) -> str:
     rows = [
         "| test set / condition | balanced items | most predicted class | its share | collapsed |",
@@ -304,6 +311,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         folds=metrics["cross_fitting"]["folds"],
         fold_epoch_scale=metrics["cross_fitting"]["fold_epoch_scale"],
         cross_fitting=cross_fitting_table(metrics),
+        stitches=stitch_table(metrics),
         collapse=collapse_table(metrics),
         transfer=transfer_table(metrics),
         disagreement=disagreement_table(metrics),

@@ -101,7 +101,14 @@ together. The genuinely paired benchmark below is the real check of that.
   speaker, actor, dialogue, comment or image; each fold's items get their features from encoder networks trained
   without them ({fold_epoch_scale:.0%} of the served networks' epochs), so the model learns from features as
   imperfect as a new person's. The served networks learned from all training items; validation and test items are
-  unseen by every network. Accuracy on training items (out of fold) beside validation items:
+  unseen by every network. Networks trained apart learn different features, so each fold's outputs are mapped
+  onto the served networks' (a ridge regression fitted on training items both learned from; the hand-built
+  descriptors pass through): the median per-feature correlation with the served networks' outputs, on items held
+  back from the fit, as trained and stitched:
+
+{stitches}
+
+  Accuracy on training items (out of fold, stitched) beside validation items:
 
 {cross_fitting}
 

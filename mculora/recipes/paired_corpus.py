@@ -64,7 +64,7 @@ def export(corpus: PairedCorpusConfig) -> dict[str, int]:
     recipe.work.mkdir(parents=True, exist_ok=True)
     items = recipe_items(recipe)
     weights, folds, _ = cross_fitted_networks(recipe, items)
-    pools, extractors = extract_features(recipe, items, select_device(None), weights, folds)
+    pools, extractors, _ = extract_features(recipe, items, select_device(None), weights, folds)
     extractor = extractors[0]  # the served encoders'
     folders = {m: corpus.out / "features" / extractor.encoders[m].name for m in MODALITIES}
     for folder in folders.values():
