@@ -121,9 +121,9 @@ def test_shipped_encoder_dimension_and_checkpoint_record(demo_checkpoint, shippe
     assert vectors.shape == (2, 426) and vectors.dtype == torch.float32 and torch.isfinite(vectors).all()
     # The descriptor part is the hand-built descriptor and the rest the network on its own log-mel input, bit for
     # bit, though both share one spectrogram; each clip is encoded alone (batch independent).
-    assert torch.equal(vectors[:, : AcousticDescriptor.dim], AcousticDescriptor().encode(clips))
+    assert torch.equal(vectors[:, : AcousticDescriptor.dim], shipped.descriptor.encode(clips))
     with torch.inference_mode():
-        learned = shipped.net.embed(fit_length(LogMel()(clips[0]))[None])
+        learned = shipped.net.embed(fit_length(LogMel()(shipped.descriptor.as_waveform(clips[0])))[None])
         alone = torch.cat([learned, shipped.net.head(learned)], 1)[0]
     assert torch.equal(vectors[0, AcousticDescriptor.dim :], alone)
     torch.testing.assert_close(vectors[1], shipped.encode(clips[1:])[0])
@@ -160,12 +160,18 @@ def test_speech_level_and_microphone_colouring_are_taken_out():
         assert (plain.embed(spectrum + colouring) - reference).abs().max() > 0.05 * reference.abs().max()
 
 
-def test_a_saved_network_carries_its_input_conventions(tmp_path, demo_checkpoint):
+def test_a_saved_network_carries_its_input_conventions(tmp_path):
+    from safetensors.torch import save_file
+
     torch.manual_seed(0)
-    save_speech_net(SpeechEmotionNet(band_normalised=True), tmp_path / WEIGHTS_FILE)
+    net = SpeechEmotionNet(band_normalised=True)
+    save_speech_net(net, tmp_path / WEIGHTS_FILE)
     assert load_speech_net(tmp_path / WEIGHTS_FILE).band_normalised
     encoder = SpeechEmotionEncoder(tmp_path / WEIGHTS_FILE)
     assert encoder.name.startswith("acoustic-stats-v2+speech-cnn-")
-    # A file from before the conventions were recorded keeps what it was trained with.
-    shipped = SpeechEmotionEncoder(demo_checkpoint / WEIGHTS_FILE)
-    assert not shipped.net.band_normalised and shipped.name.startswith("acoustic-stats-v1+")
+    # A file from before the conventions were recorded (no metadata) keeps what it was trained with.
+    legacy = tmp_path / "legacy" / WEIGHTS_FILE
+    legacy.parent.mkdir()
+    save_file({name: tensor.contiguous() for name, tensor in net.state_dict().items()}, str(legacy))
+    older = SpeechEmotionEncoder(legacy)
+    assert not older.net.band_normalised and older.name.startswith("acoustic-stats-v1+")
