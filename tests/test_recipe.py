@@ -48,6 +48,11 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
     }
     assert set(CONDITIONS) | {"text/goemotions", "audio/emodb", "vision/fer2013"} <= set(metrics["collapse"])
     assert set(metrics["disagreement"]) == {"at", "av", "tv"}
+    # The served fusion on speech from the corpus each leave-one-corpus-out network never heard.
+    assert set(metrics["unseen_corpus"]) == {"ravdess->emodb", "emodb->ravdess"}
+    for direction in metrics["unseen_corpus"].values():
+        assert set(direction["conditions"]) == set(CONDITIONS) and direction["stitch"]["items"] > 0
+        assert all(0 <= c["ece"] <= 1 for c in direction["conditions"].values())
     assert list(metrics["speech_transfer"]) == [
         "ravdess->emodb, 3 augmented copies",
         "emodb->ravdess, 3 augmented copies",

@@ -44,17 +44,18 @@ from mculora.config import ModelSettings, TrainConfig
 from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
-from mculora.encoders.audio import AcousticDescriptor
 from mculora.evaluate import CONDITIONS, disagreement_report, predict_conditions
 from mculora.inspect import adapter_health
 from mculora.methods import METHODS, build_method
-from mculora.metrics import classification_report, collapse_check, mean_and_std
+from mculora.metrics import classification_report, collapse_check
 from mculora.modalities import MODALITIES, Modality
 from mculora.recipes import model_card, speech_transfer
 from mculora.recipes.cross_fitting import network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
-from mculora.recipes.pairing import chunked, fixed_pairs, paired_batch, shuffled, unimodal_batches
-from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS, Item, all_items, subsample
+from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches
+from mculora.recipes.ravdess_au import ravdess_au_benchmark
+from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample
+from mculora.recipes.unseen_corpus import unseen_corpus_report
 from mculora.train import Workers, feature_statistics, fit, seed_everything
 
 IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
@@ -219,94 +220,6 @@ def train_default(
     return core, settings, result
 
 
-# -- the genuinely paired RAVDESS benchmark ----------------------------------------------------------------------
-
-AU_FOLDS = 5
-AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)
-
-
-def ravdess_au_benchmark(
-    config: RecipeConfig, pools: dict, descriptor: dict, device: torch.device
-) -> tuple[dict, torch.nn.Module, dict]:
-    """Speech (the offline acoustic descriptor of the FLAC clip) + facial action units of the same performance, in
-    speaker-independent folds (actors grouped by (actor - 1) mod 5). Text is absent: RAVDESS's two fixed sentences
-    carry no emotion. ``descriptor``: the spec of the audio encoder's acoustic descriptor. Returns per-condition
-    metrics (mean ± std over folds), the fold-1 model and its config."""
-    data = np.load(config.data_root / "ravdess_au" / "ravdess_au_audio.npz", allow_pickle=False)
-    # The clips' acoustic descriptors, already extracted for the default model (every split of RAVDESS): only the
-    # hand-built descriptor part, since the speech network saw actors 01-16, who are test actors in some folds here.
-    speech = {
-        item: vector[: AcousticDescriptor.dim]
-        for split in SPLITS
-        for item, vector in zip(pools[Modality.AUDIO, split].ids, pools[Modality.AUDIO, split].vectors, strict=True)
-    }
-    rows = [i for i, f in enumerate(data["audio_file"]) if f"ravdess-{Path(f).stem}" in speech]
-    if config.tiny:
-        rows = rows[:: max(1, len(rows) // 140)]
-    audio = np.stack([speech[f"ravdess-{Path(data['audio_file'][i]).stem}"] for i in rows])
-    units = data["features"][rows, :AU_DIM].astype(np.float32)
-    labels = np.array([EKMAN.index(RAVDESS_TO_EKMAN.get(e, e)) for e in data["emotion"][rows]], dtype=np.int64)
-    actors = data["actor"][rows]
-    settings = train_config(config, ModelSettings(hidden=64, depth=2))
-    settings.lr, settings.epochs = 1e-3, config.au_epochs
-    settings.dpft.mode = "off"  # the separability probe needs all three modalities; text does not exist here
-    dims = {"audio": audio.shape[1], "text": 1, "vision": AU_DIM}
-    allowed = torch.tensor([True, False, True])
-    conditions = ("a", "v", "av")
-
-    def batches(mask: np.ndarray) -> list[Batch]:
-        index = np.flatnonzero(mask)
-        vectors = {
-            Modality.AUDIO: audio[index],
-            Modality.TEXT: np.zeros((len(index), 1), np.float32),
-            Modality.VISION: units[index],
-        }
-        return chunked(vectors, labels[index], np.tile(allowed.numpy(), (len(index), 1)), 64)
-
-    per_fold, first = [], None
-    for fold in range(AU_FOLDS):
-        test = (actors - 1) % AU_FOLDS == fold
-        val = (actors - 1) % AU_FOLDS == (fold + 1) % AU_FOLDS
-        train = ~(test | val)
-        seed_everything(config.seed + fold)
-        method = build_method(config.method, settings)
-        model = method.build_model(dims, len(EKMAN))
-        model.set_input_statistics(
-            {Modality.AUDIO: feature_statistics(audio[train]), Modality.VISION: feature_statistics(units[train])}
-        )
-        model = model.to(device)
-        fit(
-            settings,
-            method,
-            model,
-            shuffled(batches(train), np.random.default_rng(config.seed + fold)),
-            [b.to(device) for b in batches(val)],
-            "classification",
-            device,
-            Workers(),
-            config.seed + fold,
-            conditions=conditions,
-            allowed=allowed,
-            description=f"RAVDESS AU fold {fold + 1}",
-        )
-        test_batches = batches(test)
-        predictions = predict_conditions(model, test_batches, conditions, device)
-        per_fold.append({c: report(*outputs) for c, outputs in predictions.items()})
-        if first is None:
-            first = model
-    summary = {
-        c: mean_and_std([{m: fold[c][m] for m in ("accuracy", "macro_f1", "ua")} for fold in per_fold])
-        for c in conditions
-    }
-    encoders = {
-        "profile": "ravdess-au",
-        "audio": descriptor,
-        "text": {"name": "none", "dim": 1},
-        "vision": {"name": "openface-au-35", "dim": AU_DIM},
-    }
-    return {"folds": AU_FOLDS, "clips": len(rows), "conditions": summary}, first, encoders
-
-
 # -- the command -------------------------------------------------------------------------------------------------
 
 
@@ -329,7 +242,7 @@ def run(config: RecipeConfig) -> dict:
     temperatures = fit_temperatures(model, val_pairs, device)
     metrics = evaluate_default(model, pools, config, device, temperatures)
     descriptor = extractor.encoders[Modality.AUDIO].descriptor.spec()
-    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, pools, descriptor, device)
+    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, train_config(config), pools, descriptor, device)
     evaluated = time.perf_counter()
     # The speech network where it matters most: on the corpus it never heard (its fold networks' epochs).
     metrics["speech_transfer"] = speech_transfer.run(
@@ -339,6 +252,18 @@ def run(config: RecipeConfig) -> dict:
         out=config.work / "speech_transfer",
         seed=config.seed,
         band_normalised=config.speech_band_normalised,
+    )
+    metrics["unseen_corpus"] = unseen_corpus_report(
+        model,
+        temperatures,
+        pools,
+        items,
+        extractor.folders[Modality.AUDIO],
+        config.work / "speech_transfer",
+        config.speech_augment_variants,
+        config.pairs_per_label,
+        config.seed + PAIR_SEED_OFFSETS["test"],
+        device,
     )
     finished = time.perf_counter()
 

@@ -146,6 +146,21 @@ def disagreement_table(metrics: dict) -> str:
     return "\n".join(rows)
 
 
+def unseen_corpus_table(metrics: dict) -> str:
+    rows = [
+        "| direction | combination | accuracy | ECE | most predicted class | pair follows the right / wrong member |"
+    ]
+    rows.append("|---|---|---|---|---|---|")
+    for direction, r in metrics["unseen_corpus"].items():
+        for condition in ("a", "at", "av", "atv"):
+            c = r["conditions"][condition]
+            followed = r["disagreement"].get(condition)
+            follows = f"{_pct(followed['follows_right'])} / {_pct(followed['follows_wrong'])}" if followed else ""
+            top = f"{c['largest']} {_pct(c['largest_share'])}" + (" (**collapsed**)" if c["collapsed"] else "")
+            rows.append(f"| {direction} | {condition} | {_pct(c['accuracy'])} | {c['ece']:.3f} | {top} | {follows} |")
+    return "\n".join(rows)
+
+
 def transfer_table(metrics: dict) -> str:
     rows = [
         "| direction | training clips | target, clean: accuracy / macro-F1 / ECE (scaled) / top class "
@@ -315,6 +330,8 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         collapse=collapse_table(metrics),
         transfer=transfer_table(metrics),
         disagreement=disagreement_table(metrics),
+        unseen_corpus=unseen_corpus_table(metrics),
+        pairs_per_label=training["recipe"]["pairs_per_label"],
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         speech_val=_pct(metrics["speech_net"]["history"][-1]["val_accuracy"]["ravdess"]),
         speech_test=_pct(metrics["speech_net"]["test_accuracy"]["ravdess"]),

@@ -149,6 +149,13 @@ over to a corpus never heard.
 
 {transfer}
 
+**The fused model on a corpus it never heard.** Each leave-one-corpus-out network's outputs on the other corpus's
+test speakers, mapped onto the served speech network's coordinates (fitted on the clips both learned from), joined
+with test texts and faces of the same label (the six shared classes, {pairs_per_label} pairs each): the served
+model and its temperatures on speech from an unseen corpus (`mculora.recipes.unseen_corpus`):
+
+{unseen_corpus}
+
 Faces have no second corpus here (FER-2013 only), so the face network's unseen-data figures are its PublicTest ones.
 
 **When two modalities disagree.** On the test pairs where one modality alone is right and the other wrong, how often

@@ -7,6 +7,7 @@ seeded, label-balanced set for evaluation (`fixed_pairs`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,24 +58,26 @@ def paired_batch(pools: dict, split: str, labels: np.ndarray, rng: np.random.Gen
 
 
 def fixed_pair_rows(
-    pools: dict, split: str, per_label: int, seed: int
+    pools: dict, split: str, per_label: int, seed: int, classes: Sequence[int] | None = None
 ) -> tuple[np.ndarray, dict[Modality, np.ndarray]]:
-    """A fixed, label-balanced set of pairs: (labels [N], each modality's pool rows [N]). Every modality cycles
-    through a seeded permutation of its items of each label, so every item is used before any repeats."""
+    """A fixed, label-balanced set of pairs of ``classes`` (default: all): (labels [N], each modality's pool rows
+    [N]). Every modality cycles through a seeded permutation of its items of each label, so every item is used before
+    any repeats."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(EKMAN)), per_label)
+    classes = range(len(EKMAN)) if classes is None else classes
+    labels = np.repeat(np.asarray(classes, dtype=np.int64), per_label)
     rows = {
-        m: np.concatenate(
-            [np.resize(rng.permutation(pools[m, split].by_label(c)), per_label) for c in range(len(EKMAN))]
-        )
+        m: np.concatenate([np.resize(rng.permutation(pools[m, split].by_label(c)), per_label) for c in classes])
         for m in MODALITIES
     }
     return labels, rows
 
 
-def fixed_pairs(pools: dict, split: str, per_label: int, seed: int, batch_size: int = 256) -> list[Batch]:
+def fixed_pairs(
+    pools: dict, split: str, per_label: int, seed: int, batch_size: int = 256, classes: Sequence[int] | None = None
+) -> list[Batch]:
     """`fixed_pair_rows` as batches, for evaluation."""
-    labels, rows = fixed_pair_rows(pools, split, per_label, seed)
+    labels, rows = fixed_pair_rows(pools, split, per_label, seed, classes)
     vectors = {m: pools[m, split].vectors[rows[m]] for m in MODALITIES}
     return chunked(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool), batch_size)
 

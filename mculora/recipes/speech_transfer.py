@@ -15,7 +15,7 @@ training clip under `speech_augment.BrowserConditions`):
 * the predicted-class distribution on a class-balanced draw of the target corpus, and the collapse check: no class
   may take more than `mculora.metrics.COLLAPSE_SHARE` of the predictions.
 
-Writes ``OUT/report.json`` and prints a table.
+Writes ``OUT/report.json`` and each direction's network (`network_file`), and prints a table.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mculora.calibration import expected_calibration_error, fit_temperature, softmax
-from mculora.encoders.speech_net import LogMel, fit_length
+from mculora.encoders.speech_net import WEIGHTS_FILE, LogMel, fit_length, save_speech_net
 from mculora.metrics import classification_report, collapse_check
 from mculora.preprocess.audio import prepare_audio
 from mculora.recipes.sources import EKMAN, Item, emodb_items, ravdess_items
@@ -72,6 +72,11 @@ def evaluate(net, clips: list[np.ndarray], labels: np.ndarray, temperature: floa
     }
 
 
+def network_file(out: Path, source: str, target: str, variants: int) -> Path:
+    """Where `run` keeps the network of one direction and setting."""
+    return out / f"{source}_to_{target}_aug{variants}" / WEIGHTS_FILE
+
+
 def run(
     speech: list[Item],
     epochs: int,
@@ -92,7 +97,9 @@ def run(
         "directions": [list(d) for d in directions],
     }
     stored = out / "report.json"
-    if stored.is_file() and json.loads(stored.read_text()).get("settings") == settings:
+    networks = [network_file(out, source, target, count) for source, target in directions for count in variants]
+    made = stored.is_file() and json.loads(stored.read_text()).get("settings") == settings
+    if made and all(file.is_file() for file in networks):
         return json.loads(stored.read_text())["results"]
     results = {}
     for source, target in directions:
@@ -109,13 +116,15 @@ def run(
         validation_labels = np.array([SHARED.index(item.label) for item in sources])
         for count in variants:
             config = SpeechTrainConfig(
-                out=out / f"{source}_to_{target}_aug{count}",
+                out=network_file(out, source, target, count).parent,
                 epochs=epochs,
                 seed=seed,
                 augment_variants=count,
                 band_normalised=band_normalised,
             )
             net, report = train_speech_net(config, items, log=lambda line: None)
+            config.out.mkdir(parents=True, exist_ok=True)
+            save_speech_net(net, network_file(out, source, target, count))
             temperature = fit_temperature(shared_logits(net, validation), validation_labels)
             results[f"{source}->{target}, {count} augmented copies"] = {
                 "train_clips": report["train_clips"],
