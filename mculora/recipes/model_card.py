@@ -4,6 +4,7 @@ its metrics.json: the default MCULoRA checkpoint, or a peer method's trained by 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,144 +45,157 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}"
 
 
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
+def _top_class(r: dict) -> str:
+    """The collapse check's most predicted class and its share, flagged when over the line."""
+    return f"{r['largest']} {_pct(r['largest_share'])}" + (" (**collapsed**)" if r["collapsed"] else "")
+
+
 def summary_table(metrics: dict) -> str:
     """Per-combination test table (label-paired test samples): accuracy, macro-F1 and per-class recall."""
-    head = "| condition | accuracy | macro-F1 | " + " | ".join(f"recall {name}" for name in EKMAN) + " |"
-    rows = [head, "|---" * (3 + len(EKMAN)) + "|"]
+    rows = []
     for condition in CONDITIONS:
         r = metrics["paired_test"][condition]
-        recalls = " | ".join(_pct(r["recall"].get(name, float("nan"))) for name in EKMAN)
-        rows.append(f"| {condition} | {_pct(r['accuracy'])} | {_pct(r['macro_f1'])} | {recalls} |")
-    return "\n".join(rows)
+        recalls = [_pct(r["recall"].get(name, float("nan"))) for name in EKMAN]
+        rows.append([condition, _pct(r["accuracy"]), _pct(r["macro_f1"]), *recalls])
+    return _table(["condition", "accuracy", "macro-F1", *(f"recall {name}" for name in EKMAN)], rows)
 
 
 def unimodal_table(metrics: dict) -> str:
-    rows = ["| modality / test set | items | accuracy | macro-F1 | UA |", "|---|---|---|---|---|"]
-    for name, r in metrics["unimodal_test"].items():
-        rows.append(f"| {name} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['macro_f1'])} | {_pct(r['ua'])} |")
-    return "\n".join(rows)
+    return _table(
+        ["modality / test set", "items", "accuracy", "macro-F1", "UA"],
+        (
+            [name, r["n"], _pct(r["accuracy"]), _pct(r["macro_f1"]), _pct(r["ua"])]
+            for name, r in metrics["unimodal_test"].items()
+        ),
+    )
 
 
 def iemocap4_table(metrics: dict) -> str:
-    rows = ["| condition | accuracy | UA |", "|---|---|---|"]
-    for condition in CONDITIONS:
-        r = metrics["iemocap4_subset"][condition]
-        rows.append(f"| {condition} | {_pct(r['accuracy'])} | {_pct(r['ua'])} |")
-    return "\n".join(rows)
+    subset = metrics["iemocap4_subset"]
+    return _table(
+        ["condition", "accuracy", "UA"],
+        ([c, _pct(subset[c]["accuracy"]), _pct(subset[c]["ua"])] for c in CONDITIONS),
+    )
 
 
 def ravdess_au_table(metrics: dict) -> str:
-    au = metrics["ravdess_au"]
-    rows = ["| condition | accuracy | macro-F1 |", "|---|---|---|"]
-    for condition, r in au["conditions"].items():
-        rows.append(
-            f"| {condition} | {_pct(r['accuracy'])} ± {_pct(r['accuracy_std'])} "
-            f"| {_pct(r['macro_f1'])} ± {_pct(r['macro_f1_std'])} |"
-        )
-    return "\n".join(rows)
+    return _table(
+        ["condition", "accuracy", "macro-F1"],
+        (
+            [
+                c,
+                f"{_pct(r['accuracy'])} ± {_pct(r['accuracy_std'])}",
+                f"{_pct(r['macro_f1'])} ± {_pct(r['macro_f1_std'])}",
+            ]
+            for c, r in metrics["ravdess_au"]["conditions"].items()
+        ),
+    )
 
 
 def adapter_table(metrics: dict) -> str:
     """Adapter health: the smallest routed / shared gradient ratio per layer kind, then the decoupling figures."""
     health = metrics["adapters"]
     kinds = {"in_proj": "input projections", "layers": "MLP layers", "fusion": "fusion", "head": "head"}
-    rows = ["| layers | smallest gradient ratio |", "|---|---|"]
-    rows += [f"| {name} | {health['gradient_ratio_min'][kind]:.1e} |" for kind, name in kinds.items()]
-    rows += ["", "| combination | separability | distinctness |", "|---|---|---|"]
-    for combination, figures in health["decoupling"].items():
-        rows.append(f"| {combination} | {figures['separability']:.3f} | {figures['distinctness']:.2f} |")
-    return "\n".join(rows)
+    ratios = _table(
+        ["layers", "smallest gradient ratio"],
+        ([name, f"{health['gradient_ratio_min'][kind]:.1e}"] for kind, name in kinds.items()),
+    )
+    decoupling = _table(
+        ["combination", "separability", "distinctness"],
+        ([c, f"{f['separability']:.3f}", f"{f['distinctness']:.2f}"] for c, f in health["decoupling"].items()),
+    )
+    return ratios + "\n\n" + decoupling
 
 
 def calibration_table(metrics: dict) -> str:
-    rows = [
-        "| condition | temperature | ECE before | ECE after | NLL before | NLL after |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for condition in CONDITIONS:
         r = metrics["calibration"][condition]
-        rows.append(
-            f"| {condition} | {r['temperature']:.2f} | {r['ece_before']:.3f} | {r['ece_after']:.3f} "
-            f"| {r['nll_before']:.3f} | {r['nll_after']:.3f} |"
-        )
-    return "\n".join(rows)
+        rows.append([condition, f"{r['temperature']:.2f}"] + [f"{r[k]:.3f}" for k in CALIBRATION_FIGURES])
+    return _table(["condition", "temperature", "ECE before", "ECE after", "NLL before", "NLL after"], rows)
+
+
+CALIBRATION_FIGURES = ("ece_before", "ece_after", "nll_before", "nll_after")
 
 
 def cross_fitting_table(metrics: dict) -> str:
     fitting = metrics["cross_fitting"]
-    rows = ["| what | training items (out of fold) | validation items |", "|---|---|---|"]
-    for modality, r in fitting["networks"].items():
-        rows.append(f"| {modality} network alone | {_pct(r['out_of_fold_accuracy'])} | {_pct(r['val_accuracy'])} |")
+    rows = [
+        [f"{modality} network alone", _pct(r["out_of_fold_accuracy"]), _pct(r["val_accuracy"])]
+        for modality, r in fitting["networks"].items()
+    ]
     fusion = fitting["fusion"]
     rows.append(
-        f"| the fusion, all three modalities (pairs) | {_pct(fusion['train_pairs_accuracy'])} "
-        f"| {_pct(fusion['val_pairs_accuracy'])} |"
+        [
+            "the fusion, all three modalities (pairs)",
+            _pct(fusion["train_pairs_accuracy"]),
+            _pct(fusion["val_pairs_accuracy"]),
+        ]
     )
-    return "\n".join(rows)
+    return _table(["what", "training items (out of fold)", "validation items"], rows)
 
 
 def stitch_table(metrics: dict) -> str:
-    rows = ["| fold / modality | items both learned from | correlation as trained | stitched |", "|---|---|---|---|"]
-    for name, r in metrics["cross_fitting"]["stitches"].items():
-        rows.append(f"| {name} | {r['items']} | {r['as_trained']:.2f} | {r['stitched']:.2f} |")
-    return "\n".join(rows)
+    return _table(
+        ["fold / modality", "items both learned from", "correlation as trained", "stitched"],
+        (
+            [name, r["items"], f"{r['as_trained']:.2f}", f"{r['stitched']:.2f}"]
+            for name, r in metrics["cross_fitting"]["stitches"].items()
+        ),
+    )
 
 
 def collapse_table(metrics: dict) -> str:
-    rows = [
-        "| test set / condition | balanced items | most predicted class | its share | collapsed |",
-        "|---|---|---|---|---|",
-    ]
-    for name, r in metrics["collapse"].items():
-        verdict = "**yes**" if r["collapsed"] else "no"
-        rows.append(f"| {name} | {r['balanced_items']} | {r['largest']} | {_pct(r['largest_share'])} | {verdict} |")
-    return "\n".join(rows)
+    return _table(
+        ["test set / condition", "balanced items", "most predicted class (share, %)"],
+        ([name, r["balanced_items"], _top_class(r)] for name, r in metrics["collapse"].items()),
+    )
 
 
 def disagreement_table(metrics: dict) -> str:
-    rows = ["| pair | test pairs where one member alone is right | pair follows the right one | the wrong one |"]
-    rows.append("|---|---|---|---|")
-    for pair, r in metrics["disagreement"].items():
-        rows.append(f"| {pair} | {r['samples']} | {_pct(r['follows_right'])} | {_pct(r['follows_wrong'])} |")
-    return "\n".join(rows)
+    return _table(
+        ["pair", "test pairs where one member alone is right", "pair follows the right one", "the wrong one"],
+        (
+            [pair, r["samples"], _pct(r["follows_right"]), _pct(r["follows_wrong"])]
+            for pair, r in metrics["disagreement"].items()
+        ),
+    )
 
 
 def unseen_corpus_table(metrics: dict) -> str:
-    rows = [
-        "| direction | combination | accuracy | ECE | most predicted class | pair follows the right / wrong member |"
-    ]
-    rows.append("|---|---|---|---|---|---|")
+    rows = []
     for direction, r in metrics["unseen_corpus"].items():
         for condition in ("a", "at", "av", "atv"):
-            c = r["conditions"][condition]
-            followed = r["disagreement"].get(condition)
+            c, followed = r["conditions"][condition], r["disagreement"].get(condition)
             follows = f"{_pct(followed['follows_right'])} / {_pct(followed['follows_wrong'])}" if followed else ""
-            top = f"{c['largest']} {_pct(c['largest_share'])}" + (" (**collapsed**)" if c["collapsed"] else "")
-            rows.append(f"| {direction} | {condition} | {_pct(c['accuracy'])} | {c['ece']:.3f} | {top} | {follows} |")
-    return "\n".join(rows)
+            rows.append([direction, condition, _pct(c["accuracy"]), f"{c['ece']:.3f}", _top_class(c), follows])
+    columns = ["direction", "combination", "accuracy", "ECE", "most predicted class (share, %)"]
+    return _table([*columns, "pair follows the right / wrong member"], rows)
 
 
 def transfer_table(metrics: dict) -> str:
-    rows = [
-        "| direction | training clips | target, clean: accuracy / macro-F1 / ECE (scaled) / top class "
-        "| after Opus 16 kbit/s |",
-        "|---|---|---|---|",
-    ]
+    rows = []
     for name, r in metrics["speech_transfer"].items():
         cells = [
-            f"{_pct(c['accuracy'])} / {_pct(c['macro_f1'])} / {c['ece']:.3f} ({c['ece_scaled']:.3f}) / "
-            f"{c['largest']} {_pct(c['largest_share'])}" + (" (**collapsed**)" if c["collapsed"] else "")
+            f"{_pct(c['accuracy'])} / {_pct(c['macro_f1'])} / {c['ece']:.3f} ({c['ece_scaled']:.3f}) / {_top_class(c)}"
             for c in (r["clean"], r["opus_16k"])
         ]
-        rows.append(f"| {name.split(',')[0]} | {r['train_clips']} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append([name.split(",")[0], r["train_clips"], *cells])
+    columns = ["direction", "training clips", "target, clean: accuracy / macro-F1 / ECE (scaled) / top class"]
+    return _table([*columns, "after Opus 16 kbit/s"], rows)
 
 
 def data_table(metrics: dict) -> str:
-    rows = ["| modality / split | items | " + " | ".join(EKMAN) + " |", "|---" * (2 + len(EKMAN)) + "|"]
-    for name, d in metrics["data"].items():
-        rows.append(f"| {name} | {d['items']} | " + " | ".join(str(d["per_label"][e]) for e in EKMAN) + " |")
-    return "\n".join(rows)
+    return _table(
+        ["modality / split", "items", *EKMAN],
+        ([name, d["items"], *(d["per_label"][e] for e in EKMAN)] for name, d in metrics["data"].items()),
+    )
 
 
 def confusion_figure(metrics: dict, path: Path) -> None:
@@ -221,25 +235,23 @@ def confusion_figure(metrics: dict, path: Path) -> None:
 
 
 def encoder_table(metrics: dict) -> str:
-    rows = ["| modality | encoder | output dim | trained parameters |", "|---|---|---|---|"]
-    for modality, spec in metrics["encoders"].items():
-        rows.append(f"| {modality} | `{spec['name']}` | {spec['dim']} | {spec['trained_parameters']:,} |")
-    return "\n".join(rows)
+    return _table(
+        ["modality", "encoder", "output dim", "trained parameters"],
+        (
+            [modality, f"`{spec['name']}`", spec["dim"], f"{spec['trained_parameters']:,}"]
+            for modality, spec in metrics["encoders"].items()
+        ),
+    )
 
 
 def versus_table(metrics: dict, versus: dict, name: str) -> str:
     """This checkpoint beside the default MCULoRA checkpoint, condition by condition, on the same test pairs."""
-    rows = [
-        f"| condition | MCULoRA accuracy | {name} accuracy | MCULoRA macro-F1 | {name} macro-F1 |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for condition in CONDITIONS:
         peer, mculora = metrics["paired_test"][condition], versus["paired_test"][condition]
-        rows.append(
-            f"| {condition} | {_pct(mculora['accuracy'])} | {_pct(peer['accuracy'])} "
-            f"| {_pct(mculora['macro_f1'])} | {_pct(peer['macro_f1'])} |"
-        )
-    return "\n".join(rows)
+        rows.append([condition, *(_pct(r[k]) for k in ("accuracy", "macro_f1") for r in (mculora, peer))])
+    columns = ["MCULoRA accuracy", f"{name} accuracy", "MCULoRA macro-F1", f"{name} macro-F1"]
+    return _table(["condition", *columns], rows)
 
 
 def adapter_section(metrics: dict) -> str:
