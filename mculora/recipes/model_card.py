@@ -296,6 +296,24 @@ def method_section(metrics: dict, versus: dict | None) -> tuple[str, str, str]:
     return title, textwrap.fill(intro, WIDTH), training
 
 
+# The card's template fields filled by a table of the metrics.
+TABLES = {
+    "summary": summary_table,
+    "unimodal": unimodal_table,
+    "iemocap4": iemocap4_table,
+    "ravdess": ravdess_au_table,
+    "calibration": calibration_table,
+    "encoders": encoder_table,
+    "cross_fitting": cross_fitting_table,
+    "stitches": stitch_table,
+    "collapse": collapse_table,
+    "transfer": transfer_table,
+    "disagreement": disagreement_table,
+    "unseen_corpus": unseen_corpus_table,
+    "data": data_table,
+}
+
+
 def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
     """README.md and the confusion figure in ``out``; ``versus``: the default MCULoRA checkpoint's metrics, set
     beside a peer's results."""
@@ -307,6 +325,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
     if training["parameters"].get("adapters"):
         parameters += f" (adapters {training['parameters']['adapters']:,})"
     text = TEMPLATE.format(
+        **{field: table(metrics) for field, table in TABLES.items()},
         title=title,
         intro=intro,
         method_training=method_training,
@@ -315,12 +334,6 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         if method == "mcu-lora"
         else f"python -m mculora.recipes.default --data-root ../shared/data --method {method}",
         adapter_section=adapter_section(metrics),
-        summary=summary_table(metrics),
-        unimodal=unimodal_table(metrics),
-        iemocap4=iemocap4_table(metrics),
-        ravdess=ravdess_au_table(metrics),
-        calibration=calibration_table(metrics),
-        encoders=encoder_table(metrics),
         face_images=f"{metrics['face_net']['train_images']:,}",
         face_epochs=len(metrics["face_net"]["history"]),
         face_minutes=f"{metrics['face_net']['seconds'] / 60:.1f}",
@@ -337,12 +350,6 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         speech_variants=training["recipe"]["speech_augment_variants"],
         folds=metrics["cross_fitting"]["folds"],
         fold_epoch_scale=metrics["cross_fitting"]["fold_epoch_scale"],
-        cross_fitting=cross_fitting_table(metrics),
-        stitches=stitch_table(metrics),
-        collapse=collapse_table(metrics),
-        transfer=transfer_table(metrics),
-        disagreement=disagreement_table(metrics),
-        unseen_corpus=unseen_corpus_table(metrics),
         pairs_per_label=training["recipe"]["pairs_per_label"],
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         speech_val=_pct(metrics["speech_net"]["history"][-1]["val_accuracy"]["ravdess"]),
@@ -350,7 +357,6 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         speech_test_emodb=_pct(metrics["speech_net"]["test_accuracy"]["emodb"]),
         optimizer=training["optimizer"],
         au_clips=metrics["ravdess_au"]["clips"],
-        data=data_table(metrics),
         figure=FIGURE,
         best_epoch=training["best_epoch"],
         epochs=training["epochs"],
