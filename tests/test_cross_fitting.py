@@ -58,14 +58,15 @@ def test_a_stitch_maps_a_fold_networks_features_onto_the_served_ones():
 
     rng = np.random.default_rng(0)
     descriptor = rng.normal(size=(500, 3))  # hand-built: both networks give it identically
-    fold_learned = rng.normal(size=(500, 8))
+    # Small values, like a unit-length text embedding's: the map must not shrink them towards zero.
+    fold_learned = 0.02 * rng.normal(size=(500, 8))
     rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0]  # the served network's units mix the fold's differently
-    served_learned = fold_learned @ rotation + 0.05 * rng.normal(size=(500, 8))
+    served_learned = fold_learned @ rotation + 0.001 * rng.normal(size=(500, 8))
     fold, served = np.c_[descriptor, fold_learned], np.c_[descriptor, served_learned]
     stitch = Stitch.fit(fold, served)
     assert stitch.trained.tolist() == [False] * 3 + [True] * 8
     assert stitch.correlation["as_trained"] < 0.5 < 0.95 < stitch.correlation["stitched"]
-    fresh = np.c_[rng.normal(size=(20, 3)), rng.normal(size=(20, 8))]
+    fresh = np.c_[rng.normal(size=(20, 3)), 0.02 * rng.normal(size=(20, 8))]
     mapped = stitch(fresh)
     np.testing.assert_array_equal(mapped[:, :3], fresh[:, :3].astype(np.float32))
-    np.testing.assert_allclose(mapped[:, 3:], fresh[:, 3:] @ rotation, atol=0.05)
+    np.testing.assert_allclose(mapped[:, 3:], fresh[:, 3:] @ rotation, atol=0.003)

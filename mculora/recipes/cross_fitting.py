@@ -22,6 +22,9 @@ from mculora.recipes.sources import EKMAN, Item
 
 # The last values of every encoder's vector are its network's 7 logits (`mculora.encoders`' layouts).
 LOGITS = len(EKMAN)
+# A stitch's ridge penalty per fitted row, on standardised inputs: directions of the fold outputs with less than about
+# 1 % of a column's variance are damped rather than fitted to noise.
+RIDGE = 0.01
 
 
 def fold_assignment(items: Sequence[Item], folds: int, seed: int) -> dict[tuple[str, str], int]:
@@ -76,20 +79,26 @@ class Stitch:
     """
 
     trained: np.ndarray  # bool [D]: the columns that differ between the two networks
-    weights: np.ndarray  # float [trained + 1, trained]: the map, bias row last
+    mean: np.ndarray  # float [trained]: the fold outputs' column means and spreads, to standardise them
+    scale: np.ndarray
+    weights: np.ndarray  # float [trained + 1, trained]: the map from standardised outputs, bias row last
     correlation: dict[str, float]  # median per-column correlation with the served outputs, before and after
 
     @classmethod
-    def fit(cls, fold: np.ndarray, served: np.ndarray, ridge: float = 1.0, seed: int = 0) -> Stitch:
+    def fit(cls, fold: np.ndarray, served: np.ndarray, ridge: float = RIDGE, seed: int = 0) -> Stitch:
         """Fit on 80 % of the rows of (fold, served), both [N, D] outputs of the same items; the correlations are
-        measured on the other 20 %."""
+        measured on the other 20 %. The fold outputs are standardised first, so that ``ridge`` means the same for
+        unit-length text embeddings and for unbounded CNN features."""
         trained = ~np.all(fold == served, axis=0)
         order = np.random.default_rng(seed).permutation(len(fold))
         fit_rows, check_rows = order[: int(0.8 * len(order))], order[int(0.8 * len(order)) :]
-        inputs = np.c_[fold[fit_rows][:, trained], np.ones(len(fit_rows))].astype(np.float64)
-        gram = inputs.T @ inputs + ridge * np.eye(inputs.shape[1])
-        weights = np.linalg.solve(gram, inputs.T @ served[fit_rows][:, trained].astype(np.float64))
-        stitch = cls(trained, weights, {})
+        inputs = fold[fit_rows][:, trained].astype(np.float64)
+        mean, scale = inputs.mean(0), np.maximum(inputs.std(0), 1e-6)
+        design = np.c_[(inputs - mean) / scale, np.ones(len(fit_rows))]
+        penalty = ridge * len(fit_rows) * np.eye(design.shape[1])
+        penalty[-1, -1] = 0.0  # the bias is not shrunk
+        weights = np.linalg.solve(design.T @ design + penalty, design.T @ served[fit_rows][:, trained])
+        stitch = cls(trained, mean, scale, weights, {})
         target = served[check_rows][:, trained]
         stitch.correlation = {
             "as_trained": _median_correlation(fold[check_rows][:, trained], target),
@@ -99,7 +108,7 @@ class Stitch:
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
         out = vectors.astype(np.float32).copy()
-        learned = np.c_[vectors[:, self.trained], np.ones(len(vectors))]
+        learned = np.c_[(vectors[:, self.trained] - self.mean) / self.scale, np.ones(len(vectors))]
         out[:, self.trained] = (learned @ self.weights).astype(np.float32)
         return out
 
