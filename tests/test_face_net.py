@@ -146,3 +146,16 @@ def test_shipped_network_meets_its_card_on_fer_public_test(demo_checkpoint, ship
     assert float((predicted[happy] == HAPPINESS).float().mean()) >= 0.8
     first_happy = int(np.flatnonzero(happy.numpy())[0])
     assert int(predicted[first_happy]) == HAPPINESS, test[first_happy].path
+
+
+def test_encoding_from_a_cached_mesh_pass_is_the_served_encoding(shipped, shared_data):
+    """The recipe encodes its faces from the crops and geometry it keeps from one mesh pass
+    (`mculora.recipes.face_crops`); that must be the vector the demo computes from the same image."""
+    from mculora.encoders.vision import describe
+
+    paths = sorted((shared_data / "fer2013" / "images" / "test" / "happy").glob("*.jpg"))[:6]
+    faces = [FaceFinder().find(path) for path in paths]
+    crops = np.stack([network_crop(face) for face in faces])
+    geometry = np.stack([describe(face.landmarks) for face in faces])
+    torch.testing.assert_close(shipped.encode_crops(crops, geometry, batch_size=4), shipped.encode(faces))
+    assert shipped.encode_crops(crops[:0], geometry[:0]).shape == (0, shipped.dim)

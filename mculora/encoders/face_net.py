@@ -130,8 +130,18 @@ class FaceExpressionEncoder(Encoder):
         return sum(p.numel() for p in self.net.parameters())
 
     def encode(self, inputs: Sequence[Face]) -> torch.Tensor:
-        if not inputs:
-            return torch.zeros((0, self.dim), dtype=torch.float32)
-        crops = torch.from_numpy(np.stack([network_crop(face) for face in inputs])).to(self.device)
-        features, logits = embed_with_mirror(self.net, crops)
-        return torch.cat([self.geometry.encode(inputs), features.float().cpu(), logits.float().cpu()], dim=1)
+        crops = np.stack([network_crop(face) for face in inputs]) if inputs else np.zeros((0, INPUT_SIZE, INPUT_SIZE))
+        return self.encode_crops(crops.astype(np.uint8), self.geometry.encode(inputs))
+
+    def encode_crops(
+        self, crops: np.ndarray, geometry: torch.Tensor | np.ndarray, batch_size: int = 512
+    ) -> torch.Tensor:
+        """`encode` from what it computes of each face: its `network_crop` (uint8 [B, 48, 48]) and geometry
+        descriptor ([B, 181]); the recipe keeps both from one face-mesh pass over its images."""
+        rows = [torch.as_tensor(geometry, dtype=torch.float32).reshape(len(crops), self.geometry.dim)]
+        learned = [torch.zeros((0, self.net.embedding_dim + NUM_CLASSES))]
+        for start in range(0, len(crops), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(crops[start : start + batch_size])).to(self.device)
+            features, logits = embed_with_mirror(self.net, batch)
+            learned.append(torch.cat([features.float().cpu(), logits.float().cpu()], dim=1))
+        return torch.cat([*rows, torch.cat(learned)], dim=1)

@@ -16,9 +16,10 @@ import torch
 
 from mculora.encoders import copy_encoder_weights
 from mculora.extract import Extractor, read_manifest
-from mculora.modalities import MODALITIES
+from mculora.modalities import MODALITIES, Modality
 from mculora.recipes.cross_fitting import Stitch, held_out, without_fold
 from mculora.recipes.face import FaceTrainConfig, trained_face_net
+from mculora.recipes.face_crops import path_crops
 from mculora.recipes.pairing import Pool
 from mculora.recipes.sources import EKMAN, SPLITS, Item, write_manifest
 from mculora.recipes.speech import SpeechTrainConfig, trained_speech_net
@@ -110,18 +111,28 @@ def extract_features(
         (folder, f"fold{fold + 1}", [item for item in train if item.id in held[fold] or item.id in sample])
         for fold, folder in enumerate(folds)
     ]
+    # Faces from the one face-mesh pass the face network trained on (the mesh is most of a face's cost).
+    faces = path_crops([item for item in items if item.modality is Modality.VISION], config.work / "face_crops")
     vectors, extractors = [], []
     for weights, name, chosen in jobs:
         manifest = config.work / f"manifest_{name}.csv"
-        write_manifest(chosen, manifest)
+        write_manifest([item for item in chosen if item.modality is not Modality.VISION], manifest)
         extractor = Extractor(config.work / "features" / name, "offline", device, weights)
         # id -> {modality: reason} for the modalities that could not be used
         done = extractor.extract(read_manifest(manifest), batch_size=128)
+        found = faces.select([item.id for item in chosen if item.modality is Modality.VISION])
+        found = found.select([face for face, usable in zip(found.ids, found.found, strict=True) if usable])
+        encoded = extractor.encoders[Modality.VISION].encode_crops(found.crops, found.geometry).numpy()
+        for face, vector in zip(found.ids, encoded, strict=True):  # kept beside the other modalities' vectors
+            np.save(extractor.folders[Modality.VISION] / f"{face}.npy", vector)
         vectors.append(
             {
-                item.id: np.load(extractor.folders[item.modality] / f"{item.id}.npy")
-                for item in chosen
-                if item.id in done and item.modality.value not in done[item.id]
+                **{
+                    item.id: np.load(extractor.folders[item.modality] / f"{item.id}.npy")
+                    for item in chosen
+                    if item.id in done and item.modality.value not in done[item.id]
+                },
+                **dict(zip(found.ids, encoded, strict=True)),
             }
         )
         extractors.append(extractor)
