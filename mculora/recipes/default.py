@@ -49,7 +49,7 @@ from mculora.inspect import adapter_health
 from mculora.methods import METHODS, build_method
 from mculora.metrics import classification_report, collapse_check
 from mculora.modalities import MODALITIES, Modality
-from mculora.recipes import model_card, speech_transfer
+from mculora.recipes import face_crops, model_card, speech_transfer
 from mculora.recipes.cross_fitting import network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
 from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches
@@ -304,6 +304,7 @@ def run(config: RecipeConfig) -> dict:
         "encoder_networks": encoders_trained - start,
         "extraction": extracted - encoders_trained,
         "extraction_cumulative": sum(each.seconds_spent() for each in extractors),
+        "face_crops": face_crops.seconds_spent(config.work / "face_crops"),
         "training": trained - extracted,
         "evaluation_and_au_benchmark": evaluated - trained,
         "speech_transfer": finished - evaluated,

@@ -12,6 +12,7 @@ The cache is a folder of chunk files (ids, crops, descriptors, found); a run com
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from mculora.encoders.vision import describe
 from mculora.preprocess import UnusableInput
 from mculora.recipes.sources import Item
 
+TIMING_FILE = "seconds.txt"  # the wall time spent on the mesh, over the runs that filled the cache
 CHUNK = 1000  # images per cache file: a stopped run loses at most one chunk's work
 
 
@@ -70,6 +72,7 @@ def path_crops(items: Sequence[Item], cache: Path, workers: int = 2) -> FaceCrop
     known = {item for part in parts for item in part.ids}
     todo = sorted((item for item in items if item.id not in known), key=lambda item: item.id)
     if todo:
+        started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             for start in tqdm(range(0, len(todo), CHUNK), desc="face mesh crops", disable=None):
                 chunk = todo[start : start + CHUNK]
@@ -78,6 +81,7 @@ def path_crops(items: Sequence[Item], cache: Path, workers: int = 2) -> FaceCrop
                 ids = [item.id for item in chunk]
                 np.savez(cache / f"{ids[0]}.npz", ids=np.array(ids), crops=crops, geometry=geometry, found=found)
                 parts.append(FaceCrops(ids, crops, geometry, found))
+        (cache / TIMING_FILE).write_text(f"{seconds_spent(cache) + time.perf_counter() - started}\n")
     if not parts:
         return FaceCrops(
             [], np.zeros((0, INPUT_SIZE, INPUT_SIZE), np.uint8), np.zeros((0, GEOMETRY_DIM)), np.zeros(0, bool)
@@ -89,3 +93,9 @@ def path_crops(items: Sequence[Item], cache: Path, workers: int = 2) -> FaceCrop
         np.concatenate([part.found for part in parts]),
     )
     return merged.select([item.id for item in items])
+
+
+def seconds_spent(cache: Path) -> float:
+    """The wall time the mesh pass took to fill ``cache``, over every run that added to it."""
+    timing = cache / TIMING_FILE
+    return float(timing.read_text()) if timing.is_file() else 0.0

@@ -92,11 +92,12 @@ together. The genuinely paired benchmark below is the real check of that.
 - Recipe: {recipe}
 - Best validation epoch: {best_epoch} of {epochs}.
 - Parameters: {parameters}.
-- Time, on {machine}: {seconds} min for this run of the recipe, of which {encoder_minutes} min went on the three
-  encoder networks (a network trained by an earlier run with the same settings is reused; their training took:
-  face {face_minutes} min, text {text_minutes} min, speech {speech_minutes} min), {extraction} min on feature
-  extraction and {training_minutes} min on training {name}. Building the feature cache from scratch took
-  {extraction_cumulative} min in all, over the runs that built it.
+- Time, on {machine}: {seconds} min for this run of the recipe, of which {encoder_minutes} min went on the encoder
+  networks (a network trained by an earlier run with the same settings is reused; the served ones' training took:
+  face {face_minutes} min, text {text_minutes} min, speech {speech_minutes} min; the fold networks' {fold_minutes}
+  min), {extraction} min on feature extraction and {training_minutes} min on training {name}. Building the feature
+  cache from scratch took {extraction_cumulative} min in all, over the runs that built it, besides
+  {crop_minutes} min for the face-mesh pass over the face images.
 - **Cross-fitted features** (`mculora.recipes.cross_fitting`): the training items are split into {folds} folds by
   speaker, actor, dialogue, comment or image; each fold's items get their features from encoder networks trained
   without them ({fold_epoch_scale:.0%} of the served networks' epochs), so the model learns from features as
