@@ -54,7 +54,7 @@ checkpoint: $(VENV)/.installed
 
 # A self-contained Hugging Face Space folder in build/space, validated; prints how to push it.
 space: $(VENV)/.installed
-	$(BIN)/python -m mculora.space --out build/space
+	$(BIN)/python -m mculora.hosting.space --out build/space
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check mculora tests app.py

@@ -3,7 +3,8 @@
     python app.py [--checkpoint checkpoints/default | owner/name@revision] [--compare-with checkpoints/mplmm ...]
                   [--host 127.0.0.1] [--port 7860] [--share]
 
-The page only wires components to `mculora.demo.DemoCallbacks`; the model, encoders and plots live in `mculora/`.
+The page only wires components to `mculora.serving.demo.DemoCallbacks`; the model, encoders and plots live in
+`mculora/`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from mculora import hub, plots, serving  # noqa: E402
-from mculora.allocator import keep_freed_memory  # noqa: E402
 from mculora.checkpoint import CheckpointError, sibling_checkpoints  # noqa: E402
-from mculora.clip import ALL  # noqa: E402
-from mculora.demo import (  # noqa: E402
+from mculora.encoders import EncoderMismatch  # noqa: E402
+from mculora.hosting import hub
+from mculora.modalities import COMBINATIONS  # noqa: E402
+from mculora.serving import plots, server  # noqa: E402
+from mculora.serving.allocator import keep_freed_memory  # noqa: E402
+from mculora.serving.clip import ALL  # noqa: E402
+from mculora.serving.demo import (  # noqa: E402
     ClipJob,
     Conversation,
     DemoCallbacks,
@@ -41,10 +45,9 @@ from mculora.demo import (  # noqa: E402
     probability_note,
     undecoded_uploads,
 )
-from mculora.encoders import EncoderMismatch  # noqa: E402
-from mculora.modalities import COMBINATIONS  # noqa: E402
-from mculora.predictor import Predictor  # noqa: E402
-from mculora.transcribe import TranscriptionError, model_directory  # noqa: E402
+from mculora.serving.predictor import Predictor  # noqa: E402
+from mculora.serving.torch_thread import TorchThread  # noqa: E402
+from mculora.serving.transcribe import TranscriptionError, model_directory  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "default"
@@ -71,7 +74,7 @@ transcript, which can be wrong) for the text modality."""
 def build_demo(
     predictor: Predictor,
     checkpoint: Path = DEFAULT_CHECKPOINT,
-    queue_size: int = serving.QUEUE_SIZE,
+    queue_size: int = server.QUEUE_SIZE,
     compared: Sequence[Path] = (),
     transcribe: str | None = None,
 ) -> gr.Blocks:
@@ -79,9 +82,9 @@ def build_demo(
     ``transcribe``: the opt-in speech-to-text model for clips (None: clips are never transcribed)."""
     callbacks = DemoCallbacks(predictor, transcribe)
     several = len(predictor.methods) > 1
-    gpu = serving.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
-    clip_gpu = serving.gpu_task(spaces, serving.CLIP_GPU_SECONDS)
-    with gr.Blocks(title="mculora", delete_cache=serving.CACHE_CLEANUP) as demo:
+    gpu = server.gpu_task(spaces)  # @spaces.GPU(duration=...) on ZeroGPU, the identity elsewhere
+    clip_gpu = server.gpu_task(spaces, server.CLIP_GPU_SECONDS)
+    with gr.Blocks(title="mculora", delete_cache=server.CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
         conversation = gr.State(Conversation())
         with gr.Row():
@@ -99,7 +102,7 @@ def build_demo(
                             )
                         )
                     # Every frame of a stream would be a billed GPU call on ZeroGPU: snapshots only there.
-                    with gr.Tab("Live webcam", visible=not serving.on_zero_gpu()):
+                    with gr.Tab("Live webcam", visible=not server.on_zero_gpu()):
                         live = gr.Image(
                             sources=["webcam"], type="numpy", streaming=True, label="Live face", elem_id="live"
                         )
@@ -263,7 +266,7 @@ def build_demo(
                 api_visibility="private",
             )
     # A full queue answers at once with "Queue is full, please try again" rather than keeping a caller waiting.
-    demo.queue(default_concurrency_limit=serving.CONCURRENCY, max_size=queue_size)
+    demo.queue(default_concurrency_limit=server.CONCURRENCY, max_size=queue_size)
     return demo
 
 
@@ -307,31 +310,32 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # A served process predicts again and again: keep the few MiB each prediction frees (glibc), a process-wide
-    # setting that is the server's to make, not the library's (`mculora.allocator`).
+    # setting that is the server's to make, not the library's (`mculora.serving.allocator`).
     keep_freed_memory()
+    # Requests arrive on the server's worker threads; every Predictor loads and predicts on one thread of its own,
+    # so torch keeps one OpenMP team whose workers stay awake (`mculora.serving.torch_thread`).
+    torch_thread = TorchThread()
     try:
         checkpoint = hub.resolve(args.checkpoint)
         if args.compare_with is not None:
             compared = [hub.resolve(other) for other in args.compare_with]
         else:  # the other methods beside a local checkpoint; a Hub checkpoint has no neighbours
             compared = sibling_checkpoints(checkpoint) if Path(args.checkpoint).is_dir() else []
-        predictor = Predictor.from_pretrained(checkpoint, compare_with=compared)
+        predictor = Predictor.from_pretrained(checkpoint, compare_with=compared, torch_thread=torch_thread)
         if args.transcribe:
             model_directory(args.transcribe)  # fetched now: an unreachable Hub stops the start with the reason
     except (CheckpointError, EncoderMismatch, TranscriptionError) as error:
         sys.exit(f"error: {error}")
-    for line in serving.startup_report(predictor.device, checkpoint, predictor.config):
+    for line in server.startup_report(predictor.device, checkpoint, predictor.config):
         logging.getLogger("mculora").info(line)
     if compared:
         logging.getLogger("mculora").info("methods on the page: %s", ", ".join(predictor.methods))
-    # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
-    # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
     demo = build_demo(predictor, checkpoint, compared=compared, transcribe=args.transcribe)
     launch(demo, args.host, args.port, share=args.share)
 
 
 def launch(demo: gr.Blocks, host: str, port: int, **options):
-    """Serve the page with the server's limits (`mculora.serving`); ``options`` go to ``Blocks.launch``."""
+    """Serve the page with the server's limits (`mculora.serving.server`); ``options`` go to ``Blocks.launch``."""
     # Server-side rendering would add a Node.js process and gives this single interactive page nothing (no content
     # to index, every output appears after a call), so the page is rendered in the browser, as in the tests.
     return demo.launch(
@@ -339,7 +343,7 @@ def launch(demo: gr.Blocks, host: str, port: int, **options):
         server_port=port,
         theme=gr.themes.Soft(),
         ssr_mode=False,
-        max_file_size=serving.MAX_UPLOAD,
+        max_file_size=server.MAX_UPLOAD,
         # The callbacks turn every failure into a `gr.Error` with a plain message already; what is left are Gradio's
         # own checks of an API call's values (e.g. a number where a file belongs), whose message says what is wrong.
         show_error=True,

@@ -3,13 +3,13 @@
     python benchmarks/casp_shift.py [--data-root ../shared/data] [--seeds 1 2 3] [--json out.json]
 
 Data: RAVDESS clips with their facial action units (``ravdess_au``, 1,320 clips of actors 01-22) and the hand-built
-acoustic descriptor of the same performance's speech (`mculora.encoders.audio`, no trained weights, so nothing has
-seen the target speakers). RAVDESS's odd-numbered actors are male, the even-numbered female.
+acoustic descriptor of the same performance's speech (`mculora.encoders.acoustic_descriptor`, no trained weights, so
+nothing has seen the target speakers). RAVDESS's odd-numbered actors are male, the even-numbered female.
 
 For each direction (male -> female, female -> male) and seed: an MCULoRA model (hidden 64, depth 2, as the default
 recipe's RAVDESS AU benchmark) is trained on the source actors (one source actor held out for selection), then
-evaluated on every clip of the target actors with speech and faces, before and after `mculora.adapt.adapt` on those
-same clips without their labels. Prints a markdown table (accuracy and weighted F1, mean ± std over seeds).
+evaluated on every clip of the target actors with speech and faces, before and after `mculora.training.adapt.adapt` on
+those same clips without their labels. Prints a markdown table (accuracy and weighted F1, mean ± std over seeds).
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mculora.adapt import AdaptSettings, adapt, evaluate  # noqa: E402
 from mculora.config import ModelSettings, TrainConfig  # noqa: E402
-from mculora.encoders.audio import AcousticDescriptor  # noqa: E402
+from mculora.encoders.acoustic_descriptor import AcousticDescriptor  # noqa: E402
 from mculora.methods import build_method  # noqa: E402
-from mculora.metrics import mean_and_std  # noqa: E402
 from mculora.modalities import Modality  # noqa: E402
 from mculora.preprocess.audio import prepare_audio  # noqa: E402
 from mculora.recipes.pairing import chunked, shuffled  # noqa: E402
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN  # noqa: E402
-from mculora.train import Workers, feature_statistics, fit, seed_everything  # noqa: E402
+from mculora.training.adapt import AdaptSettings, adapt, evaluate  # noqa: E402
+from mculora.training.metrics import mean_and_std  # noqa: E402
+from mculora.training.train import Workers, feature_statistics, fit, seed_everything  # noqa: E402
 
 AU_DIM = 35
 CACHE = ROOT / "runs" / "casp_shift"

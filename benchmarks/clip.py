@@ -35,8 +35,8 @@ STAGES = {
 
 
 def build_clip(folder: Path, seconds: float, width: int = 1280, height: int = 720) -> tuple[Path, Path]:
-    from mculora.clip_writer import compose_clip
     from mculora.preprocess.audio import prepare_audio
+    from mculora.serving.clip_writer import compose_clip
 
     face = np.asarray(Image.open(EXAMPLES / "astronaut.jpg").convert("RGB"))
     voices = [prepare_audio(str(EXAMPLES / name)).samples for name in ("happy_speech.wav", "sad_speech.wav")]
@@ -53,12 +53,13 @@ def build_clip(folder: Path, seconds: float, width: int = 1280, height: int = 72
 
 
 def measure(seconds: float, repeats: int, checkpoint: Path) -> dict:
-    from mculora.allocator import keep_freed_memory
-    from mculora.annotate import write_annotated_video
-    from mculora.predictor import Predictor
+    from mculora.serving.allocator import keep_freed_memory
+    from mculora.serving.annotate import write_annotated_video
+    from mculora.serving.predictor import Predictor
+    from mculora.serving.torch_thread import TorchThread
 
     keep_freed_memory()  # as the served app does at start-up
-    predictor = Predictor.from_pretrained(checkpoint, device="cpu")
+    predictor = Predictor.from_pretrained(checkpoint, device="cpu", torch_thread=TorchThread())
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "warm").mkdir()

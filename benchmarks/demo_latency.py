@@ -4,8 +4,8 @@
 
 Calls the page's callbacks directly (no server) with the bundled example face and speech, a sentence, and a
 2-second video of the face: the main prediction, the live-webcam tick, the 7-combination ablation on an image and on
-the video. Reports the first (cold) call and the median and maximum of the repeats, and the duration `mculora.serving`
-requests (`GPU_SECONDS`) as a multiple of the slowest median.
+the video. Reports the first (cold) call and the median and maximum of the repeats, and the duration
+`mculora.serving.server` requests (`GPU_SECONDS`) as a multiple of the slowest median.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import cv2
 
-from mculora.demo import Conversation, DemoCallbacks
-from mculora.predictor import Predictor
-from mculora.serving import GPU_SECONDS
+from mculora.serving.demo import Conversation, DemoCallbacks
+from mculora.serving.predictor import Predictor
+from mculora.serving.server import GPU_SECONDS
+from mculora.serving.torch_thread import TorchThread
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE = ROOT / "assets" / "examples" / "astronaut.jpg"
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 
-    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device)
+    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, torch_thread=TorchThread())  # as the app
     callbacks = DemoCallbacks(predictor)
     frame = cv2.cvtColor(cv2.imread(str(FACE)), cv2.COLOR_BGR2RGB)
     with tempfile.TemporaryDirectory() as folder:

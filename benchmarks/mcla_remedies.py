@@ -3,10 +3,11 @@
     python -m mculora.data.synthetic --out /tmp/syn
     python benchmarks/mcla_remedies.py --data-root /tmp/syn --seeds 1 2 3 --epochs 20 --out runs/remedies
 
-Every variant is a set of `mculora.train` flags on top of the same run (IEMOCAP-4 layout, 5 folds). For each one the
-table gives the 7-condition accuracy (mean ± std over seeds), the number of dead adapters of the selected models (the
-most in one fold; see `mculora.inspect`), the smallest routed / shared gradient ratio per layer kind, and the
-decoupling figures averaged over combinations. Results go to ``--out``/<variant>/results.json and ``--out``/table.md.
+Every variant is a set of `mculora.training.train` flags on top of the same run (IEMOCAP-4 layout, 5 folds). For each
+one the table gives the 7-condition accuracy (mean ± std over seeds), the number of dead adapters of the selected models
+(the most in one fold; see `mculora.training.adapter_health`), the smallest routed / shared gradient ratio per layer
+kind, and the decoupling figures averaged over combinations. Results go to ``--out``/<variant>/results.json and
+``--out``/table.md.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from mculora.config import parse_args
-from mculora.evaluate import CONDITIONS
-from mculora.train import run
+from mculora.training.evaluate import CONDITIONS
+from mculora.training.train import run
 
 PAPER = ["--model-combination-stream", "chain", "--lora-plus-ratio", "1"]
 VARIANTS: dict[str, list[str]] = {

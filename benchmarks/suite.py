@@ -11,8 +11,8 @@ Sections, each measured in this one run so that ratios compare like with like on
   combination) and a mixed batch of 32 samples with random combinations.
 * **predictor**: `Predictor.predict` on the bundled face, speech and a sentence, median per stage; the ablation
   (`predict_combinations`); vision alone (the live webcam's work per frame) as frames per second.
-* **training**: one fold of `mculora.train` on a synthetic IEMOCAP-sized set (151 dialogues, about 5,500 utterances,
-  the GCNet features' dims), 3 epochs each under the standard and the reference protocol: seconds per epoch
+* **training**: one fold of `mculora.training.train` on a synthetic IEMOCAP-sized set (151 dialogues, about 5,500
+  utterances, the GCNet features' dims), 3 epochs each under the standard and the reference protocol: seconds per epoch
   (training, validation and DPFT's update) and training utterances per second.
 * **clip**: `benchmarks/clip.py` in a process of its own: a 30 s 1280x720 clip with speech and a transcript scored
   under every combination of every window; seconds of clip per wall-clock second, each stage's seconds, peak RSS.
@@ -46,12 +46,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
-from mculora import torch_thread  # noqa: E402
-from mculora.allocator import keep_freed_memory  # noqa: E402
-from mculora.lora import CombinationLoRALinear, Routes  # noqa: E402
+from mculora.lora import AdapterRows, CombinationLoRALinear  # noqa: E402
 from mculora.modalities import COMBINATIONS, MODALITIES, mask_table  # noqa: E402
 from mculora.model import UtteranceAttention  # noqa: E402
-from mculora.predictor import Predictor  # noqa: E402
+from mculora.serving.allocator import keep_freed_memory  # noqa: E402
+from mculora.serving.predictor import Predictor  # noqa: E402
+from mculora.serving.torch_thread import TorchThread  # noqa: E402
 
 FACE, SPEECH, TEXT = load.FACE, load.SPEECH, load.TEXT
 
@@ -69,7 +69,7 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
 def dense_route(self: CombinationLoRALinear, stream_in, combination, like):
     """The dense formulation of `CombinationLoRALinear.route`: every combination's adapter on every sample, then each
     sample's own selected."""
-    combination = combination.index if isinstance(combination, Routes) else combination
+    combination = combination.index if isinstance(combination, AdapterRows) else combination
     every = torch.stack([self.adapter(name, stream_in) for name in COMBINATIONS])  # [7, B, ..., out]
     routed = every[combination.clamp(min=0), torch.arange(combination.numel())]
     return routed * (combination >= 0).view(-1, *[1] * (routed.dim() - 1)).to(routed.dtype)
@@ -166,7 +166,7 @@ def training_section() -> dict:
     from mculora.config import parse_args
     from mculora.data import load_corpus
     from mculora.data.synthetic import write_synthetic
-    from mculora.train import run
+    from mculora.training.train import run
 
     with tempfile.TemporaryDirectory() as folder:
         # IEMOCAP's 4-way set: 151 dialogues, 5,531 utterances (20-53 per dialogue here); wav2vec-large, DeBERTa-large
@@ -281,9 +281,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="writes OUT.json, OUT.md")
     args = parser.parse_args()
     keep_freed_memory()  # as the served app does at start-up
-    predictor = Predictor.from_pretrained(args.checkpoint, device="cpu")
-    # The sections' own torch work runs on the thread the Predictor loads and runs on, so that this process keeps
-    # one OpenMP team, as the served app does (see `mculora.torch_thread`).
+    # The Predictor and the sections' own torch work run on one thread, so that this process keeps one OpenMP team,
+    # as the served app does (see `mculora.serving.torch_thread`).
+    torch_thread = TorchThread()
+    predictor = Predictor.from_pretrained(args.checkpoint, device="cpu", torch_thread=torch_thread)
     results = {
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}, {predictor.device}",
         "fusion": torch_thread.run(fusion, predictor.model, args.repeats),

@@ -48,7 +48,7 @@ class CheckpointConfig:
     architecture: str = "mculora"
     dataset: str | None = None
     training: dict = field(default_factory=dict, metadata={"help": "free-form provenance (seed, split, epochs)"})
-    # {combination: T}: the Predictor divides that combination's logits by T (see mculora.calibration); none = 1.
+    # {combination: T}: the Predictor divides that combination's logits by T (mculora.training.calibration); none: 1.
     temperatures: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:

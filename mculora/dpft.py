@@ -68,7 +68,7 @@ class DPFTConfig:
             raise ValueError("keep_probability must be in (0, 1)")
 
 
-class Routing(NamedTuple):
+class ModalityDraw(NamedTuple):
     """What a training batch may use: per-sample modalities, optional per-utterance availability (ANDed with the
     data's) and an optional routing override (-1: no combination adapter)."""
 
@@ -77,7 +77,7 @@ class Routing(NamedTuple):
     combination: torch.Tensor | None = None  # long [B]
 
     @classmethod
-    def of(cls, combination: torch.Tensor) -> Routing:
+    def of(cls, combination: torch.Tensor) -> ModalityDraw:
         """Each sample uses exactly its combination's modalities and adapters."""
         return cls(index_to_mask(combination))
 
@@ -110,7 +110,7 @@ class CombinationSampler:
             empty = ~mask.any(dim=1)
         return mask_to_index(mask)
 
-    def sample_reference(self, speakers: torch.Tensor, generator: torch.Generator | None = None) -> Routing:
+    def sample_reference(self, speakers: torch.Tensor, generator: torch.Generator | None = None) -> ModalityDraw:
         """The reference code's draw for a whole batch: one availability per speaker role (the host, speaker 0, and
         the guest, every other speaker), each modality kept with p_m, the all-missing draw allowed. Every sample is
         routed to the combination of the first dialogue's first speaker (-1 when that draw is empty), as in the
@@ -120,7 +120,7 @@ class CombinationSampler:
         first = draws[int(role[0, 0])]
         k = int(mask_to_index(first)) if first.any() else -1
         size = speakers.shape[0]
-        return Routing(
+        return ModalityDraw(
             modality_mask=draws.any(dim=0).expand(size, -1),
             available=draws[role],
             combination=torch.full((size,), k, dtype=torch.long),

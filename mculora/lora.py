@@ -8,7 +8,7 @@ A `CombinationLoRALinear` is a linear layer with two kinds of low-rank side bran
 
 Samples in one batch may have different combinations: each sample is routed to its own adapter, and only the
 adapters that occur in the batch are computed (the reference implementation runs all eight streams every time); at
-inference a batch of several combinations runs their adapters as one masked adapter (`Routes.block_mask`).
+inference a batch of several combinations runs their adapters as one masked adapter (`AdapterRows.block_mask`).
 As in LoRA, ``B`` starts at zero, so a fresh adapter leaves the layer's output unchanged; ``combination_init_std``
 can start the combination adapters' ``B`` at small random values instead (one of the remedies compared for the
 combination streams, see `mculora.model`).
@@ -55,7 +55,7 @@ class LoRAParts(NamedTuple):
 
 
 @dataclass
-class Routes:
+class AdapterRows:
     """Which samples use which combination adapter, worked out once per forward pass and shared by every layer
     (finding the combinations present reads the index back from the device, which each layer should not repeat)."""
 
@@ -66,7 +66,7 @@ class Routes:
     _restore: torch.Tensor | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, index: torch.Tensor) -> Routes:
+    def of(cls, index: torch.Tensor) -> AdapterRows:
         return cls(index, tuple(torch.unique(index).tolist()))
 
     @property
@@ -156,12 +156,14 @@ class CombinationLoRALinear(nn.Module):
         """``B_name A_name x`` for one adapter ("shared" or a combination name); ``x`` is already dropped out."""
         return self.lora_B[name](self.lora_A[name](x))
 
-    def forward(self, x: torch.Tensor, combination: torch.Tensor | Routes, xs: torch.Tensor | None = None) -> LoRAParts:
+    def forward(
+        self, x: torch.Tensor, combination: torch.Tensor | AdapterRows, xs: torch.Tensor | None = None
+    ) -> LoRAParts:
         """
         Args:
             x: shared-stream input [B, ..., in_features].
             combination: long [B], each sample's combination index (see `mculora.modalities`); -1 routes a sample
-                to no combination adapter (an all-missing sample of the reference protocol). Or its `Routes`.
+                to no combination adapter (an all-missing sample of the reference protocol). Or its `AdapterRows`.
             xs: combination-stream input [B, ..., in_features]; the combination adapter reads the dropped-out ``x``
                 when omitted (the first layer of a stream).
         """
@@ -177,12 +179,14 @@ class CombinationLoRALinear(nn.Module):
         dropped = self.lora_dropout(x)
         return SharedParts(base, self.adapter(SHARED, dropped), dropped)
 
-    def route(self, stream_in: torch.Tensor, combination: torch.Tensor | Routes, like: torch.Tensor) -> torch.Tensor:
+    def route(
+        self, stream_in: torch.Tensor, combination: torch.Tensor | AdapterRows, like: torch.Tensor
+    ) -> torch.Tensor:
         """Each sample's combination adapter applied to its rows of ``stream_in`` (zeros, shaped ``like``, where the
         combination is -1, and everywhere without adapters). Only the adapters that occur in the batch are computed."""
         if not self.has_adapters:
             return torch.zeros_like(like)
-        routes = combination if isinstance(combination, Routes) else Routes.of(combination)
+        routes = combination if isinstance(combination, AdapterRows) else AdapterRows.of(combination)
         if routes.whole is not None:  # one combination for the whole batch, as at inference: no scatter
             return self.adapter(COMBINATIONS[routes.whole], stream_in)
         if routes.present[-1] < 0:  # no sample has a combination
@@ -208,3 +212,12 @@ class CombinationLoRALinear(nn.Module):
         rows = stream_in.reshape(stream_in.shape[0], -1, stream_in.shape[-1])  # [B, N, in]
         hidden = F.linear(rows, a) * routes.block_mask(self.rank, rows.dtype)
         return F.linear(hidden, b).reshape(like.shape)
+
+
+def adapter_layers(model: nn.Module) -> dict[str, CombinationLoRALinear]:
+    """Every layer with adapters, by its name in the model, in data-flow order (in_proj.*, layers.*, fusion, head)."""
+    return {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, CombinationLoRALinear) and module.has_adapters
+    }

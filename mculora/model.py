@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mculora.dropout import Dropout
-from mculora.lora import CombinationLoRALinear, Routes, SharedParts
+from mculora.lora import AdapterRows, CombinationLoRALinear, SharedParts
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 
 COMBINATION_BRANCHES = ("with_base", "adapter_only")
@@ -285,7 +285,7 @@ class MCULoRA(StandardisedInputs):
             linears += [(layer.fc1, h1), (layer.fc2, h2)]
         return ModalityPass(x, key_mask, linears)
 
-    def combination_stream(self, encoded: ModalityPass, routes: Routes) -> Stream:
+    def combination_stream(self, encoded: ModalityPass, routes: AdapterRows) -> Stream:
         """The combination stream of an encoded modality: through the same linears, each sample's combination
         adapters, starting from the input projection's dropped-out input."""
         stream = None
@@ -306,7 +306,7 @@ class MCULoRA(StandardisedInputs):
         encoded: dict[Modality, ModalityPass],
         streams: dict[Modality, Stream],
         fused: FusionPass,
-        routes: Routes,
+        routes: AdapterRows,
         combination: torch.Tensor,
     ) -> ModelOutput:
         """The logits and their decomposition, from the modalities' passes, their combination streams and the fusion."""
@@ -356,7 +356,7 @@ class MCULoRA(StandardisedInputs):
         if combination is None:
             combination = mask_to_index(modality_mask)
         keep = keep_mask(utterance_mask, modality_mask, available)
-        routes = Routes.of(combination)
+        routes = AdapterRows.of(combination)
         encoded = {m: self.encode(m, features[m], keep[:, :, i]) for i, m in enumerate(MODALITIES)}
         streams = {m: self.combination_stream(encoded[m], routes) for m in MODALITIES}
         fused = self.fuse(encoded)
@@ -390,7 +390,7 @@ class MCULoRA(StandardisedInputs):
             present = tuple(mask.tolist())
             k = int(mask_to_index(mask)) if combinations is None else int(combinations[c])
             if k not in routes:
-                routes[k] = Routes.of(torch.full((batch,), k, dtype=torch.long, device=utterance_mask.device))
+                routes[k] = AdapterRows.of(torch.full((batch,), k, dtype=torch.long, device=utterance_mask.device))
             keep = keep_mask(utterance_mask, mask.expand(batch, -1), available)
             for i, m in enumerate(MODALITIES):
                 if (m, present[i]) not in encoded:

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mculora.clip_writer import compose_clip
 from mculora.preprocess.audio import prepare_audio
+from mculora.serving.clip_writer import compose_clip
 
 TEST_ACTORS = (19, 20, 21, 22)  # RAVDESS speakers outside the encoders' training split
 _FER = {"happiness": "happy", "anger": "angry", "sadness": "sad", "surprise": "surprise"}

@@ -72,10 +72,11 @@ def demo_checkpoint() -> Path:
 @pytest.fixture(scope="session")
 def predictor(demo_checkpoint):
     """The shipped (or MCULORA_CHECKPOINT) model on the CPU, shared by the modules that test it; test_predictor.py
-    overrides it with an untrained one."""
-    from mculora.predictor import Predictor
+    overrides it with an untrained one. It runs on a torch thread of its own, as the app's Predictors do."""
+    from mculora.serving.predictor import Predictor
+    from mculora.serving.torch_thread import TorchThread
 
-    return Predictor.from_pretrained(demo_checkpoint, device="cpu")
+    return Predictor.from_pretrained(demo_checkpoint, device="cpu", torch_thread=TorchThread())
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from mculora.config import TrainConfig
 from mculora.data import Dialogue, collate_dialogues
-from mculora.dpft import Routing
+from mculora.dpft import ModalityDraw
 from mculora.methods import build_method
 from mculora.modalities import MODALITIES
-from mculora.train import train_step
+from mculora.training.train import train_step
 
 DIMS = {"audio": 6, "text": 8, "vision": 7}
 COMBINATIONS = torch.tensor([0, 4, 5, 2])  # one per dialogue of the global batch
@@ -52,7 +52,7 @@ def model_and_method():
 
 def step(model, method, dialogues, combination, device="cpu"):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    routing = Routing.of(torch.as_tensor(combination))
+    routing = ModalityDraw.of(torch.as_tensor(combination))
     batch = collate_dialogues(dialogues).to(device)
     return train_step(model, method, optimizer, batch, routing, "classification")
 

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from mculora.adapt import InputOffsets, drop_one, main, nt_xent, stable_pseudo_labels
 from mculora.checkpoint import load_checkpoint
 from mculora.modalities import MODALITIES
-from mculora.train import main as train_main
+from mculora.training.adapt import InputOffsets, drop_one, main, nt_xent, stable_pseudo_labels
+from mculora.training.train import main as train_main
 
 
 def test_the_most_stable_samples_are_kept():

@@ -1,4 +1,5 @@
-"""`mculora.allocator.keep_freed_memory`: blocks of a few MiB come from the heap instead of a fresh mapping each."""
+"""`mculora.serving.allocator.keep_freed_memory`: blocks of a few MiB come from the heap instead of a fresh mapping
+each."""
 
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 PROBE = """
 import ctypes, sys
 import numpy as np
-from mculora.allocator import keep_freed_memory
+from mculora.serving.allocator import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [
@@ -49,12 +50,12 @@ def test_a_block_of_a_few_mib_comes_from_the_heap_once_tuned() -> None:
 
 POLICY_PROBE = """
 import sys
-import mculora.allocator as allocator
+import mculora.serving.allocator as allocator
 
 calls = []
 allocator.keep_freed_memory = lambda: calls.append("set") or True  # before anything imports it
 
-from mculora.predictor import Predictor
+from mculora.serving.predictor import Predictor
 
 Predictor.from_pretrained(sys.argv[1], device="cpu")
 loaded = len(calls)

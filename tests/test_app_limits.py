@@ -12,8 +12,8 @@ from bad_inputs import FACE, SPEECH, TEXT
 from gradio_client import handle_file
 from served import served_demo
 
-from mculora import serving
-from mculora.demo import EXPORT_TTL_S, HISTORY_TURNS, TIMELINE_TURNS, Conversation, DemoCallbacks
+from mculora.serving import server
+from mculora.serving.demo import EXPORT_TTL_S, HISTORY_TURNS, TIMELINE_TURNS, Conversation, DemoCallbacks
 
 # Mixed requests: each modality alone and together, through both endpoints.
 REQUESTS = [
@@ -32,7 +32,7 @@ def test_concurrent_requests_give_the_sequential_results(predictor, demo_checkpo
         sequential = [client.predict(*args, api_name=endpoint) for endpoint, args in REQUESTS]
         jobs = [client.submit(*args, api_name=endpoint) for endpoint, args in REQUESTS * 4]
         concurrent = [job.result(timeout=300) for job in jobs]
-    assert serving.CONCURRENCY > 1  # otherwise nothing here ran at the same time
+    assert server.CONCURRENCY > 1  # otherwise nothing here ran at the same time
     for index, result in enumerate(concurrent):
         expected = sequential[index % len(REQUESTS)]
         rows = zip(result.get("rows", [result]), expected.get("rows", [expected]), strict=True)
@@ -62,7 +62,7 @@ def test_a_full_queue_answers_busy_at_once(predictor, demo_checkpoint):
 @pytest.mark.slow
 def test_uploads_over_the_limit_are_refused_with_the_limit(predictor, demo_checkpoint, tmp_path):
     limit = 50 * 1024 * 1024
-    assert serving.MAX_UPLOAD == "50mb"
+    assert server.MAX_UPLOAD == "50mb"
     big = tmp_path / "big.wav"
     with big.open("wb") as handle:
         handle.truncate(limit + 1)

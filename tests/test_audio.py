@@ -12,7 +12,7 @@ import torch
 import torchaudio.functional as AF
 
 from mculora.encoders import audio as acoustic
-from mculora.encoders.audio import BLOCKS, AcousticDescriptor, block_slices
+from mculora.encoders.acoustic_descriptor import BLOCKS, AcousticDescriptor, block_slices
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import MAX_SECONDS, READ_SECONDS, TARGET_SAMPLE_RATE, prepare_audio

@@ -14,7 +14,7 @@ from bad_inputs import MATRIX, SPEECH, TEXT, Case, LeftOut, Refused, Used
 from gradio_client import handle_file
 
 from mculora.modalities import MODALITIES
-from mculora.predictor import NothingToPredict, Predictor
+from mculora.serving.predictor import NothingToPredict, Predictor
 
 NAMES = [m.value for m in MODALITIES]
 

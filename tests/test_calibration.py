@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from mculora.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax
 from mculora.checkpoint import CheckpointError, read_checkpoint_config
-from mculora.demo import probability_note
-from mculora.predictor import Predictor
+from mculora.serving.demo import probability_note
+from mculora.serving.predictor import Predictor
+from mculora.training.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood, softmax
 
 
 def sampled(scale: float, n: int = 20000, classes: int = 7, seed: int = 0):

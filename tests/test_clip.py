@@ -1,5 +1,5 @@
-"""Scoring clips window by window (mculora.clip) with the shipped model, on clips built from real data: the timeline
-follows what the clip shows and says, the exports agree with it, and bad clips get a reason per window."""
+"""Scoring clips window by window (mculora.serving.clip) with the shipped model, on clips built from real data: the
+timeline follows what the clip shows and says, the exports agree with it, and bad clips get a reason per window."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from clips import confident_part, two_part_clip
 
-from mculora.annotate import write_annotated_video
-from mculora.clip import ALL, MAX_WINDOWS, ClipCancelled, window_spans
-from mculora.clip_writer import compose_clip
-from mculora.plots import label_colours
 from mculora.preprocess import UnusableInput
+from mculora.serving.annotate import write_annotated_video
+from mculora.serving.clip import ALL, MAX_WINDOWS, ClipCancelled, window_spans
+from mculora.serving.clip_writer import compose_clip
+from mculora.serving.plots import label_colours
 
 HALF_S = 4.0
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,8 +94,8 @@ def test_the_summary_pools_windows_by_certainty_not_a_plain_mean(scored):
 
 
 def test_pooling_favours_the_confident_window():
-    from mculora.clip import ClipWindow, _pooled
-    from mculora.predictor import CombinationRow
+    from mculora.serving.clip import ClipWindow, _pooled
+    from mculora.serving.predictor import CombinationRow
 
     labels = ["neutral", "sadness"]
     unsure = [CombinationRow("v", "neutral", {"neutral": 0.55, "sadness": 0.45})] * 3
@@ -219,7 +219,7 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         [
             sys.executable,
             "-m",
-            "mculora.clip",
+            "mculora.serving.clip",
             str(two_label_clip),
             "--out",
             str(tmp_path),
@@ -239,7 +239,7 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         assert {s.type for s in video.streams} == {"video", "audio"}
     assert "7 windows over 8.0 s" in done.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "mculora.clip", str(tmp_path / "missing.mp4")], capture_output=True, text=True
+        [sys.executable, "-m", "mculora.serving.clip", str(tmp_path / "missing.mp4")], capture_output=True, text=True
     )
     assert bad.returncode != 0 and "no such file" in bad.stderr
 
@@ -249,7 +249,7 @@ def test_portrait_video_and_several_faces(predictor, parts, tmp_path):
     says how many were seen."""
     from PIL import Image
 
-    from mculora.clip_writer import ClipWriter
+    from mculora.serving.clip_writer import ClipWriter
 
     happy, _ = parts
     portrait = compose_clip(tmp_path / "portrait.mp4", [(happy.face, happy.speech, 2.0)], width=360, height=640)
@@ -267,6 +267,6 @@ def test_portrait_video_and_several_faces(predictor, parts, tmp_path):
     assert all(w.face and w.faces_seen >= 2 for w in result.windows)  # the mesh finds two or three of the three
     track = result.tracks[0]
     assert track.box[0] < 400 and track.box[2] < 420  # the larger face, on the left
-    from mculora.demo import clip_summary
+    from mculora.serving.demo import clip_summary
 
     assert "more than one face: the largest one is scored" in clip_summary(result)

@@ -82,7 +82,7 @@ def test_a_bad_transcript_or_no_clip_gets_a_message(served_app, clip, tmp_path):
 
 
 def test_the_clip_tab_callback_and_cancel(predictor, clip, transcript):
-    from mculora.demo import ClipJob, DemoCallbacks
+    from mculora.serving.demo import ClipJob, DemoCallbacks
 
     callbacks = DemoCallbacks(predictor)
     job = ClipJob()

@@ -1,5 +1,5 @@
 """Reading clips (mculora.preprocess.clip): containers and codecs, the soundtrack, frame times, rotation, broken files
-and the length cap. Clips are written here with mculora.clip_writer from synthetic pictures and tones."""
+and the length cap. Clips are written here with mculora.serving.clip_writer from synthetic pictures and tones."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mculora.clip_writer import ClipWriter, compose_clip
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.clip import MAX_CLIP_SECONDS, ClipReader
+from mculora.serving.clip_writer import ClipWriter, compose_clip
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 

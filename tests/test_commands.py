@@ -1,5 +1,5 @@
-"""The documented commands as a user types them: `python app.py` with its flags and its default bind,
-`python -m mculora.hub push/pull` against the Hub stand-in, `python -m mculora.space --out`; and the page's Reset
+"""The documented commands as a user types them: `python app.py` with its flags and its default bind, `python -m
+mculora.hosting.hub push/pull` against the Hub stand-in, `python -m mculora.hosting.space --out`; and the page's Reset
 conversation button and ablation JSON export."""
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def test_hub_push_and_pull_commands(tmp_path, demo_checkpoint):
         env["HF_HUB_DISABLE_XET"] = "1"  # the stand-in speaks the Hub's LFS protocol
 
         def hub(*args: str) -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, "-m", "mculora.hub", *args], env=env, capture_output=True, text=True)
+            return subprocess.run(
+                [sys.executable, "-m", "mculora.hosting.hub", *args], env=env, capture_output=True, text=True
+            )
 
         pushed = hub("push", str(demo_checkpoint), "someone/demo", "--license", "mit")
         assert pushed.returncode == 0, pushed.stderr[-2000:]
@@ -80,7 +82,7 @@ def test_hub_push_and_pull_commands(tmp_path, demo_checkpoint):
 def test_space_out_command_builds_a_valid_folder(tmp_path):
     out = tmp_path / "space"
     done = subprocess.run(
-        [sys.executable, "-m", "mculora.space", "--out", str(out)], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "mculora.hosting.space", "--out", str(out)], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hf upload" in done.stdout
@@ -88,14 +90,14 @@ def test_space_out_command_builds_a_valid_folder(tmp_path):
         assert (out / name).is_file(), name
     assert (out / "checkpoints" / "default" / "model.safetensors").is_file()
     checked = subprocess.run(
-        [sys.executable, "-m", "mculora.space", "--check", str(out)], cwd=ROOT, capture_output=True
+        [sys.executable, "-m", "mculora.hosting.space", "--check", str(out)], cwd=ROOT, capture_output=True
     )
     assert checked.returncode == 0
 
 
 def test_reset_conversation_and_the_ablation_json_export(predictor):
-    from mculora import plots
-    from mculora.demo import Conversation, DemoCallbacks
+    from mculora.serving import plots
+    from mculora.serving.demo import Conversation, DemoCallbacks
 
     callbacks = DemoCallbacks(predictor)
     conversation = Conversation()

@@ -1,12 +1,12 @@
-"""`python -m mculora.compare`: every method on identical splits, one table, and the missing-rate curves."""
+"""`python -m mculora.training.compare`: every method on identical splits, one table, and the missing-rate curves."""
 
 import json
 
 import pytest
 import torch
 
-from mculora.compare import MISSING_RATES, main, random_missing
 from mculora.data import collate_dialogues, load_corpus
+from mculora.training.compare import MISSING_RATES, main, random_missing
 
 
 def test_random_missing_keeps_one_modality_per_utterance_and_routes_by_what_is_left(synthetic_iemocap):

@@ -10,11 +10,11 @@ import torch
 
 from mculora.checkpoint import read_checkpoint_config
 from mculora.encoders import build_encoders, check_encoders
-from mculora.evaluate import CONDITIONS
-from mculora.metrics import COLLAPSE_SHARE, balanced_draw, collapse_check
 from mculora.modalities import Modality
-from mculora.predictor import NothingToPredict
 from mculora.recipes.sources import EKMAN, all_items
+from mculora.serving.predictor import NothingToPredict
+from mculora.training.evaluate import CONDITIONS
+from mculora.training.metrics import COLLAPSE_SHARE, balanced_draw, collapse_check
 
 SAD_SENTENCES = [
     "My dog died this morning and I can't stop crying.",

@@ -51,9 +51,9 @@ def test_trainer_runs_under_torchrun(trainer_args, tmp_path):
     average over the 7 conditions, and within a few points of each other (their batches and draws differ, so the
     runs are not equal; the exact equivalence of one step is the test above)."""
     args = trainer_args("--model-hidden", "32", "--model-depth", "1", epochs=8)
-    subprocess.run([*TORCHRUN, "-m", "mculora.train", *args], check=True, timeout=300)
+    subprocess.run([*TORCHRUN, "-m", "mculora.training.train", *args], check=True, timeout=300)
     distributed = json.loads((tmp_path / "run" / "results.json").read_text())
-    subprocess.run([sys.executable, "-m", "mculora.train", *args], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "mculora.training.train", *args], check=True, timeout=300)
     single = json.loads((tmp_path / "run" / "results.json").read_text())
     assert (distributed["world_size"], single["world_size"]) == (2, 1)
     assert distributed["splits"] == single["splits"] == ["fold1"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mculora import clip, demo, serving
 from mculora.preprocess import audio, text, transcript, vision
 from mculora.preprocess import clip as clip_reader
+from mculora.serving import clip, demo, server
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -36,7 +36,7 @@ def video_cap() -> tuple[float, int]:
 @pytest.mark.parametrize(
     "row, expected",
     [
-        ("Upload size", [int(serving.MAX_UPLOAD.removesuffix("mb"))]),
+        ("Upload size", [int(server.MAX_UPLOAD.removesuffix("mb"))]),
         ("Audio", [audio.READ_SECONDS, audio.MAX_SECONDS]),
         ("Image", [vision.MAX_IMAGE_PIXELS / 1e6, vision.MAX_IMAGE_SIDE, vision.MAX_ASPECT_RATIO, 1]),
         ("Video", [video_cap()[1] / video_cap()[0], video_cap()[0], vision.MAX_VIDEO_SIDE]),
@@ -45,7 +45,7 @@ def video_cap() -> tuple[float, int]:
         ("Transcript", [8, transcript.MAX_TRANSCRIPT_BYTES / 1e6]),  # "UTF-8, up to 1 MB"
         ("Text", [text.MAX_CHARACTERS]),
         ("Conversation mode", [demo.HISTORY_TURNS, demo.TIMELINE_TURNS]),
-        ("Queue", [serving.CONCURRENCY, serving.QUEUE_SIZE]),
+        ("Queue", [server.CONCURRENCY, server.QUEUE_SIZE]),
     ],
 )
 def test_the_limits_table_states_the_enforced_values(row, expected):
@@ -53,8 +53,8 @@ def test_the_limits_table_states_the_enforced_values(row, expected):
 
 
 def test_the_zero_gpu_duration_and_the_clean_up_times():
-    assert f"@spaces.GPU(duration={serving.GPU_SECONDS})" in README
+    assert f"@spaces.GPU(duration={server.GPU_SECONDS})" in README
     assert f"(the page uses {clip.WINDOW_S:g} s every {clip.HOP_S:g} s)" in README
-    every, older_than = serving.CACHE_CLEANUP
+    every, older_than = server.CACHE_CLEANUP
     assert (every, older_than, demo.EXPORT_TTL_S) == (600, 3600, 3600)
     assert "deleted an hour after upload (checked every 10 minutes" in README

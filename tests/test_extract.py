@@ -6,9 +6,9 @@ import json
 import pandas as pd
 import pytest
 
-from mculora.extract import main as extract
-from mculora.predictor import Predictor
-from mculora.train import main as train
+from mculora.data.extract import main as extract
+from mculora.serving.predictor import Predictor
+from mculora.training.train import main as train
 
 TEXTS = {
     "angry": ["This is outrageous, I am furious with you!", "Stop lying to me, I'm so mad right now."],

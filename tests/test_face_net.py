@@ -11,6 +11,7 @@ from PIL import Image
 
 from mculora.encoders import EncoderMismatch, EncoderUnavailable, build_encoders, check_encoders
 from mculora.encoders.base import weights_digest
+from mculora.encoders.face_geometry import DIM as GEOMETRY_DIM
 from mculora.encoders.face_net import (
     INPUT_SIZE,
     NUM_CLASSES,
@@ -21,7 +22,6 @@ from mculora.encoders.face_net import (
     network_crop,
     save_face_net,
 )
-from mculora.encoders.vision import DIM as GEOMETRY_DIM
 from mculora.modalities import Modality
 from mculora.preprocess.vision import FaceFinder
 from mculora.recipes.encoder_training import class_weights
@@ -151,7 +151,7 @@ def test_shipped_network_meets_its_card_on_fer_public_test(demo_checkpoint, ship
 def test_encoding_from_a_cached_mesh_pass_is_the_served_encoding(shipped, shared_data):
     """The recipe encodes its faces from the crops and geometry it keeps from one mesh pass
     (`mculora.recipes.face_crops`); that must be the vector the demo computes from the same image."""
-    from mculora.encoders.vision import describe
+    from mculora.encoders.face_geometry import describe
 
     paths = sorted((shared_data / "fer2013" / "images" / "test" / "happy").glob("*.jpg"))[:6]
     faces = [FaceFinder().find(path) for path in paths]

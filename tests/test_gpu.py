@@ -11,8 +11,8 @@ import distributed_step
 import pytest
 import torch
 
-from mculora.predictor import Predictor
-from mculora.serving import gpu_fallback_warning
+from mculora.serving.predictor import Predictor
+from mculora.serving.server import gpu_fallback_warning
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(),

@@ -14,9 +14,9 @@ import yaml
 from hub_standin import HubStandIn
 from huggingface_hub import constants
 
-from mculora import hub
 from mculora.checkpoint import CheckpointError, read_checkpoint_config
-from mculora.predictor import Predictor
+from mculora.hosting import hub
+from mculora.serving.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "someone/mculora-demo"

@@ -9,12 +9,12 @@ import torch
 from mculora.checkpoint import load_checkpoint
 from mculora.config import parse_args
 from mculora.data import collate_dialogues, load_corpus
-from mculora.inspect import DEAD_RATIO, adapter_layers, adapter_report, decoupling, on_path
-from mculora.inspect import main as inspect_main
-from mculora.lora import SHARED
+from mculora.lora import SHARED, adapter_layers
 from mculora.methods import build_method
 from mculora.modalities import COMBINATIONS
-from mculora.train import run, seed_everything
+from mculora.training.adapter_health import DEAD_RATIO, adapter_report, decoupling, on_path
+from mculora.training.adapter_health import main as inspect_main
+from mculora.training.train import run, seed_everything
 
 PAPER = ["--model-combination-stream", "chain", "--lora-plus-ratio", "1"]
 EPOCHS = 10
@@ -121,7 +121,7 @@ def test_inspect_command_prints_the_tables_and_flags_dead_adapters(trained, caps
 
 
 def test_trainer_logs_every_adapter_each_epoch(trainer_args, tmp_path):
-    from mculora.train import main
+    from mculora.training.train import main
 
     main(trainer_args("--model-hidden", "16", "--model-depth", "1", epochs=2))
     log = [json.loads(line) for line in (tmp_path / "run" / "training_log.jsonl").read_text().splitlines()]
@@ -137,8 +137,8 @@ def test_trainer_logs_every_adapter_each_epoch(trainer_args, tmp_path):
 def test_reference_protocol_selects_on_test_and_uses_the_reference_settings(trainer_args, tmp_path):
     from mculora.config import parse_args
     from mculora.dpft import CombinationSampler, DPFTConfig
-    from mculora.metrics import PRIMARY_METRIC
-    from mculora.train import apply_protocol, main
+    from mculora.training.metrics import PRIMARY_METRIC
+    from mculora.training.train import apply_protocol, main
 
     args = trainer_args("--protocol", "reference", "--model-hidden", "16", "--model-depth", "1", epochs=3)
     # The settings: no validation carve-out, the reference divergence and reference point.

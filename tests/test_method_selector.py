@@ -11,8 +11,8 @@ sys.path.insert(0, str(ROOT))
 
 from mculora.checkpoint import CheckpointError, read_checkpoint_config, sibling_checkpoints  # noqa: E402
 from mculora.encoders import EncoderMismatch  # noqa: E402
-from mculora.evaluate import CONDITIONS  # noqa: E402
-from mculora.predictor import Predictor, UnknownMethod  # noqa: E402
+from mculora.serving.predictor import Predictor, UnknownMethod  # noqa: E402
+from mculora.training.evaluate import CONDITIONS  # noqa: E402
 
 PEER = ROOT / "checkpoints" / "mplmm"
 FACE = ROOT / "assets" / "examples" / "astronaut.jpg"
@@ -118,8 +118,8 @@ def test_a_bad_method_gets_a_clear_message_and_the_server_keeps_serving(served_m
 
 
 def test_the_page_shows_both_methods_side_by_side(both, tmp_path):
-    from mculora import plots
-    from mculora.demo import DemoCallbacks
+    from mculora.serving import plots
+    from mculora.serving.demo import DemoCallbacks
 
     callbacks = DemoCallbacks(both)
     heatmap, table, csv_path, json_path = callbacks.ablate_view(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mculora.metrics import regression_metrics
+from mculora.training.metrics import regression_metrics
 
 
 def test_regression_metrics_report_mae_and_r_on_all_and_on_nonzero_labels():
@@ -16,7 +16,7 @@ def test_regression_metrics_report_mae_and_r_on_all_and_on_nonzero_labels():
 
 
 def test_disagreement_counts_which_member_a_pair_follows():
-    from mculora.evaluate import disagreement_report
+    from mculora.training.evaluate import disagreement_report
 
     labels = np.array([0, 0, 0, 1, 1])
     one_hot = np.eye(3)

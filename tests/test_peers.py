@@ -9,12 +9,12 @@ import torch
 from mculora.checkpoint import load_checkpoint
 from mculora.config import TrainConfig
 from mculora.data import Batch
-from mculora.dpft import Routing
-from mculora.evaluate import CONDITIONS
+from mculora.dpft import ModalityDraw
 from mculora.methods import build_method
 from mculora.methods.cggm import CGGMMethod
 from mculora.modalities import MODALITIES, Modality, combination_index, index_to_mask
-from mculora.train import main, optimizer_for, train_step
+from mculora.training.evaluate import CONDITIONS
+from mculora.training.train import main, optimizer_for, train_step
 
 DIMS = {"audio": 12, "text": 10, "vision": 8}
 SMALL = ["--model-hidden", "32", "--model-depth", "1"]
@@ -131,7 +131,7 @@ def test_cggm_scales_only_the_modality_encoders(backbone, monkeypatch):
     model = method.build_model(DIMS, 4).train()
     batch = _batch()
     method.before_training(model, method.make_sampler(), [batch], torch.device("cpu"))
-    routing = Routing.of(torch.tensor([0, 0, 1, 2, 4, 6]))
+    routing = ModalityDraw.of(torch.tensor([0, 0, 1, 2, 4, 6]))
     fixed = torch.tensor([0.5, 0.8, 1.2])
     monkeypatch.setattr(method, "modulation", lambda accuracy: fixed)
     gradients = {}
@@ -204,7 +204,7 @@ def test_a_peer_checkpoint_serves_through_the_predictor(method, demo_checkpoint,
     checks the plumbing, not recognition)."""
     from mculora.checkpoint import CheckpointConfig, read_checkpoint_config, save_checkpoint
     from mculora.encoders import copy_encoder_weights
-    from mculora.predictor import Predictor
+    from mculora.serving.predictor import Predictor
 
     shipped = read_checkpoint_config(demo_checkpoint)
     network = build_method(method, _config()).build_model(shipped.model.feature_dims, len(shipped.label_names))

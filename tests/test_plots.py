@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 
-from mculora import plots
-from mculora.featurize import UtteranceFeatures
-from mculora.predictor import CombinationRow, Contributions, Prediction
+from mculora.encoders.featurize import UtteranceFeatures
 from mculora.preprocess.vision import Face, _make_face
+from mculora.serving import plots
+from mculora.serving.predictor import CombinationRow, Contributions, Prediction
 
 LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
 

@@ -18,7 +18,7 @@ from mculora.encoders import (
     describe_encoders,
 )
 from mculora.model import MCULoRA, MCULoRAConfig
-from mculora.predictor import NothingToPredict, Predictor
+from mculora.serving.predictor import NothingToPredict, Predictor
 
 LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
 

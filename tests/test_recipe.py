@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from mculora.checkpoint import load_checkpoint
-from mculora.evaluate import CONDITIONS
-from mculora.predictor import Predictor
 from mculora.recipes.default import main as recipe
+from mculora.serving.predictor import Predictor
+from mculora.training.evaluate import CONDITIONS
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +86,9 @@ def test_the_recipe_trains_a_peer_whose_card_sets_it_beside_mculora(shared_data,
 
 @pytest.mark.slow
 def test_the_real_corpus_exported_for_the_trainer_and_the_comparison(shared_data, tiny_run, tmp_path):
-    from mculora.compare import main as compare
     from mculora.data import load_corpus
     from mculora.recipes.paired_corpus import main as export
+    from mculora.training.compare import main as compare
 
     work, out = tiny_run
     corpus = tmp_path / "ekman7-paired"

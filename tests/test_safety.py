@@ -14,7 +14,7 @@ from bad_inputs import FACE, SPEECH, TEXT
 from gradio_client import handle_file
 from served import served_demo
 
-from mculora.predictor import Predictor
+from mculora.serving.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 # The one documented exception: the benchmark label pickles, read only from a data root the user names.

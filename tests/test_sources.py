@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mculora.extract import read_manifest
+from mculora.data.extract import read_manifest
 from mculora.modalities import Modality
 from mculora.recipes.sources import (
     EKMAN,

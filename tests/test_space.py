@@ -14,7 +14,8 @@ import pytest
 import torch
 from served import free_port
 
-from mculora import serving, space
+from mculora.hosting import space
+from mculora.serving import server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -105,7 +106,10 @@ def test_pointer_files_instead_of_weights_are_caught(broken):
 def test_the_command_line_reports_a_broken_folder(broken):
     edit_front_matter(broken, 'python_version: "3.12"', 'python_version: "3.9"')
     result = subprocess.run(
-        [sys.executable, "-m", "mculora.space", "--check", str(broken)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "mculora.hosting.space", "--check", str(broken)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 1
     assert "is not a valid Space" in result.stderr and "python_version '3.9'" in result.stderr
@@ -143,7 +147,7 @@ def test_the_folder_serves_the_demo_on_its_own(folder, tmp_path):
 
 def test_zero_gpu_wraps_every_model_event_and_hides_the_live_stream(monkeypatch, demo_checkpoint):
     import app
-    from mculora.predictor import Predictor
+    from mculora.serving.predictor import Predictor
 
     requested = []
 
@@ -156,11 +160,11 @@ def test_zero_gpu_wraps_every_model_event_and_hides_the_live_stream(monkeypatch,
     demo = app.build_demo(predictor, demo_checkpoint)
     assert requested == [] and live_tab(demo).visible  # off ZeroGPU the decorator is not even asked for
 
-    monkeypatch.setenv(serving.ZERO_GPU_ENV, "true")
+    monkeypatch.setenv(server.ZERO_GPU_ENV, "true")
     demo = app.build_demo(predictor, demo_checkpoint)
     # The clip events ask for longer: a 120 s clip takes about 15 s of CPU for the face mesh alone.
-    assert requested == [serving.GPU_SECONDS, serving.CLIP_GPU_SECONDS] and not live_tab(demo).visible
-    assert 0 < serving.GPU_SECONDS < serving.CLIP_GPU_SECONDS <= 60
+    assert requested == [server.GPU_SECONDS, server.CLIP_GPU_SECONDS] and not live_tab(demo).visible
+    assert 0 < server.GPU_SECONDS < server.CLIP_GPU_SECONDS <= 60
 
 
 def live_tab(demo: gr.Blocks) -> gr.Tab:
@@ -173,13 +177,13 @@ def test_the_startup_report_explains_a_gpu_the_torch_build_cannot_use(monkeypatc
     config = read_checkpoint_config(demo_checkpoint)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(serving, "nvidia_driver", lambda: None)
-    lines = serving.startup_report(torch.device("cpu"), demo_checkpoint, config)
+    monkeypatch.setattr(server, "nvidia_driver", lambda: None)
+    lines = server.startup_report(torch.device("cpu"), demo_checkpoint, config)
     assert len(lines) == 2 and "NVIDIA driver none" in lines[0]
 
     driver = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15"
-    monkeypatch.setattr(serving, "nvidia_driver", lambda: driver)
-    warning = serving.startup_report(torch.device("cpu"), demo_checkpoint, config)[-1]
+    monkeypatch.setattr(server, "nvidia_driver", lambda: driver)
+    warning = server.startup_report(torch.device("cpu"), demo_checkpoint, config)[-1]
     assert warning.startswith("mculora: WARNING:") and "550.54.15" in warning and ">= 580 for CUDA 13" in warning
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from mculora.encoders import EncoderUnavailable, build_encoders
-from mculora.encoders.audio import AcousticDescriptor
+from mculora.encoders.acoustic_descriptor import AcousticDescriptor
 from mculora.encoders.base import weights_digest
 from mculora.encoders.speech_net import (
     MIN_FRAMES,

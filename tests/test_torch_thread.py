@@ -1,5 +1,5 @@
-"""The Predictor loads and runs on one thread whichever thread calls it (`mculora.torch_thread`): the property that
-keeps a served process at one OpenMP team."""
+"""A Predictor given a `TorchThread` loads and runs on it whichever thread calls (`mculora.serving.torch_thread`): the
+property that keeps a served process at one OpenMP team. Without one it starts no thread (the server's choice)."""
 
 import os
 import select
@@ -9,55 +9,60 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mculora import torch_thread
 from mculora.checkpoint import CheckpointError
-from mculora.predictor import NothingToPredict, Predictor
+from mculora.serving.predictor import NothingToPredict, Predictor
+from mculora.serving.torch_thread import THREAD_NAME, TorchThread, on_torch_thread
 
 
 def test_calls_from_any_thread_run_on_one_thread_and_return_its_result() -> None:
+    thread = TorchThread()
     callers = [threading.main_thread().ident]
     with ThreadPoolExecutor(4) as pool:
-        ran_on = [torch_thread.run(threading.get_ident)] + list(
-            pool.map(lambda _: torch_thread.run(threading.get_ident), range(8))
-        )
+        ran_on = [thread.run(threading.get_ident)] + list(pool.map(lambda _: thread.run(threading.get_ident), range(8)))
         callers += list(pool.map(lambda _: threading.get_ident(), range(8)))
     assert len(set(ran_on)) == 1
     assert ran_on[0] not in callers
-    assert torch_thread.run(lambda a, b=0: a + b, 2, b=3) == 5
+    assert thread.run(lambda a, b=0: a + b, 2, b=3) == 5
 
 
 def test_exceptions_reach_the_caller_with_their_type_and_message() -> None:
+    thread = TorchThread()
+
     def fail() -> None:
         raise ValueError("audio contains NaN samples")
 
     with pytest.raises(ValueError, match="NaN samples"):
-        torch_thread.run(fail)
-    assert torch_thread.run(lambda: "still serving") == "still serving"
+        thread.run(fail)
+    assert thread.run(lambda: "still serving") == "still serving"
 
 
 def test_a_call_made_on_the_torch_thread_runs_in_place() -> None:
-    """A decorated function calling another must not wait for the thread it is running on."""
+    """A decorated method calling another must not wait for the thread it is running on."""
 
-    @torch_thread.on_torch_thread
-    def inner() -> int:
-        return threading.get_ident()
+    class Worker:
+        torch_thread = TorchThread()
 
-    @torch_thread.on_torch_thread
-    def outer() -> tuple[int, int]:
-        return threading.get_ident(), inner()
+        @on_torch_thread
+        def inner(self) -> int:
+            return threading.get_ident()
 
-    here, nested = outer()
-    assert here == nested
+        @on_torch_thread
+        def outer(self) -> tuple[int, int]:
+            return threading.get_ident(), self.inner()
+
+    here, nested = Worker().outer()
+    assert here == nested != threading.get_ident()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_a_thread_of_its_own() -> None:
     """ZeroGPU runs calls in a forked process, which inherits the executor but not its thread."""
-    torch_thread.run(lambda: None)  # the parent's thread exists
+    thread = TorchThread()
+    thread.run(lambda: None)  # the parent's thread exists
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
-        os.write(write, str(torch_thread.run(lambda: 6 * 7)).encode())
+        os.write(write, str(thread.run(lambda: 6 * 7)).encode())
         os._exit(0)
     os.close(write)
     ready = []
@@ -85,7 +90,7 @@ def test_the_predictor_predicts_on_the_torch_thread(predictor, monkeypatch) -> N
     predictor.predict_combinations(text="what a lovely surprise")
     with pytest.raises(NothingToPredict):
         predictor.predict(text="   ")
-    assert threads and all(name.startswith(torch_thread.THREAD_NAME) for name in threads)
+    assert threads and all(name.startswith(THREAD_NAME) for name in threads)
 
 
 def test_the_predictor_loads_on_the_torch_thread(demo_checkpoint, monkeypatch) -> None:
@@ -95,7 +100,24 @@ def test_the_predictor_loads_on_the_torch_thread(demo_checkpoint, monkeypatch) -
         loaded_on.append(threading.current_thread().name)
         raise CheckpointError("stop after recording the thread")
 
-    monkeypatch.setattr("mculora.predictor.load_checkpoint", recording)
+    monkeypatch.setattr("mculora.serving.predictor.load_checkpoint", recording)
+    with pytest.raises(CheckpointError, match="stop after"):
+        Predictor.from_pretrained(demo_checkpoint, device="cpu", torch_thread=TorchThread())
     with pytest.raises(CheckpointError, match="stop after"):
         Predictor.from_pretrained(demo_checkpoint, device="cpu")
-    assert loaded_on and loaded_on[0].startswith(torch_thread.THREAD_NAME)
+    assert loaded_on[0].startswith(THREAD_NAME)
+    assert loaded_on[1] == threading.current_thread().name
+
+
+def test_a_predictor_without_a_torch_thread_runs_on_its_caller_and_starts_no_thread(demo_checkpoint) -> None:
+    """The library changes nothing process-wide unless the server asks: no thread appears, the caller does the work."""
+    before = {thread.ident for thread in threading.enumerate()}
+    plain = Predictor.from_pretrained(demo_checkpoint, device="cpu")
+    ran_on = []
+    featurize = plain.featurizer.featurize
+    plain.featurizer.featurize = lambda **inputs: ran_on.append(threading.get_ident()) or featurize(**inputs)
+    assert plain.predict(text="what a lovely surprise").label in plain.labels
+    assert ran_on == [threading.get_ident()]
+    assert plain.torch_thread is None
+    started = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith(THREAD_NAME)]
+    assert started == []

@@ -7,8 +7,8 @@ import torch
 
 from mculora.checkpoint import load_checkpoint
 from mculora.data import collate_dialogues, load_corpus
-from mculora.evaluate import CONDITIONS, evaluate_conditions
-from mculora.train import main
+from mculora.training.evaluate import CONDITIONS, evaluate_conditions
+from mculora.training.train import main
 
 SMALL = ["--model-hidden", "32", "--model-depth", "1"]
 

@@ -1,4 +1,4 @@
-"""Opt-in speech-to-text for clips (mculora.transcribe): fetched from the Hub by name, cached, failing at once
+"""Opt-in speech-to-text for clips (mculora.serving.transcribe): fetched from the Hub by name, cached, failing at once
 offline, and its cues giving the windows their text.
 
 The model here is an UNTRAINED Whisper of a few thousand random weights that this test builds and publishes to
@@ -16,9 +16,9 @@ import pytest
 from hub_standin import HubStandIn
 from huggingface_hub import HfApi, constants
 
-from mculora import transcribe
-from mculora.clip_writer import compose_clip
 from mculora.preprocess.transcript import Cue
+from mculora.serving import transcribe
+from mculora.serving.clip_writer import compose_clip
 
 REPO = "someone/untrained-tiny-whisper"
 UNTRAINED = "UNTRAINED: random weights built by tests/test_transcribe.py; its transcripts are noise."

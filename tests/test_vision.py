@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mculora.encoders.vision import DIM, FaceGeometryDescriptor
+from mculora.encoders.face_geometry import DIM, FaceGeometryDescriptor
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.vision import (

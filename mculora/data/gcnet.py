@@ -34,7 +34,7 @@ class DatasetSpec:
     task: str  # "classification" | "regression"
     label_names: tuple[str, ...]
     folds: str  # "session": leave-one-session-out (IEMOCAP) | "given": the pickle's own split (MOSI/MOSEI)
-    # Data sets written by `mculora.extract` say which encoders made their features (and so which folders to read).
+    # Data sets written by `mculora.data.extract` say which encoders made their features (and so which folders to read).
     encoder_profile: str = "features"
     feature_folders: tuple[tuple[str, str], ...] = ()  # (modality, folder) pairs; empty = DEFAULT_FEATURES
     feature_dims: tuple[tuple[str, int], ...] = ()  # (modality, dim) pairs, so a modality with no files still loads
@@ -44,7 +44,7 @@ SPEC_FILE = "dataset.json"
 
 
 def read_spec_file(root: Path) -> DatasetSpec:
-    """The `DatasetSpec` of a data set that describes itself in ROOT/dataset.json (see `mculora.extract`)."""
+    """The `DatasetSpec` of a data set that describes itself in ROOT/dataset.json (see `mculora.data.extract`)."""
     path = root / SPEC_FILE
     try:
         data = json.loads(path.read_text())
@@ -196,7 +196,7 @@ def load_corpus(dataset: str, data_root: str | Path, features: Mapping[Modality,
     else:
         raise ValueError(
             f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}, "
-            f"or a data root with a {SPEC_FILE} (written by mculora.extract)"
+            f"or a data root with a {SPEC_FILE} (written by mculora.data.extract)"
         )
     if not root.is_dir():
         raise FileNotFoundError(

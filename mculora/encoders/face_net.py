@@ -11,7 +11,7 @@ Framing: FER-2013's crops are tighter than `Face.crop`. On 145 FER images the sq
 learned from.
 
 Embedding layout (`FaceExpressionEncoder.dim` = 181 + 192 + 7 = 380): the 181 geometry values
-(`mculora.encoders.vision`), the network's 192 pooled features, then its 7 Ekman logits, each averaged over the
+(`mculora.encoders.face_geometry`), the network's 192 pooled features, then its 7 Ekman logits, each averaged over the
 face and its mirror image.
 """
 
@@ -29,7 +29,7 @@ from torch import nn
 from mculora.dropout import Dropout
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
 from mculora.encoders.conv import vgg_layers
-from mculora.encoders.vision import FaceGeometryDescriptor
+from mculora.encoders.face_geometry import FaceGeometryDescriptor
 from mculora.modalities import Modality
 from mculora.preprocess.vision import CROP_SIZE, Face
 

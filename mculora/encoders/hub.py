@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from mculora.encoders.base import Encoder, EncoderUnavailable
-from mculora.encoders.text import TransformerSentenceEncoder
-from mculora.hub import hub_reachable
+from mculora.encoders.sentence_encoder import TransformerSentenceEncoder
+from mculora.hosting.hub import hub_reachable
 from mculora.modalities import Modality
 
 HUB_TEXT_MODEL = "sentence-transformers/all-mpnet-base-v2"

@@ -12,7 +12,7 @@ two 3x3 conv-BN-ReLU layers with 2x2 max-pooling between them, averages over fre
 mean and max: an utterance of any length gives one 256-d embedding.
 
 Embedding layout (`SpeechEmotionEncoder.dim` = 163 + 256 + 7 = 426): the acoustic descriptor
-(`mculora.encoders.audio`), the network's pooled features, then its 7 Ekman logits.
+(`mculora.encoders.acoustic_descriptor`), the network's pooled features, then its 7 Ekman logits.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mculora.dropout import Dropout
-from mculora.encoders.audio import F_MAX, F_MIN, N_FFT, SAMPLE_RATE, AcousticDescriptor, power_spectrogram
+from mculora.encoders.acoustic_descriptor import F_MAX, F_MIN, N_FFT, SAMPLE_RATE, AcousticDescriptor, power_spectrogram
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
 from mculora.encoders.conv import vgg_layers
 from mculora.modalities import Modality

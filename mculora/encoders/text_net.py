@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mculora.encoders.base import Encoder, EncoderUnavailable, weights_digest
-from mculora.encoders.text import MAX_TOKENS, mean_pool
+from mculora.encoders.sentence_encoder import MAX_TOKENS, mean_pool
 from mculora.modalities import Modality
 
 FROZEN_LAYERS = 4  # of 6: fine-tuning only the top two keeps training to minutes on two CPU cores

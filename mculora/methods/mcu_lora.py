@@ -8,7 +8,6 @@ import torch
 
 from mculora.dpft import CombinationSampler, measure_separability
 from mculora.methods.base import Method
-from mculora.metrics import PRIMARY_METRIC
 from mculora.modalities import COMBINATIONS
 from mculora.model import MCULoRA, MCULoRAConfig
 
@@ -32,5 +31,9 @@ class MCULoRAMethod(Method):
         if self.config.dpft.mode == "separability":
             sampler.observe_separability(measure_separability(model, val_batches, device, self.config.dpft.divergence))
         elif self.config.dpft.mode == "accuracy":
+            # Imported here: a method module is also what serving loads a checkpoint's network from, and serving
+            # imports nothing under mculora.training (tests/test_layout.py).
+            from mculora.training.metrics import PRIMARY_METRIC
+
             metric = PRIMARY_METRIC[task]
             sampler.observe_accuracy(torch.tensor([val_results[name][metric] for name in COMBINATIONS]))

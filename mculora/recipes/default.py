@@ -9,7 +9,7 @@
    fine-tune the text network on GoEmotions + MELD train (`mculora.recipes.text`) and train the speech network on
    RAVDESS + EmoDB's training speakers with augmented copies (`mculora.recipes.speech`): once on all training
    items (the served networks) and once per fold without that fold's speakers, dialogues and images
-   (`mculora.recipes.cross_fitting`). Extract features with the demo's offline encoders (`mculora.extract`):
+   (`mculora.recipes.cross_fitting`). Extract features with the demo's offline encoders (`mculora.data.extract`):
    validation and test items through the served networks, each training item through the networks that held it
    out (`mculora.recipes.features`). All is cached in ``--work``; an interrupted run resumes.
 3. Train MCULoRA (or ``--method``, a peer of `mculora.methods`) over all 7 modality combinations with DPFT. The
@@ -38,16 +38,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mculora.calibration import calibration_report, fit_temperatures
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
 from mculora.config import ModelSettings, TrainConfig
 from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
-from mculora.evaluate import CONDITIONS, disagreement_report, predict_conditions
-from mculora.inspect import adapter_health
 from mculora.methods import METHODS, build_method
-from mculora.metrics import classification_report, collapse_check
 from mculora.modalities import MODALITIES, Modality
 from mculora.recipes import face_crops, model_card, speech_transfer
 from mculora.recipes.cross_fitting import network_accuracy
@@ -56,7 +52,11 @@ from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches
 from mculora.recipes.ravdess_au import ravdess_au_benchmark
 from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample
 from mculora.recipes.unseen_corpus import unseen_corpus_report
-from mculora.train import Workers, feature_statistics, fit, seed_everything
+from mculora.training.adapter_health import adapter_health
+from mculora.training.calibration import calibration_report, fit_temperatures
+from mculora.training.evaluate import CONDITIONS, disagreement_report, predict_conditions
+from mculora.training.metrics import classification_report, collapse_check
+from mculora.training.train import Workers, feature_statistics, fit, seed_everything
 
 IEMOCAP4 = ("anger", "happiness", "neutral", "sadness")
 UNIMODAL_TESTS = {

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mculora.encoders.face_geometry import DIM as GEOMETRY_DIM
+from mculora.encoders.face_geometry import describe
 from mculora.encoders.face_net import INPUT_SIZE, network_crop
-from mculora.encoders.vision import DIM as GEOMETRY_DIM
-from mculora.encoders.vision import describe
 from mculora.preprocess import UnusableInput
 from mculora.recipes.sources import Item
 

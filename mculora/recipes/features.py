@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from mculora.data.extract import Extractor, read_manifest
 from mculora.encoders import copy_encoder_weights
-from mculora.extract import Extractor, read_manifest
 from mculora.modalities import MODALITIES, Modality
 from mculora.recipes.cross_fitting import Stitch, held_out, without_fold
 from mculora.recipes.face import FaceTrainConfig, trained_face_net

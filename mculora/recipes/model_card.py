@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mculora.evaluate import CONDITIONS
 from mculora.recipes.model_card_text import ADAPTER_HEALTH, TEMPLATE
 from mculora.recipes.sources import EKMAN
+from mculora.training.evaluate import CONDITIONS
 
 FIGURE = "confusion_matrices.png"
 WIDTH = 116  # the card's line length

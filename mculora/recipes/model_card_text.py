@@ -195,9 +195,9 @@ ADAPTER_HEALTH = """\
 ## Adapter health
 
 MCLA only works if every combination's adapters learn. Measured on the validation pairs with
-`python -m mculora.inspect` (its `adapter_health`): for each combination, one backward pass of the loss on inputs
-with only that combination's modalities; each layer's routed combination adapter's gradient norm divided by the
-shared adapter's in the same layer. Below 1e-3 an adapter counts as dead. **Dead adapters: {dead}.**
+`python -m mculora.training.adapter_health` (its `adapter_health`): for each combination, one backward pass of the loss
+on inputs with only that combination's modalities; each layer's routed combination adapter's gradient norm divided by
+the shared adapter's in the same layer. Below 1e-3 an adapter counts as dead. **Dead adapters: {dead}.**
 
 *Separability* is DPFT's divergence between the shared and the combination representation of the same input;
 *distinctness* is how much one input's combination representation differs between this combination and the others

@@ -1,8 +1,8 @@
-"""The real-data corpus of the default checkpoint as a data set the trainer reads, for `mculora.train` and
-`mculora.compare`.
+"""The real-data corpus of the default checkpoint as a data set the trainer reads, for `mculora.training.train` and
+`mculora.training.compare`.
 
     python -m mculora.recipes.paired_corpus --data-root ../shared/data --out runs/ekman7-paired
-    python -m mculora.compare --dataset ekman7-paired --data-root runs/ekman7-paired --standardize true \\
+    python -m mculora.training.compare --dataset ekman7-paired --data-root runs/ekman7-paired --standardize true \\
         --methods mcu-lora mplmm wander cggm baseline --seeds 1 2 3 --epochs 8 --batch-size 64 --out runs/compare-ekman7
 
 It reuses the default recipe's encoder networks and feature cache (``--work``, filled by `make checkpoint`; missing
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mculora.data.extract import write_label_set
 from mculora.device import select_device
-from mculora.extract import write_label_set
 from mculora.modalities import MODALITIES
 from mculora.recipes.default import PAIR_SEED_OFFSETS, RecipeConfig, recipe_items, tiny_settings
 from mculora.recipes.features import cross_fitted_networks, extract_features

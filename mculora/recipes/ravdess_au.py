@@ -12,14 +12,14 @@ import torch
 
 from mculora.config import ModelSettings, TrainConfig
 from mculora.data import Batch
-from mculora.encoders.audio import AcousticDescriptor
-from mculora.evaluate import predict_conditions
+from mculora.encoders.acoustic_descriptor import AcousticDescriptor
 from mculora.methods import build_method
-from mculora.metrics import classification_report, mean_and_std
 from mculora.modalities import Modality
 from mculora.recipes.pairing import chunked, shuffled
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS
-from mculora.train import Workers, feature_statistics, fit, seed_everything
+from mculora.training.evaluate import predict_conditions
+from mculora.training.metrics import classification_report, mean_and_std
+from mculora.training.train import Workers, feature_statistics, fit, seed_everything
 
 if TYPE_CHECKING:
     from mculora.recipes.default import RecipeConfig

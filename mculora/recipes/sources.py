@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mculora.extract import SAFE_ID, SPLITS  # the manifest written here must pass extract's checks
+from mculora.data.extract import SAFE_ID, SPLITS  # the manifest written here must pass extract's checks
 from mculora.modalities import Modality
 
 EKMAN: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
@@ -323,7 +323,7 @@ def subsample(items: Sequence[Item], per_label_split: int, seed: int = 0) -> lis
 
 
 def write_manifest(items: Sequence[Item], path: Path) -> None:
-    """The CSV read by ``python -m mculora.extract``: one row per item, its file in the audio or image column."""
+    """The CSV read by ``python -m mculora.data.extract``: one row per item, its file in the audio or image column."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)

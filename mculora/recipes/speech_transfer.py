@@ -13,7 +13,7 @@ training clip under `speech_augment.BrowserConditions`):
 * accuracy, macro-F1 and ECE on the target corpus, clean and after an Opus 16 kbit/s round trip (a WebRTC
   microphone);
 * the predicted-class distribution on a class-balanced draw of the target corpus, and the collapse check: no class
-  may take more than `mculora.metrics.COLLAPSE_SHARE` of the predictions.
+  may take more than `mculora.training.metrics.COLLAPSE_SHARE` of the predictions.
 
 Writes ``OUT/report.json`` and each direction's network (`network_file`), and prints a table.
 """
@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mculora.calibration import expected_calibration_error, fit_temperature, softmax
 from mculora.encoders.speech_net import WEIGHTS_FILE, LogMel, fit_length, save_speech_net
-from mculora.metrics import classification_report, collapse_check
 from mculora.preprocess.audio import prepare_audio
 from mculora.recipes.sources import EKMAN, Item, emodb_items, ravdess_items
 from mculora.recipes.speech import SpeechTrainConfig, train_speech_net
 from mculora.recipes.speech_augment import codec_round_trip
+from mculora.training.calibration import expected_calibration_error, fit_temperature, softmax
+from mculora.training.metrics import classification_report, collapse_check
 
 SHARED = ("anger", "disgust", "fear", "happiness", "neutral", "sadness")
 DIRECTIONS = (("ravdess", "emodb"), ("emodb", "ravdess"))

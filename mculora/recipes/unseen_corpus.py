@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mculora.calibration import expected_calibration_error, softmax
 from mculora.encoders.speech_net import SpeechEmotionEncoder
-from mculora.evaluate import CONDITIONS, disagreement_report, predict_conditions
-from mculora.metrics import collapse_check
 from mculora.modalities import Modality
 from mculora.preprocess.audio import prepare_audio
 from mculora.recipes.cross_fitting import Stitch
 from mculora.recipes.pairing import Pool, fixed_pairs
 from mculora.recipes.sources import EKMAN, Item
 from mculora.recipes.speech_transfer import DIRECTIONS, SHARED, network_file
+from mculora.training.calibration import expected_calibration_error, softmax
+from mculora.training.evaluate import CONDITIONS, disagreement_report, predict_conditions
+from mculora.training.metrics import collapse_check
 
 
 def unseen_corpus_report(

@@ -68,7 +68,7 @@ def demo_url(demo_checkpoint: Path, chromium_path: str) -> Iterator[str]:
     from served import served_demo  # tests/served.py
 
     from mculora.checkpoint import sibling_checkpoints
-    from mculora.predictor import Predictor
+    from mculora.serving.predictor import Predictor
 
     compared = sibling_checkpoints(demo_checkpoint)
     predictor = Predictor.from_pretrained(demo_checkpoint, device="cpu", compare_with=compared)

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mculora import hub
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
-from mculora.featurize import Featurizer, UtteranceFeatures, stopwatch
-from mculora.inspect import adapter_layers
+from mculora.encoders.featurize import Featurizer, UtteranceFeatures, stopwatch
+from mculora.hosting import hub
+from mculora.lora import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
-from mculora.torch_thread import on_torch_thread
+from mculora.serving.torch_thread import TorchThread, on_torch_thread
 
 
 class NothingToPredict(ValueError):
@@ -105,20 +105,23 @@ class Predictor:
         encoders: dict[Modality, Encoder],
         device: torch.device,
         others: Sequence[tuple[torch.nn.Module, object]] = (),
+        torch_thread: TorchThread | None = None,
     ) -> None:
+        # Where predictions run: the caller's thread, or one a server gives every Predictor (`TorchThread`).
+        self.torch_thread = torch_thread
         self.models: dict[str, tuple[torch.nn.Module, object]] = {}
-        for network, checkpoint in ((model, config), *others):
-            if checkpoint.task != "classification":
+        for network, settings in ((model, config), *others):
+            if settings.task != "classification":
                 raise CheckpointError("the Predictor serves emotion classification checkpoints; this one is regression")
-            check_encoders(checkpoint.encoders, encoders)
-            if list(checkpoint.label_names) != list(config.label_names):
+            check_encoders(settings.encoders, encoders)
+            if list(settings.label_names) != list(config.label_names):
                 raise CheckpointError(
-                    f"the {checkpoint.method} checkpoint predicts {list(checkpoint.label_names)}, not the labels of "
+                    f"the {settings.method} checkpoint predicts {list(settings.label_names)}, not the labels of "
                     f"the first checkpoint ({list(config.label_names)}); methods are compared on one label set"
                 )
-            if checkpoint.method in self.models:
-                raise CheckpointError(f"two checkpoints of method {checkpoint.method!r}: give one per method")
-            self.models[checkpoint.method] = (network.to(device).eval(), checkpoint)
+            if settings.method in self.models:
+                raise CheckpointError(f"two checkpoints of method {settings.method!r}: give one per method")
+            self.models[settings.method] = (network.to(device).eval(), settings)
         # Which networks carry MCULoRA's adapters (a peer's whole logit is its base term), for the contributions.
         self._has_adapters = {method: bool(adapter_layers(network)) for method, (network, _) in self.models.items()}
         self.model, self.config, self.device = self.models[config.method][0], config, device
@@ -126,21 +129,27 @@ class Predictor:
         self.labels = list(config.label_names)
 
     @classmethod
-    @on_torch_thread
     def from_pretrained(
-        cls, path: str | Path, device: str | torch.device | None = None, compare_with: Iterable[str | Path] = ()
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        compare_with: Iterable[str | Path] = (),
+        torch_thread: TorchThread | None = None,
     ) -> Predictor:
         """Load ``path`` and the encoders recorded in it, on ``device`` (default: chosen once from MCULORA_DEVICE,
         else CUDA, else CPU). ``path`` is a checkpoint directory, or ``owner/name[@revision]`` on the Hugging Face Hub
-        (downloaded once, then cached; see `mculora.hub`). ``compare_with``: checkpoints of other methods over the
-        same encoders (only their networks are loaded; the encoders are shared). Loading changes nothing
-        process-wide: a server may also call `mculora.allocator.keep_freed_memory` (the app does)."""
+        (downloaded once, then cached; see `mculora.hosting.hub`). ``compare_with``: checkpoints of other methods over
+        the same encoders (only their networks are loaded; the encoders are shared). ``torch_thread``: load and predict
+        on that thread, whichever thread calls (a server's choice, `mculora.serving.torch_thread`; the app makes one).
+        Loading changes nothing process-wide: a server may also call `mculora.serving.allocator.keep_freed_memory`."""
+        if torch_thread is not None and not torch_thread.is_current():
+            return torch_thread.run(cls.from_pretrained, path, device, compare_with, torch_thread)
         device = select_device(device)
         directory = hub.resolve(path)
         model, config = load_checkpoint(directory, device)
         others = [load_checkpoint(hub.resolve(other), device) for other in compare_with]
         encoders = build_encoders(config.encoders["profile"], device, weights=directory)
-        return cls(model, config, encoders, device, others)
+        return cls(model, config, encoders, device, others, torch_thread)
 
     @property
     def methods(self) -> list[str]:
@@ -148,7 +157,7 @@ class Predictor:
         return list(self.models)
 
     def network(self, method: str | None) -> tuple[torch.nn.Module, object]:
-        """``(network, checkpoint config)`` of ``method`` (None: the default); `UnknownMethod` if not loaded."""
+        """``(network, its CheckpointConfig)`` of ``method`` (None: the default); `UnknownMethod` if not loaded."""
         if method is None:
             return self.models[self.config.method]
         if method not in self.models:
@@ -192,14 +201,14 @@ class Predictor:
         the attention context, as in the dialogue benchmarks. ``method``: one of `methods` (default: the first).
         Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a checkpoint."""
         start = time.perf_counter()
-        network, checkpoint = self.network(method)
+        network, settings = self.network(method)
         current = self._usable_features(image, audio, text, video, drop)
         used = [m for m in MODALITIES if m in current.vectors]
         mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
         timings = dict(current.timings_ms)
         with stopwatch(timings, "model"):
             output = self._forward(network, [*history, current], mask)
-        probabilities = self._probabilities(checkpoint, output.logits[:, -1], [combination_name(used)])[0]
+        probabilities = self._probabilities(settings, output.logits[:, -1], [combination_name(used)])[0]
         timings["total"] = (time.perf_counter() - start) * 1000
 
         def per_class(values: torch.Tensor) -> dict[str, float]:
@@ -214,7 +223,7 @@ class Predictor:
             combination_specific={
                 m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[0].cpu(), strict=True)
             },
-            adapters=self._has_adapters[checkpoint.method],
+            adapters=self._has_adapters[settings.method],
         )
         return Prediction(
             label=self.labels[int(probabilities.argmax())],
@@ -225,7 +234,7 @@ class Predictor:
             timings_ms=timings,
             notes=current.notes,
             features=current,
-            method=checkpoint.method,
+            method=settings.method,
         )
 
     @on_torch_thread
@@ -256,15 +265,15 @@ class Predictor:
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
         names = [combination_name(subset) for subset in subsets]
         rows = []
-        for network, checkpoint in networks:
+        for network, settings in networks:
             logits = self._forward(network, [*history, current], masks).logits[:, -1]
-            probabilities = self._probabilities(checkpoint, logits, names).numpy()
+            probabilities = self._probabilities(settings, logits, names).numpy()
             rows += [
                 CombinationRow(
                     combination=name,
                     label=self.labels[int(np.argmax(row))],
                     probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
-                    method=checkpoint.method,
+                    method=settings.method,
                 )
                 for name, row in zip(names, probabilities, strict=True)
             ]
@@ -284,21 +293,21 @@ class Predictor:
         transcribe: str | Path | None = None,
     ):
         """A recorded clip (video with its soundtrack, or either alone) scored window by window under every
-        combination of each window's modalities, with a pooled clip-level summary: `mculora.clip.ClipResult`.
+        combination of each window's modalities, with a pooled clip-level summary: `mculora.serving.clip.ClipResult`.
         ``transcript``: an .srt/.vtt file for the windows' text; ``text``: one sentence for the whole clip.
-        ``progress(fraction, stage)`` is called as it goes; raising from it (e.g. `mculora.clip.ClipCancelled`)
+        ``progress(fraction, stage)`` is called as it goes; raising from it (e.g. `mculora.serving.clip.ClipCancelled`)
         stops the work. ``transcribe``: opt-in speech-to-text model for the text when no transcript is given
-        (`mculora.transcribe`; downloads from the Hub). Raises `UnusableInput` for a clip nothing can be read from,
-        ValueError for bad sizes (and `mculora.transcribe.TranscriptionError`)."""
-        from mculora.clip import score_clip
+        (`mculora.serving.transcribe`; downloads from the Hub). Raises `UnusableInput` for a clip nothing can be read
+        from,         ValueError for bad sizes (and `mculora.serving.transcribe.TranscriptionError`)."""
+        from mculora.serving.clip import score_clip
 
         return score_clip(self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress, transcribe)
 
     @staticmethod
-    def _probabilities(checkpoint, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
+    def _probabilities(settings, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
         """Softmax of each row's logits [B, C] divided by its combination's temperature: calibrated probabilities
-        when the checkpoint has temperatures (`mculora.calibration`), the raw softmax otherwise."""
-        temperature = torch.tensor([checkpoint.temperatures.get(c, 1.0) for c in combinations])
+        when the checkpoint has temperatures (`mculora.training.calibration`), the raw softmax otherwise."""
+        temperature = torch.tensor([settings.temperatures.get(c, 1.0) for c in combinations])
         return (logits.float().cpu() / temperature[:, None]).softmax(-1)
 
     def _usable_features(self, image, audio, text, video, drop) -> UtteranceFeatures:

@@ -33,8 +33,8 @@ CLIP_GPU_SECONDS = 60
 # utterance needs (audio is decoded only up to its first minute, images only up to 50 megapixels).
 MAX_UPLOAD = "50mb"
 # Events handled at once, sharing one Predictor, and how many may wait; a request beyond that is answered at once with
-# "queue is full, try again". The Predictor's own work queues on its one thread (`mculora.torch_thread`), so a second
-# event overlaps only its uploads, plots and exports with the first one's prediction.
+# "queue is full, try again". The Predictor's own work queues on its one thread (`mculora.serving.torch_thread`), so a
+# second event overlaps only its uploads, plots and exports with the first one's prediction.
 CONCURRENCY = 2
 QUEUE_SIZE = 32
 # Every 10 minutes, uploads and outputs Gradio cached more than an hour ago are deleted.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from mculora.evaluate import CONDITIONS, predict_conditions
+from mculora.training.evaluate import CONDITIONS, predict_conditions
 
 ECE_BINS = 15
 # T is searched as log T in this range (T from 0.05 to 20): wide enough for any sensible model, and bounded so that

@@ -1,12 +1,12 @@
 """Compare training methods under one protocol: identical splits, features, seeds and test conditions.
 
-    python -m mculora.compare --dataset iemocap4 --data-root PATH --methods mcu-lora mplmm wander cggm baseline \\
-        --seeds 1 2 3 --out runs/compare [any `mculora.train` flag, e.g. --epochs 30 --model-hidden 64]
+    python -m mculora.training.compare --dataset iemocap4 --data-root PATH --methods mcu-lora mplmm wander cggm \\
+        baseline --seeds 1 2 3 --out runs/compare [any `mculora.training.train` flag, e.g. --epochs 30]
 
-Each method is trained and evaluated by `mculora.train` (its own folder under ``--out``: results, log, checkpoints),
-then every saved model is also tested at **random missing rates** 0.0-0.7 (the MoMKE/GCNet protocol: each modality of
-each test utterance is dropped with probability r, at least one modality kept; one fixed draw per rate and split, the
-same for every method). Written to ``--out``:
+Each method is trained and evaluated by `mculora.training.train` (its own folder under ``--out``: results, log,
+checkpoints), then every saved model is also tested at **random missing rates** 0.0-0.7 (the MoMKE/GCNet protocol: each
+modality of each test utterance is dropped with probability r, at least one modality kept; one fixed draw per rate and
+split, the same for every method). Written to ``--out``:
 
 * ``comparison.json`` and ``comparison.md``: rows = methods; columns = the 7 fixed conditions and their average on
   the primary metric (mean ± std over seeds), trainable / total parameters and median seconds per epoch;
@@ -31,11 +31,11 @@ import torch
 from mculora.checkpoint import load_checkpoint
 from mculora.config import parse_args
 from mculora.data import Batch, load_corpus
-from mculora.evaluate import CONDITIONS
 from mculora.methods import METHODS
-from mculora.metrics import PRIMARY_METRIC, mean_and_std, task_metrics
 from mculora.model import routed_modalities
-from mculora.train import apply_protocol, collate_in_batches, run
+from mculora.training.evaluate import CONDITIONS
+from mculora.training.metrics import PRIMARY_METRIC, mean_and_std, task_metrics
+from mculora.training.train import apply_protocol, collate_in_batches, run
 
 MISSING_RATES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 

@@ -13,8 +13,8 @@ import torch
 from tqdm.auto import tqdm
 
 from mculora.data import Batch
-from mculora.metrics import PRIMARY_METRIC, task_metrics
 from mculora.modalities import combination_index, index_to_mask
+from mculora.training.metrics import PRIMARY_METRIC, task_metrics
 
 # Reporting order of the conditions: single modalities, pairs, all three.
 CONDITIONS: tuple[str, ...] = ("a", "t", "v", "at", "av", "tv", "atv")

@@ -1,7 +1,7 @@
 """Adapter health of a model: how large each adapter is, whether gradient reaches it, and whether the combination
 streams are decoupled from the shared one and from each other.
 
-    python -m mculora.inspect CHECKPOINT [--samples 64] [--utterances 1] [--seed 0] [--json FILE]
+    python -m mculora.training.adapter_health CHECKPOINT [--samples 64] [--utterances 1] [--seed 0] [--json FILE]
 
 Weight norms alone say little (a randomly initialised adapter is large and may still never learn), so the verdict
 is the gradient: for each combination k, a cross-entropy (or squared-error) loss on inputs with only k's modalities,
@@ -27,22 +27,13 @@ import torch
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.data import Batch
 from mculora.dpft import combination_divergence, probe_combinations
-from mculora.evaluate import outputs_under
-from mculora.lora import SHARED, CombinationLoRALinear
+from mculora.lora import SHARED, adapter_layers
 from mculora.methods import task_loss
 from mculora.modalities import COMBINATIONS, MODALITIES, Modality, combination_modalities, index_to_mask
+from mculora.training.evaluate import outputs_under
 
 ADAPTERS = (SHARED, *COMBINATIONS)
 DEAD_RATIO = 1e-3  # a routed adapter whose gradient is below this share of the shared adapter's does not learn
-
-
-def adapter_layers(model: torch.nn.Module) -> dict[str, CombinationLoRALinear]:
-    """Every layer with adapters, by its name in the model, in data-flow order (in_proj.*, layers.*, fusion, head)."""
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, CombinationLoRALinear) and module.has_adapters
-    }
 
 
 def on_path(layer: str, combination: int) -> bool:

@@ -18,15 +18,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from mculora import clip_plots, plots
-from mculora.annotate import write_annotated_video
-from mculora.clip import ALL, ClipCancelled, ClipResult
-from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
-from mculora.hub import strip_front_matter
+from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
+from mculora.hosting.hub import strip_front_matter
 from mculora.modalities import MODALITIES
-from mculora.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
 from mculora.preprocess import UnusableInput
-from mculora.transcribe import TranscriptionError
+from mculora.serving import clip_plots, plots
+from mculora.serving.annotate import write_annotated_video
+from mculora.serving.clip import ALL, ClipCancelled, ClipResult
+from mculora.serving.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
+from mculora.serving.transcribe import TranscriptionError
 
 log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from mculora.preprocess.vision import Face, crop_square
 
 if TYPE_CHECKING:
-    from mculora.predictor import CombinationRow, Prediction
+    from mculora.serving.predictor import CombinationRow, Prediction
 
 EMOTION_COLOURS: dict[str, str] = {
     "anger": "#D55E00",

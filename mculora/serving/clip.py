@@ -1,6 +1,6 @@
 """A recorded clip scored window by window under every combination of the modalities each window has.
 
-    python -m mculora.clip talk.mp4 [--transcript talk.srt | --text "..."] [--out DIR] [--window 2 --hop 1]
+    python -m mculora.serving.clip talk.mp4 [--transcript talk.srt | --text "..."] [--out DIR] [--window 2 --hop 1]
 
 writes ``DIR/<clip>.csv``, ``DIR/<clip>.json`` and ``DIR/<clip>.annotated.mp4``. In Python:
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mculora.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
+from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import (
@@ -198,7 +198,7 @@ def score_clip(
     transcribe: str | Path | None = None,
 ) -> ClipResult:
     """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread.
-    ``transcribe``: a speech-to-text model (`mculora.transcribe`, opt-in) for the text when no transcript is given."""
+    ``transcribe``: a speech-to-text model (`mculora.serving.transcribe`, opt-in) for the text without a transcript."""
     window_spans(window_s, window_s, hop_s)  # refuse bad sizes before decoding anything
     networks = [predictor.network(method) for method in (methods or [None])]
     dropped = {as_modality(m) for m in drop}
@@ -231,7 +231,7 @@ def score_clip(
                 features = UtteranceFeatures(usable, {})
                 window.rows = predictor.combination_rows(features, (), networks)
     report(1.0, "done")
-    method_names = [checkpoint.method for _, checkpoint in networks]
+    method_names = [settings.method for _, settings in networks]
     if not any(window.rows for window in windows):
         reasons = "; ".join(f"{m}: {r}" for m, r in windows[0].missing.items())
         raise UnusableInput(f"nothing in clip {reader.name} could be scored ({reasons})")
@@ -296,7 +296,7 @@ def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, repor
 
 def _transcribed(reader: ClipReader, model, device, notes: list[str], timings, report):
     """Cues from the opt-in speech-to-text model, or None (with a note) when the clip has no sound to transcribe."""
-    from mculora.transcribe import transcribe
+    from mculora.serving.transcribe import transcribe
 
     if reader.audio is None:
         notes.append(f"nothing to transcribe: {reader.audio_reason}")
@@ -414,8 +414,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from tqdm import tqdm
 
-    from mculora.annotate import write_annotated_video
-    from mculora.predictor import Predictor
+    from mculora.serving.annotate import write_annotated_video
+    from mculora.serving.predictor import Predictor
 
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, compare_with=args.compare_with)
     out = Path(args.out)

@@ -1,7 +1,7 @@
 """Train and evaluate a method on a benchmark under the fixed-missing protocol (7 test conditions).
 
-    python -m mculora.train --dataset iemocap4 --data-root PATH [--epochs N] [--seeds 1 2 3] [--out DIR]
-    torchrun --nproc_per_node N -m mculora.train ...          # data-parallel (PyTorch DDP)
+    python -m mculora.training.train --dataset iemocap4 --data-root PATH [--epochs N] [--seeds 1 2 3] [--out DIR]
+    torchrun --nproc_per_node N -m mculora.training.train ...          # data-parallel (PyTorch DDP)
 
 For every seed and every split (IEMOCAP: 5 leave-one-session-out folds; MOSI/MOSEI: the given split) one model is
 trained over all modality combinations, selected on the validation split (never on test), and evaluated on the
@@ -31,13 +31,14 @@ from mculora.checkpoint import CheckpointConfig, save_checkpoint
 from mculora.config import TrainConfig, parse_args
 from mculora.data import Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
 from mculora.device import select_device
-from mculora.dpft import Routing
+from mculora.dpft import ModalityDraw
 from mculora.encoders import copy_encoder_weights
-from mculora.evaluate import CONDITIONS, evaluate_conditions, selection_score
-from mculora.inspect import adapter_health, adapter_layers, adapter_report
+from mculora.lora import adapter_layers
 from mculora.methods import Method, build_method
-from mculora.metrics import PRIMARY_METRIC, mean_and_std, mean_metrics
 from mculora.modalities import MODALITIES, Modality, combination_index
+from mculora.training.adapter_health import adapter_health, adapter_report
+from mculora.training.evaluate import CONDITIONS, evaluate_conditions, selection_score
+from mculora.training.metrics import PRIMARY_METRIC, mean_and_std, mean_metrics
 
 
 @dataclass
@@ -60,7 +61,8 @@ class RunResult:
     best_epoch: int
     best_val_score: float
     epoch_seconds: list[float] = field(default_factory=list)
-    # `mculora.inspect.adapter_health` of the selected model on the selection split (empty without adapters)
+    # `mculora.training.adapter_health.adapter_health` of the selected model on the selection split (empty without
+    # adapters)
     dead_adapters: list[str] = field(default_factory=list)
     gradient_ratio_min: dict[str, float] = field(default_factory=dict)  # per layer kind: in_proj, layers, fusion, head
     decoupling: dict[str, dict[str, float]] = field(default_factory=dict)  # per combination
@@ -152,7 +154,7 @@ def train_step(
     method: Method,
     optimizer: torch.optim.Optimizer,
     batch: Batch,
-    routing: Routing,
+    routing: ModalityDraw,
     task: str,
 ) -> float:
     """One optimiser step on ``batch``, each sample restricted to the modalities and adapters ``routing`` gives it."""
@@ -181,7 +183,9 @@ def pretrain(config: TrainConfig, method: Method, core, model, epoch_batches, ta
     for epoch in tqdm(range(1, method.pretrain_epochs + 1), desc=f"{description}: pre-training", leave=False):
         for batch in epoch_batches(-epoch):  # negative epochs: other shuffles than the second stage's
             batch = batch.to(device)
-            train_step(model, method, optimizer, batch, Routing.of(torch.full((batch.batch_size,), complete)), task)
+            train_step(
+                model, method, optimizer, batch, ModalityDraw.of(torch.full((batch.batch_size,), complete)), task
+            )
     for parameter in frozen:
         parameter.requires_grad_(True)
     method.freeze_after_pretraining(core)
@@ -233,7 +237,7 @@ def fit(
             if config.protocol == "reference":
                 routing = sampler.sample_reference(batch.speakers, draws)
             else:
-                routing = Routing.of(sampler.sample(batch.batch_size, draws, allowed))
+                routing = ModalityDraw.of(sampler.sample(batch.batch_size, draws, allowed))
             losses.append(train_step(model, method, optimizer, batch, routing, task))
         val_results = evaluate_conditions(core, val_batches, task, device, conditions)
         score = selection_score(val_results, task)
@@ -399,7 +403,7 @@ def run(config: TrainConfig) -> dict | None:
                     ),
                 )
                 copy_encoder_weights(corpus.root, directory)
-                # This run's test results per combination, for the model card `python -m mculora.hub push` writes.
+                # This run's test results per combination, for the model card that `mculora.hosting.hub push` writes.
                 (directory / "metrics.json").write_text(json.dumps({"test": result.test}))
     if workers.world > 1:
         dist.barrier()

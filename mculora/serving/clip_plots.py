@@ -1,5 +1,5 @@
-"""Figures and the table of a scored clip (`mculora.clip.ClipResult`): the emotion over time, and the ablation over
-time. Pure functions like `mculora.plots`, whose colours and layout they share."""
+"""Figures and the table of a scored clip (`mculora.serving.clip.ClipResult`): the emotion over time, and the ablation
+over time. Pure functions like `mculora.serving.plots`, whose colours and layout they share."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mculora.clip import ALL, ClipResult
 from mculora.modalities import COMBINATIONS
-from mculora.plots import _layout, label_colours
+from mculora.serving.clip import ALL, ClipResult
+from mculora.serving.plots import _layout, label_colours
 
 
 def _centre(window) -> float:

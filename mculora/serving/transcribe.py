@@ -2,7 +2,7 @@
 
 The default profile never transcribes: a clip's text comes from a timed transcript or a typed sentence. With
 ``transcribe="owner/name[@revision]"`` (``--transcribe`` on the command line and in the app) the model is downloaded
-once into the Hub cache through `mculora.hub.snapshot` (an unreachable Hub fails at once with a clear message, a
+once into the Hub cache through `mculora.hosting.hub.snapshot` (an unreachable Hub fails at once with a clear message, a
 cached copy is used offline) and transformers' automatic-speech-recognition pipeline turns the soundtrack into timed
 cues, which then give each window its text like a transcript file would. A local model directory works too.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mculora import hub
+from mculora.hosting import hub
 from mculora.preprocess.audio import TARGET_SAMPLE_RATE
 from mculora.preprocess.transcript import Cue
 

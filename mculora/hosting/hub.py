@@ -1,7 +1,7 @@
 """Checkpoints on the Hugging Face Hub: load one by name, publish a trained one with a Hub model card.
 
-    python -m mculora.hub pull owner/name[@revision]      # download (cached) and print the local directory
-    python -m mculora.hub push CHECKPOINT owner/name --license cc-by-nc-sa-4.0 [--dataset ID ...] [--private]
+    python -m mculora.hosting.hub pull owner/name[@revision]      # download (cached) and print the local directory
+    python -m mculora.hosting.hub push CHECKPOINT owner/name --license cc-by-nc-sa-4.0 [--dataset ID ...] [--private]
 
 `Predictor.from_pretrained` takes a local directory or ``owner/name[@revision]``; a name goes through `resolve`.
 Pin a commit hash (``owner/name@<40 hex digits>``) for a reproducible download: once cached it is used without
@@ -247,7 +247,7 @@ def push(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mculora.hub", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mculora.hosting.hub", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     pull = commands.add_parser("pull", help="download a checkpoint (or find it in the cache); prints its directory")
     pull.add_argument("reference", help="owner/name or owner/name@revision")

@@ -3,8 +3,8 @@
 Each frame shows the window whose centre is nearest to the frame's time (so labels change on the window grid, at the
 frame where the next window's centre is closer), drawn as:
 
-* a band along the top in the label's colour (the colours of every chart, `mculora.plots.label_colours`) with the
-  label, its probability and the combination it came from;
+* a band along the top in the label's colour (the colours of every chart, `mculora.serving.plots.label_colours`) with
+  the label, its probability and the combination it came from;
 * the face box of the nearest sampled frame with a face, in the same colour, while a face is in view;
 * small bars in the bottom-left corner: each combination's label and its probability for that window.
 
@@ -24,10 +24,10 @@ import av
 import cv2
 import numpy as np
 
-from mculora.clip import ALL, ClipResult, ClipWindow
-from mculora.clip_writer import ClipWriter
-from mculora.plots import label_colours
 from mculora.preprocess.clip import ClipReader
+from mculora.serving.clip import ALL, ClipResult, ClipWindow
+from mculora.serving.clip_writer import ClipWriter
+from mculora.serving.plots import label_colours
 
 CANVAS = (640, 360)  # width, height of a voice-only clip's picture
 CANVAS_FPS = 10.0

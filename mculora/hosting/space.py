@@ -1,7 +1,7 @@
 """A Hugging Face Space for the demo, assembled from this repository and checked before it is pushed.
 
-    python -m mculora.space [--out build/space]       # or: make space
-    python -m mculora.space --check FOLDER             # validate an existing folder only
+    python -m mculora.hosting.space [--out build/space]       # or: make space
+    python -m mculora.hosting.space --check FOLDER             # validate an existing folder only
 
 The folder is self-contained: app.py, the mculora package, the pinned requirements, packages.txt, the example media,
 the default checkpoint and the networks of the other methods' checkpoints beside it, with a .gitattributes that
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # What ZeroGPU runs (Hugging Face's ZeroGPU documentation, 2026-12). A front matter "3.12" selects 3.12.12.
 ZERO_GPU_PYTHON = ("3.10", "3.10.13", "3.12", "3.12.12")
 ZERO_GPU_TORCH = ("2.8.0", "2.9.1", "2.10.0", "2.11.0")
@@ -228,7 +228,7 @@ Then pick the hardware in the Space's settings: cpu-basic, a GPU, or ZeroGPU (Py
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mculora.space", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mculora.hosting.space", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "space", help="the folder to (re)create")
     parser.add_argument("--check", type=Path, metavar="FOLDER", help="only validate an existing Space folder")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """CASP-style test-time adaptation of a trained model to unlabelled target data (Guo et al., AAAI 2025).
 
-    python -m mculora.adapt --checkpoint DIR --dataset D --data-root R [--fold 1] --out ADAPTED_DIR
+    python -m mculora.training.adapt --checkpoint DIR --dataset D --data-root R [--fold 1] --out ADAPTED_DIR
 
 Three steps, none of which reads a target label:
 
@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from mculora.data import Batch
-from mculora.metrics import task_metrics
 from mculora.modalities import MODALITIES
 from mculora.model import routed_modalities
+from mculora.training.metrics import task_metrics
 
 
 @dataclass
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     from mculora.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
     from mculora.data import load_corpus
     from mculora.encoders import copy_encoder_weights
-    from mculora.train import collate_in_batches
+    from mculora.training.train import collate_in_batches
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="the trained model (source domain)")

@@ -1,7 +1,7 @@
 """Extract features from raw media into the on-disk layout the trainer reads.
 
-    python -m mculora.extract --manifest data.csv --out features/mydata [--name mydata] [--profile offline]
-    python -m mculora.train --dataset mydata --data-root features/mydata --standardize true
+    python -m mculora.data.extract --manifest data.csv --out features/mydata [--name mydata] [--profile offline]
+    python -m mculora.training.train --dataset mydata --data-root features/mydata --standardize true
 
 The manifest is a CSV with a header. Columns:
     id        unique utterance id (letters, digits, '-', '_', '.')          required
@@ -48,7 +48,7 @@ from mculora.encoders import (
     copy_encoder_weights,
     describe_encoders,
 )
-from mculora.featurize import Featurizer
+from mculora.encoders.featurize import Featurizer
 from mculora.modalities import MODALITIES, Modality
 from mculora.preprocess import UnusableInput
 

@@ -1,0 +1,1 @@
+"""Hosting: the Hugging Face Hub round trip and the Space bundle."""

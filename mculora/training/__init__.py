@@ -1,0 +1,1 @@
+"""Training: the trainer, evaluation, metrics, calibration, method comparison, adaptation and adapter health."""
