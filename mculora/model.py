@@ -1,7 +1,7 @@
 """The MCULoRA network: modality-combination-aware low-rank adaptation for incomplete multimodal emotion recognition.
 
 References: Zhao, Shu, Wu et al., "MCULoRA" (arXiv 2507.11202); the layer structure follows the paper-era reference
-implementation (see docs/METHOD.md in the project's shared material).
+implementation (github.com/gdace829/MCULoRA), and README.md lists where this code departs from it and why.
 
 Data flow for one sample (a dialogue of L utterances, or a single utterance with L = 1):
 

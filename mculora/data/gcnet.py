@@ -1,4 +1,5 @@
-"""Loader for the GCNet/MoMKE feature release (METHOD.md section 5).
+"""Loader for the GCNet/MoMKE feature release: the pooled utterance features of IEMOCAP, CMU-MOSI and CMU-MOSEI
+that the MCULoRA paper and its reference code train on.
 
 Layout of one data set's root ROOT:
 
@@ -131,7 +132,7 @@ class FeatureCorpus:
         """Train/val/test dialogue names for every fold of the data set's protocol.
 
         Validation is always carved from training dialogues (never from test), so model selection and DPFT
-        statistics do not see the test set (METHOD.md recommendation 7). val_fraction = 0 gives an empty val.
+        statistics do not see the test set (the reference code selects on test: README.md, "Protocol"). val_fraction = 0 gives an empty val.
         """
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
