@@ -131,8 +131,9 @@ class FeatureCorpus:
     def splits(self, val_fraction: float = 0.1, seed: int = 0) -> list[Split]:
         """Train/val/test dialogue names for every fold of the data set's protocol.
 
-        Validation is always carved from training dialogues (never from test), so model selection and DPFT
-        statistics do not see the test set (the reference code selects on test: README.md, "Protocol"). val_fraction = 0 gives an empty val.
+        Validation is always carved from training dialogues (never from test), so model selection and DPFT statistics do
+        not see the test set (the reference code selects on test: README.md, "Protocol"). val_fraction = 0 gives an
+        empty val.
         """
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
