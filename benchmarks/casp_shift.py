@@ -26,10 +26,11 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mculora.config import ModelSettings, TrainConfig  # noqa: E402
+from mculora.config import TrainConfig  # noqa: E402
 from mculora.encoders.acoustic_descriptor import AcousticDescriptor  # noqa: E402
 from mculora.methods import build_method  # noqa: E402
 from mculora.modalities import Modality  # noqa: E402
+from mculora.model import MCULoRAConfig  # noqa: E402
 from mculora.preprocess.audio import prepare_audio  # noqa: E402
 from mculora.recipes.pairing import chunked, shuffled  # noqa: E402
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN  # noqa: E402
@@ -80,7 +81,7 @@ def run(data: dict, source_parity: int, seed: int) -> tuple[dict, dict]:
     target = np.flatnonzero(data["actors"] % 2 != source_parity)
     held_out = data["actors"][source].max()  # the highest-numbered source actor selects the epoch
     train, val = source[data["actors"][source] != held_out], source[data["actors"][source] == held_out]
-    config = TrainConfig(method="mcu-lora", lr=1e-3, epochs=60, model=ModelSettings(hidden=64, depth=2), seeds=[seed])
+    config = TrainConfig(method="mcu-lora", lr=1e-3, epochs=60, model=MCULoRAConfig(hidden=64, depth=2), seeds=[seed])
     config.dpft.mode = "off"  # the separability probe needs text, which RAVDESS lacks
     seed_everything(seed)
     method = build_method("mcu-lora", config)

@@ -17,20 +17,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mculora import __version__
-from mculora.methods.mplmm import MPLMMConfig, MPLMMNet
-from mculora.methods.wander import WanderConfig, WanderNet
+from mculora.methods import architectures
 from mculora.modalities import COMBINATIONS
-from mculora.model import MCULoRA, MCULoRAConfig
+from mculora.model import MCULoRAConfig
 
 CHECKPOINT_FORMAT = "mculora-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-# architecture name -> (network, its config); the peers' networks are saved and loaded like MCULoRA's
-ARCHITECTURES = {
-    cls.architecture: (cls, config)
-    for cls, config in ((MCULoRA, MCULoRAConfig), (MPLMMNet, MPLMMConfig), (WanderNet, WanderConfig))
-}
+# architecture name -> network (with its ``config_class``): every method's network is saved and loaded alike
+ARCHITECTURES = architectures()
 TASKS = ("classification", "regression")
 
 
@@ -73,13 +69,16 @@ class CheckpointConfig:
         architecture = data.get("architecture", "mculora")
         if architecture not in ARCHITECTURES:
             raise fail(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
-        model_cls = ARCHITECTURES[architecture][1]
+        model_cls = ARCHITECTURES[architecture].config_class
         model_data = data["model"]
         if not isinstance(model_data, dict):
             raise fail("'model' must be an object")
         if architecture == "mculora":
             # Checkpoints written before the combination stream had an identity path used the plain chain.
             model_data = {"combination_stream": "chain", **model_data}
+            # Before the baseline had the late-fusion network, MCULoRA's config said whether it had adapters.
+            if model_data.pop("adapters", True) is not True:
+                raise fail("an MCULoRA network without adapters: a baseline from an older mculora, retrain it")
         known = {f.name for f in fields(model_cls)}
         unknown = sorted(set(model_data) - known)
         if unknown:
@@ -87,8 +86,12 @@ class CheckpointConfig:
         wrong = _wrongly_typed(model_cls, model_data)
         if wrong:
             raise fail("model settings of the wrong type: " + "; ".join(wrong))
+        lacking = sorted({"feature_dims", "num_outputs"} - set(model_data))
+        if lacking:
+            raise fail(f"model settings lack {lacking}")
         try:
             model = model_cls(**model_data)
+            model.check_data()
         except (TypeError, ValueError) as error:
             raise fail(f"invalid model settings: {error}") from None
         task, labels = data["task"], data["label_names"]
@@ -184,7 +187,7 @@ def load_checkpoint(
         state = load_file(str(weights))
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{weights}: not a readable safetensors file ({error})") from None
-    model = ARCHITECTURES[config.architecture][0](config.model)
+    model = ARCHITECTURES[config.architecture](config.model)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -5,36 +5,18 @@ from __future__ import annotations
 import argparse
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 from mculora.dpft import DPFTConfig
-from mculora.methods.cggm import CGGMSettings
-from mculora.methods.mplmm import MPLMMSettings
-from mculora.methods.wander import WanderSettings
+from mculora.methods import METHODS
+from mculora.model import MCULoRAConfig
 
 # Reference schedules (batch size in dialogues/videos, epochs) per benchmark.
 PROTOCOLS = ("standard", "reference")
 DEFAULT_SCHEDULE = {"iemocap4": (16, 300), "iemocap6": (16, 300), "mosi": (32, 300), "mosei": (32, 200)}
-
-
-@dataclass
-class ModelSettings:
-    """The backbone's hyperparameters (input dims and output size come from the data)."""
-
-    hidden: int = 256
-    depth: int = 4
-    heads: int = 2
-    dropout: float = 0.5
-    lora_dropout: float = 0.1
-    rank_in: int = 4
-    rank_mlp: int = 8
-    rank_fusion: int = 4
-    combination_branch: str = "with_base"
-    combination_stream: str = "residual"
-    combination_init_std: float = 0.0
 
 
 @dataclass
@@ -66,12 +48,14 @@ class TrainConfig:
     )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ...; default MCULORA_DEVICE/auto"})
     out: str | None = field(default=None, metadata={"help": "write results.json, the log and checkpoints here"})
-    model: ModelSettings = field(default_factory=ModelSettings)
+    # The network's settings (--model-hidden 64, --model-rank-in 8, ...): MCULoRA's architecture, whose backbone
+    # size the other methods' networks share; the data's fields are filled in when the network is built.
+    model: MCULoRAConfig = field(default_factory=MCULoRAConfig)
     dpft: DPFTConfig = field(default_factory=DPFTConfig)
-    # The peer methods' own settings (--mplmm-prompt-length 16, --wander-cp-rank 8, --cggm-rho 1.3, ...)
-    mplmm: MPLMMSettings = field(default_factory=MPLMMSettings)
-    wander: WanderSettings = field(default_factory=WanderSettings)
-    cggm: CGGMSettings = field(default_factory=CGGMSettings)
+    # Each method's own settings, by method name (--mplmm-prompt-length 16, --cggm-rho 1.3; `Method.settings_class`)
+    method_settings: dict[str, object] = field(
+        default_factory=lambda: {name: method.settings_class() for name, method in METHOD_SECTIONS.items()}
+    )
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -79,32 +63,61 @@ class TrainConfig:
         if self.lora_plus_ratio <= 0:
             raise ValueError("lora_plus_ratio must be > 0")
 
+    def __getattr__(self, name: str):
+        # config.mplmm, config.cggm: a method's settings read like the other sections
+        settings = self.__dict__.get("method_settings") or {}
+        if name in settings:
+            return settings[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def schedule(self) -> tuple[int, int]:
         batch, epochs = DEFAULT_SCHEDULE.get(self.dataset, (16, 100))
         return self.batch_size or batch, self.epochs or epochs
 
 
-# Nested sections of TrainConfig: settings with their own dataclass, YAML mapping and flag prefix.
+# Nested sections of TrainConfig: settings with their own dataclass, YAML mapping and flag prefix. The methods'
+# sections live in ``method_settings``; in YAML and on the command line they read like the others (``mplmm:``).
+METHOD_SECTIONS = {name: method for name, method in METHODS.items() if method.settings_class}
 _SECTIONS = {
-    "model": ModelSettings,
+    "model": MCULoRAConfig,
     "dpft": DPFTConfig,
-    "mplmm": MPLMMSettings,
-    "wander": WanderSettings,
-    "cggm": CGGMSettings,
+    **{name: method.settings_class for name, method in METHOD_SECTIONS.items()},
 }
+
+
+def _settable(cls) -> list:
+    """The fields a user sets: not those the data fills in or the method chooses (`mculora.model.BackboneConfig`)."""
+    return [f for f in fields(cls) if not (f.metadata.get("from_data") or f.metadata.get("by_method"))]
 
 
 def _from_dict(cls, data: dict, where: str):
     """Build a (nested) config dataclass from a dict, rejecting unknown keys so typos do not pass silently."""
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in _settable(cls)} - ({"method_settings"} if cls is TrainConfig else set())
+    known |= set(METHOD_SECTIONS) if cls is TrainConfig else set()
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{where}: unknown settings {unknown}; known: {sorted(known)}")
-    values = {}
+    values, methods = {}, {}
     for name, value in data.items():
         nested = _SECTIONS.get(name) if cls is TrainConfig else None
-        values[name] = _from_dict(nested, value or {}, f"{where}.{name}") if nested else value
-    return cls(**values)
+        value = _from_dict(nested, value or {}, f"{where}.{name}") if nested else value
+        (methods if name in METHOD_SECTIONS and cls is TrainConfig else values)[name] = value
+    config = cls(**values)
+    if methods:
+        config.method_settings.update(methods)
+    return config
+
+
+def settings_of(config) -> dict:
+    """The settable fields of a config as a dict, the methods' sections beside the others (`_from_dict`'s input)."""
+    out = {}
+    for f in _settable(config):
+        value = getattr(config, f.name)
+        out[f.name] = settings_of(value) if isinstance(config, TrainConfig) and f.name in _SECTIONS else value
+    if isinstance(config, TrainConfig):
+        del out["method_settings"]
+        out.update({name: settings_of(section) for name, section in config.method_settings.items()})
+    return out
 
 
 def load_yaml(path: str | Path) -> TrainConfig:
@@ -121,7 +134,12 @@ def _parse_bool(text: str) -> bool:
 def _add_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> None:
     """One flag per field, typed from the field's annotation (``X | None`` parses as X, ``list[int]`` as nargs)."""
     hints = typing.get_type_hints(cls)
-    for f in fields(cls):
+    if cls is TrainConfig:
+        for name in METHOD_SECTIONS:
+            _add_flags(parser, _SECTIONS[name], f"{name}.")
+    for f in _settable(cls):
+        if f.name == "method_settings" and cls is TrainConfig:
+            continue
         if cls is TrainConfig and f.name in _SECTIONS:
             _add_flags(parser, _SECTIONS[f.name], f"{f.name}.")
             continue
@@ -143,7 +161,7 @@ def parse_args(argv: list[str] | None = None, description: str = "") -> TrainCon
     _add_flags(parser, TrainConfig)
     args = vars(parser.parse_args(argv))
     path = args.pop("config", None)
-    merged = asdict(load_yaml(path) if path else TrainConfig())
+    merged = settings_of(load_yaml(path) if path else TrainConfig())
     for key, value in args.items():
         section, _, name = key.rpartition(".")
         (merged[section] if section else merged)[name] = value

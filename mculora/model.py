@@ -26,7 +26,7 @@ attention, so their features cannot influence the output.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -44,16 +44,26 @@ COMBINATION_STREAMS = ("residual", "chain")
 @dataclass
 class BackboneConfig:
     """What every network here shares: its inputs, outputs and backbone size. Defaults are the reference settings
-    (hidden 256, depth 4, 2 heads); the peer methods' networks use this with their own fields added."""
+    (hidden 256, depth 4, 2 heads); each method's network config adds its own fields. The trainer holds one without
+    the data's fields (its settings) and fills them in when it builds the network; a checkpoint's has them."""
 
-    feature_dims: dict[str, int] = field(metadata={"help": "input dim per modality name (audio, text, vision)"})
-    num_outputs: int = field(metadata={"help": "number of classes, or 1 for regression"})
+    feature_dims: dict[str, int] = field(
+        default_factory=dict, metadata={"help": "input dim per modality name (audio, text, vision)", "from_data": True}
+    )
+    num_outputs: int = field(default=0, metadata={"help": "number of classes, or 1 for regression", "from_data": True})
     hidden: int = 256
     depth: int = 4
     heads: int = 2
     dropout: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.feature_dims or self.num_outputs:
+            self.check_data()
+
+    def check_data(self) -> None:
+        """The data's fields are complete and valid (a network cannot be built otherwise)."""
         missing = {m.value for m in MODALITIES} - set(self.feature_dims)
         if missing:
             raise ValueError(f"feature_dims lacks {sorted(missing)}")
@@ -61,11 +71,6 @@ class BackboneConfig:
             raise ValueError(f"feature dims must be positive, got {self.feature_dims}")
         if self.num_outputs < 1:
             raise ValueError("num_outputs must be >= 1")
-        if self.hidden % self.heads:
-            raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -77,7 +82,6 @@ class MCULoRAConfig(BackboneConfig):
     rank_in: int = field(default=4, metadata={"help": "adapter rank of the input projections"})
     rank_mlp: int = field(default=8, metadata={"help": "adapter rank of the attention blocks' MLPs"})
     rank_fusion: int = field(default=4, metadata={"help": "adapter rank of the fusion projection and the head"})
-    adapters: bool = field(default=True, metadata={"help": "False builds the same backbone without any adapters"})
     combination_branch: str = field(
         default="with_base",
         metadata={
@@ -166,7 +170,7 @@ def linear(config: MCULoRAConfig, in_features: int, out_features: int, rank: int
     return CombinationLoRALinear(
         in_features,
         out_features,
-        rank if config.adapters else 0,
+        rank,
         config.lora_dropout,
         combination_init_std=config.combination_init_std,
     )
@@ -220,9 +224,10 @@ def routed_modalities(available: torch.Tensor) -> torch.Tensor:
     return torch.where(present.any(-1, keepdim=True), present, torch.ones_like(present))
 
 
-class StandardisedInputs(nn.Module):
-    """Per-feature standardisation of each modality's inputs, part of the checkpoint (identity until the trainer
-    sets training-set statistics). MCULoRA and the peer methods' backbone share it."""
+class FusionNetwork(nn.Module):
+    """What MCULoRA and the late-fusion backbone (`mculora.methods.late_fusion`) share: per-feature standardisation
+    of each modality's inputs, part of the checkpoint (identity until the trainer sets training-set statistics); one
+    encoder per modality (``in_proj`` and ``layers``); and their parameter counts."""
 
     def register_input_statistics(self, feature_dims: dict[str, int]) -> None:
         for m in MODALITIES:
@@ -239,12 +244,26 @@ class StandardisedInputs(nn.Module):
     def standardise(self, m: Modality, x: torch.Tensor) -> torch.Tensor:
         return (x - getattr(self, f"{m.value}_mean")) / getattr(self, f"{m.value}_std")
 
+    def modality_parameters(self, m: Modality) -> list[nn.Parameter]:
+        """The parameters of one modality's encoder (its input projection and layers): what CGGM modulates."""
+        return [*self.in_proj[m.value].parameters(), *self.layers[m.value].parameters()]
 
-class MCULoRA(StandardisedInputs):
+    def parameter_counts(self) -> dict[str, int]:
+        """Total parameters, those in adapters, and those of one combination's adapters (0 without adapters)."""
+        total = sum(p.numel() for p in self.parameters())
+        adapters = sum(p.numel() for n, p in self.named_parameters() if ".lora_" in n)
+        one = sum(p.numel() for n, p in self.named_parameters() if ".lora_A.atv." in n or ".lora_B.atv." in n)
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"total": total, "trainable": trainable, "adapters": adapters, "per_combination": one}
+
+
+class MCULoRA(FusionNetwork):
     architecture = "mculora"
+    config_class = MCULoRAConfig
 
     def __init__(self, config: MCULoRAConfig):
         super().__init__()
+        config.check_data()
         self.config = config
         fused = config.hidden * len(MODALITIES)
         self.in_proj = nn.ModuleDict(
@@ -267,7 +286,7 @@ class MCULoRA(StandardisedInputs):
             and previous.value.shape[-1] == base.shape[-1]
         )
         value, specific = combination, combination
-        if self.config.adapters and self.config.combination_branch == "with_base":
+        if self.config.combination_branch == "with_base":
             value = value + base
         if carry:
             value, specific = value + previous.value, specific + previous.specific
@@ -403,15 +422,3 @@ class MCULoRA(StandardisedInputs):
             own_streams = {m: streams[m, present[i], k] for i, m in enumerate(MODALITIES)}
             outputs.append(self.output(mine, own_streams, fused[present], routes[k], routes[k].index))
         return outputs
-
-    def parameter_counts(self) -> dict[str, int]:
-        """Total parameters, those in adapters, and those of one combination's adapters."""
-        total = sum(p.numel() for p in self.parameters())
-        adapters = sum(p.numel() for n, p in self.named_parameters() if ".lora_" in n)
-        one = sum(p.numel() for n, p in self.named_parameters() if ".lora_A.atv." in n or ".lora_B.atv." in n)
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"total": total, "trainable": trainable, "adapters": adapters, "per_combination": one}
-
-    def modality_parameters(self, m: Modality) -> list[nn.Parameter]:
-        """The parameters of one modality's encoder (its input projection and layers): what CGGM modulates."""
-        return [*self.in_proj[m.value].parameters(), *self.layers[m.value].parameters()]

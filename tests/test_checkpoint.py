@@ -83,7 +83,6 @@ def test_invalid_configs_fail_with_a_clear_message(saved, changes, message):
         ("hidden", 8.0),
         ("depth", True),
         ("dropout", "0.5"),
-        ("adapters", 1),
         ("combination_stream", 3),
         ("feature_dims", [6, 8, 7]),
         ("feature_dims", {"audio": 6, "text": "8", "vision": 7}),

@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+from mculora.config import TrainConfig
+from mculora.methods import build_method
+from mculora.methods.late_fusion import LateFusionBackbone
 from mculora.modalities import MODALITIES, Modality, index_to_mask
 from mculora.model import MCULoRA, MCULoRAConfig
 
@@ -106,11 +109,17 @@ def test_routing_override_and_specific_share():
 
 
 def test_baseline_backbone_has_no_adapters():
+    """The baseline's network is the late-fusion backbone the peers build on: MCULoRA's without its adapters."""
     torch.manual_seed(0)
-    plain = MCULoRA(MCULoRAConfig(feature_dims=DIMS, num_outputs=4, hidden=16, depth=2, adapters=False))
-    assert plain.parameter_counts()["adapters"] == 0
+    config = TrainConfig()
+    config.model.hidden, config.model.depth = 16, 2
+    plain = build_method("baseline", config).build_model(DIMS, 4)
+    assert isinstance(plain, LateFusionBackbone) and plain.parameter_counts()["adapters"] == 0
     full = _model()
     assert full.parameter_counts()["total"] > plain.parameter_counts()["total"]
+    # Same encoders and fusion: the parameters without adapters are the same tensors' shapes under the same names.
+    without_adapters = {n: p.shape for n, p in full.named_parameters() if ".lora_" not in n}
+    assert sorted(p.shape for p in plain.parameters()) == sorted(without_adapters.values())
     features, mask = _inputs()
     out = plain.eval()(features, mask, index_to_mask(torch.tensor([0, 1, 2, 3])))
     torch.testing.assert_close(out.logits, out.base)

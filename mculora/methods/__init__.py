@@ -1,16 +1,15 @@
-"""Training methods. Each is a `Method`: the network it trains, how it draws the training samples' modality
-combinations, its loss and its between-epoch logic. ``--method NAME`` picks one from `METHODS`."""
+"""Training methods. Each is a `Method` in one module of this package: the network it trains, its own settings, how it
+draws the training samples' modality combinations, its loss and its between-epoch logic. A module registers its
+method with `register`; importing the package imports every module in it, so ``--method NAME`` finds each one, and
+adding a method is adding a module."""
 
-from mculora.methods.base import Method, task_loss
-from mculora.methods.baseline import BaselineMethod
-from mculora.methods.cggm import CGGMMethod
-from mculora.methods.mcu_lora import MCULoRAMethod
-from mculora.methods.mplmm import MPLMMMethod
-from mculora.methods.wander import WanderMethod
+import importlib
+import pkgutil
 
-METHODS: dict[str, type[Method]] = {
-    cls.name: cls for cls in (MCULoRAMethod, BaselineMethod, MPLMMMethod, WanderMethod, CGGMMethod)
-}
+from mculora.methods.base import METHODS, Method, register, task_loss
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def build_method(name: str, config) -> Method:
@@ -19,4 +18,9 @@ def build_method(name: str, config) -> Method:
     return METHODS[name](config)
 
 
-__all__ = ["METHODS", "Method", "build_method", "task_loss"]
+def architectures() -> dict[str, type]:
+    """The networks checkpoints save and load, by their ``architecture`` name (a network may serve several methods)."""
+    return {method.network.architecture: method.network for method in METHODS.values() if method.network}
+
+
+__all__ = ["METHODS", "Method", "architectures", "build_method", "register", "task_loss"]

@@ -26,12 +26,20 @@ def uniform_combinations() -> CombinationSampler:
 
 
 class Method(ABC):
-    name: ClassVar[str]
+    name: ClassVar[str]  # --method NAME
+    # The network it trains, as checkpoints save and load it: a module with an ``architecture`` name and a
+    # ``config_class`` (its architecture's dataclass, saved in config.json); None for a method that trains another
+    # method's network.
+    network: ClassVar[type[torch.nn.Module] | None]
+    # Its own settings, if any: a dataclass that becomes TrainConfig's section NAME (flags --NAME-FIELD, a NAME:
+    # mapping in YAML). The method reads them as ``self.settings``.
+    settings_class: ClassVar[type | None] = None
     # > 0: train this many epochs on complete samples first, then `freeze_after_pretraining` (two-stage recipes)
     pretrain_epochs: int = 0
 
     def __init__(self, config):
         self.config = config  # a `mculora.config.TrainConfig`
+        self.settings = config.method_settings.get(self.name)
 
     @abstractmethod
     def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> torch.nn.Module:
@@ -61,3 +69,14 @@ class Method(ABC):
         self, model, sampler: CombinationSampler, val_batches: Sequence, device, val_results: dict[str, dict], task: str
     ) -> None:
         """Hook after each epoch, with the epoch's validation metrics per condition."""
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(method: type[Method]) -> type[Method]:
+    """Class decorator: make ``method`` available as ``--method method.name`` (and its settings and network known)."""
+    if method.name in METHODS:
+        raise ValueError(f"two methods are named {method.name!r}")
+    METHODS[method.name] = method
+    return method

@@ -16,7 +16,7 @@ Per training step, after the backward pass of ``task loss + λ·L_gm``:
    auxiliary classifier's output weights W_m. This follows the released code, which compares classifier weights;
    the paper words it as gradient directions, and with a linear head the weights are the accumulated gradients.
 
-The backbone is ``cggm_backbone``: ``baseline`` (MCULoRA's network without adapters, the default) or ``mcu-lora``.
+The backbone is ``cggm_backbone``: ``baseline`` (the late-fusion backbone, the default) or ``mcu-lora``.
 Combinations are drawn as the backbone's own method draws them.
 """
 
@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.methods.base import Method, task_loss
+from mculora.lora import CombinationLoRALinear
+from mculora.methods.base import METHODS, Method, register, task_loss
 from mculora.modalities import MODALITIES
 
 BACKBONES = ("baseline", "mcu-lora")
@@ -46,15 +47,15 @@ class CGGMSettings:
             raise ValueError(f"cggm backbone must be one of {BACKBONES}, got {self.backbone!r}")
 
 
+@register
 class CGGMMethod(Method):
     name = "cggm"
+    network = None  # its backbone method's network (``--cggm-backbone``), with modulated gradients
+    settings_class = CGGMSettings
 
     def __init__(self, config):
         super().__init__(config)
-        from mculora.methods import build_method  # the registry imports this module
-
-        self.settings: CGGMSettings = config.cggm
-        self.backbone = build_method(self.settings.backbone, config)
+        self.backbone = METHODS[self.settings.backbone](config)
         self.model = None  # the network being trained (the direction loss reads its head)
         self.classifiers: nn.ModuleList | None = None
         self.optimizer: torch.optim.Optimizer | None = None
@@ -83,7 +84,8 @@ class CGGMMethod(Method):
 
     def head_blocks(self, model) -> list[torch.Tensor]:
         """The fusion head's weight over each modality's part of the fused vector: [C, hidden] per modality."""
-        return list(model.head.base.weight.split(model.config.hidden, dim=1))
+        head = model.head.base if isinstance(model.head, CombinationLoRALinear) else model.head
+        return list(head.weight.split(model.config.hidden, dim=1))
 
     def loss(self, output, batch, task: str) -> torch.Tensor:
         loss = self.backbone.loss(output, batch, task)

@@ -1,24 +1,28 @@
-"""The late-fusion backbone the peer methods build on (MPLMM's prompts, Wander's adapter): MCULoRA's network without
-its adapters, written so that a method can change what enters each modality's encoder (generated features, prompt
-tokens) and what the fused representation gets added.
+"""The late-fusion backbone: MCULoRA's network without its adapters. The baseline trains it as it is; the peer methods
+build on it (MPLMM's prompts, Wander's adapter), written so that a method can change what enters each modality's
+encoder (generated features, prompt tokens) and what the fused representation gets added.
 
     per modality:  standardise -> in_proj_m -> depth x [self-attention over the utterances (+ prompt tokens) + MLP]
     fusion:        h0 = [x_a, x_t, x_v] (+ an adapter's output);  hidden = dropout(relu(fusion(h0))) + h0
     head:          logits = head(hidden)
 
-The sizes come from the same `ModelSettings` as MCULoRA (hidden 256, depth 4, 2 heads), so a comparison differs only
-in the method. Missing modalities are zeroed and masked out of attention, as in MCULoRA.
+The sizes come from the trainer's ``model`` settings, as MCULoRA's do (hidden 256, depth 4, 2 heads), so a comparison
+differs only in the method. Missing modalities are zeroed and masked out of attention, as in MCULoRA.
 """
 
 from __future__ import annotations
+
+from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mculora.dpft import CombinationSampler
 from mculora.dropout import Dropout
+from mculora.methods.base import Method, uniform_combinations
 from mculora.modalities import MODALITIES, Modality, mask_to_index
-from mculora.model import BackboneConfig, ModelOutput, StandardisedInputs, UtteranceAttention
+from mculora.model import BackboneConfig, FusionNetwork, ModelOutput, UtteranceAttention, keep_mask
 
 
 class EncoderLayer(nn.Module):
@@ -35,9 +39,13 @@ class EncoderLayer(nn.Module):
         return x + attended + self.dropout(self.fc2(self.dropout(F.gelu(self.fc1(attended)))))
 
 
-class LateFusionBackbone(StandardisedInputs):
+class LateFusionBackbone(FusionNetwork):
+    architecture = "late-fusion"
+    config_class = BackboneConfig
+
     def __init__(self, config: BackboneConfig):
         super().__init__()
+        config.check_data()
         self.config = config
         h, fused = config.hidden, config.hidden * len(MODALITIES)
         self.in_proj = nn.ModuleDict({m.value: nn.Linear(config.feature_dims[m.value], h) for m in MODALITIES})
@@ -74,13 +82,17 @@ class LateFusionBackbone(StandardisedInputs):
     def fuse(self, h0: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(F.relu(self.fusion(h0))) + h0)
 
-    def modality_parameters(self, m: Modality) -> list[nn.Parameter]:
-        return [*self.in_proj[m.value].parameters(), *self.layers[m.value].parameters()]
+    def fusion_input(self, encoded: list[torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+        """h0, what the fusion reads: the modalities' representations side by side (a method may add to it)."""
+        return torch.cat(encoded, dim=-1)
 
-    def parameter_counts(self) -> dict[str, int]:
-        total = sum(p.numel() for p in self.parameters())
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"total": total, "trainable": trainable, "adapters": 0, "per_combination": 0}
+    def forward(self, features, utterance_mask, modality_mask, available=None, combination=None) -> ModelOutput:
+        """`mculora.model.MCULoRA.forward`'s interface; ``combination`` is accepted and unused (nothing is routed)."""
+        modality_mask = modality_mask.to(torch.bool)
+        keep = keep_mask(utterance_mask, modality_mask, available)
+        inputs = self.inputs(features, keep)
+        reprs = {m: self.encode(m, self.in_proj[m.value](inputs[m]), keep[:, :, i]) for i, m in enumerate(MODALITIES)}
+        return plain_output(self.fuse(self.fusion_input([reprs[m] for m in MODALITIES], keep)), modality_mask, reprs)
 
 
 def plain_output(logits: torch.Tensor, modality_mask: torch.Tensor, reprs: dict[Modality, torch.Tensor]) -> ModelOutput:
@@ -97,3 +109,30 @@ def plain_output(logits: torch.Tensor, modality_mask: torch.Tensor, reprs: dict[
         shared_repr=reprs,
         combination_repr=reprs,
     )
+
+
+class LateFusionMethod(Method):
+    """What the methods on this backbone share: its size from the trainer's ``model`` settings, and the combination
+    sampling of the baseline (every combination with probability 1/7), so that a comparison differs only in the
+    method."""
+
+    network = LateFusionBackbone
+
+    def network_config(self, feature_dims: dict[str, int], num_outputs: int):
+        """The network's config: the trainer's backbone size, the data's dims, and the method's own architecture
+        fields from its settings (those of ``network.config_class`` beyond `BackboneConfig`)."""
+        backbone = {f.name: getattr(self.config.model, f.name) for f in fields(BackboneConfig)}
+        backbone.update(feature_dims=feature_dims, num_outputs=num_outputs)
+        own = {f.name for f in fields(self.network.config_class)} - set(backbone)
+        return self.network.config_class(**backbone, **{name: getattr(self.settings, name) for name in own})
+
+    def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> LateFusionBackbone:
+        return self.network(self.network_config(feature_dims, num_outputs))
+
+    def make_sampler(self) -> CombinationSampler:
+        return uniform_combinations()
+
+    @property
+    def pretrain_epochs(self) -> int:
+        """The two-stage recipe's first stage, for the methods whose settings have one."""
+        return getattr(self.settings, "pretrain_epochs", 0)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import replace
 
 import torch
 
 from mculora.dpft import CombinationSampler, measure_separability
-from mculora.methods.base import Method
+from mculora.methods.base import Method, register
 from mculora.modalities import COMBINATIONS
-from mculora.model import MCULoRA, MCULoRAConfig
+from mculora.model import MCULoRA
 
 
+@register
 class MCULoRAMethod(Method):
     name = "mcu-lora"
+    network = MCULoRA
 
     def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> MCULoRA:
-        settings = asdict(self.config.model)
-        return MCULoRA(MCULoRAConfig(feature_dims=feature_dims, num_outputs=num_outputs, adapters=True, **settings))
+        return MCULoRA(replace(self.config.model, feature_dims=feature_dims, num_outputs=num_outputs))
 
     def make_sampler(self) -> CombinationSampler:
         return CombinationSampler(self.config.dpft)

@@ -26,27 +26,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.methods.late_fusion import LateFusionBackbone, plain_output
-from mculora.methods.peer import PeerMethod
+from mculora.methods.base import register
+from mculora.methods.late_fusion import LateFusionBackbone, LateFusionMethod, plain_output
 from mculora.modalities import MODALITIES
 from mculora.model import BackboneConfig, keep_mask
 
 
 @dataclass
-class MPLMMSettings:
+class MPLMMPrompts:
+    """The prompts' sizes: what MPLMM's network adds to the backbone's config."""
+
     prompt_length: int = 16  # L_p, the paper's value
     prompt_dim: int = 30  # d_p, the paper's value
-    pretrain_epochs: int = 0  # > 0: the two-stage recipe (complete-data pre-training, then prompts)
 
 
 @dataclass
-class MPLMMConfig(BackboneConfig):
-    prompt_length: int = 16
-    prompt_dim: int = 30
+class MPLMMConfig(BackboneConfig, MPLMMPrompts):
+    """The network's architecture, as checkpoints save it: the backbone and the prompts."""
+
+
+@dataclass
+class MPLMMSettings(MPLMMPrompts):
+    """The trainer's ``--mplmm-*`` settings: the prompts' sizes and the two-stage recipe."""
+
+    pretrain_epochs: int = 0  # > 0: the two-stage recipe (complete-data pre-training, then prompts)
 
 
 class MPLMMNet(LateFusionBackbone):
     architecture = "mplmm"
+    config_class = MPLMMConfig
 
     def __init__(self, config: MPLMMConfig):
         super().__init__(config)
@@ -98,22 +106,11 @@ class MPLMMNet(LateFusionBackbone):
         return plain_output(self.fuse(torch.cat(encoded, dim=-1)), modality_mask, reprs)
 
 
-class MPLMMMethod(PeerMethod):
+@register
+class MPLMMMethod(LateFusionMethod):
     name = "mplmm"
-
-    def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> MPLMMNet:
-        settings = self.config.mplmm
-        return MPLMMNet(
-            MPLMMConfig(
-                **self.backbone_settings(feature_dims, num_outputs),
-                prompt_length=settings.prompt_length,
-                prompt_dim=settings.prompt_dim,
-            )
-        )
-
-    @property
-    def pretrain_epochs(self) -> int:
-        return self.config.mplmm.pretrain_epochs
+    network = MPLMMNet
+    settings_class = MPLMMSettings
 
     def freeze_after_pretraining(self, model: MPLMMNet) -> None:
         """The paper's second stage: the pre-trained backbone is frozen except its input projections and head."""

@@ -32,23 +32,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.methods.late_fusion import LateFusionBackbone, plain_output
-from mculora.methods.peer import PeerMethod
+from mculora.methods.base import register
+from mculora.methods.late_fusion import LateFusionBackbone, LateFusionMethod
 from mculora.modalities import MODALITIES
-from mculora.model import BackboneConfig, keep_mask
+from mculora.model import BackboneConfig
 
 
 @dataclass
-class WanderSettings:
+class WanderAdapterSize:
+    """The fusion adapter's ranks: what Wander's network adds to the backbone's config."""
+
     rank: int = 16  # the fork's default
     cp_rank: int = 8  # the fork's drank
-    pretrain_epochs: int = 0  # > 0: the two-stage recipe (frozen pre-trained backbone, trained adapter)
 
 
 @dataclass
-class WanderConfig(BackboneConfig):
-    rank: int = 16
-    cp_rank: int = 8
+class WanderConfig(BackboneConfig, WanderAdapterSize):
+    """The network's architecture, as checkpoints save it: the backbone and the adapter's ranks."""
+
+
+@dataclass
+class WanderSettings(WanderAdapterSize):
+    """The trainer's ``--wander-*`` settings: the adapter's ranks and the two-stage recipe."""
+
+    pretrain_epochs: int = 0  # > 0: the two-stage recipe (frozen pre-trained backbone, trained adapter)
 
 
 class CPFusionAdapter(nn.Module):
@@ -78,35 +85,21 @@ class CPFusionAdapter(nn.Module):
 
 class WanderNet(LateFusionBackbone):
     architecture = "wander"
+    config_class = WanderConfig
 
     def __init__(self, config: WanderConfig):
         super().__init__(config)
         self.adapter = CPFusionAdapter(config.hidden, config.rank, config.cp_rank, config.hidden * len(MODALITIES))
 
-    def forward(self, features, utterance_mask, modality_mask, available=None, combination=None):
-        modality_mask = modality_mask.to(torch.bool)
-        keep = keep_mask(utterance_mask, modality_mask, available)
-        inputs = self.inputs(features, keep)
-        reprs = {m: self.encode(m, self.in_proj[m.value](inputs[m]), keep[:, :, i]) for i, m in enumerate(MODALITIES)}
-        encoded = [reprs[m] for m in MODALITIES]
-        h0 = torch.cat(encoded, dim=-1) + self.adapter(encoded, keep)
-        return plain_output(self.fuse(h0), modality_mask, reprs)
+    def fusion_input(self, encoded: list[torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
+        return super().fusion_input(encoded, keep) + self.adapter(encoded, keep)
 
 
-class WanderMethod(PeerMethod):
+@register
+class WanderMethod(LateFusionMethod):
     name = "wander"
-
-    def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> WanderNet:
-        settings = self.config.wander
-        return WanderNet(
-            WanderConfig(
-                **self.backbone_settings(feature_dims, num_outputs), rank=settings.rank, cp_rank=settings.cp_rank
-            )
-        )
-
-    @property
-    def pretrain_epochs(self) -> int:
-        return self.config.wander.pretrain_epochs
+    network = WanderNet
+    settings_class = WanderSettings
 
     def pretraining_parameters(self, model: WanderNet) -> list[nn.Parameter]:
         """The backbone alone: the adapter comes after pre-training."""

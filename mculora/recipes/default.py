@@ -39,12 +39,13 @@ import numpy as np
 import torch
 
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
-from mculora.config import ModelSettings, TrainConfig
+from mculora.config import TrainConfig, settings_of
 from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
 from mculora.methods import METHODS, build_method
 from mculora.modalities import MODALITIES, Modality
+from mculora.model import MCULoRAConfig
 from mculora.recipes import face_crops, model_card, speech_transfer
 from mculora.recipes.cross_fitting import network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
@@ -172,7 +173,7 @@ def cross_fitting_report(model, pools: dict, config: RecipeConfig, val_pairs: li
 # -- training ----------------------------------------------------------------------------------------------------
 
 
-def train_config(config: RecipeConfig, model: ModelSettings | None = None) -> TrainConfig:
+def train_config(config: RecipeConfig, model: MCULoRAConfig | None = None) -> TrainConfig:
     train = TrainConfig(
         method=config.method, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, seeds=[config.seed]
     )
@@ -287,7 +288,7 @@ def run(config: RecipeConfig) -> dict:
         "seconds_per_epoch_median": float(np.median(result.epoch_seconds)),
         "parameters": model.parameter_counts(),
         "recipe": {k: str(v) for k, v in asdict(config).items()},
-        "model": asdict(settings.model),
+        "model": settings_of(settings.model),
         "optimizer": {
             "lr": settings.lr,
             "weight_decay": settings.weight_decay,

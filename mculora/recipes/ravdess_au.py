@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mculora.config import ModelSettings, TrainConfig
+from mculora.config import TrainConfig
 from mculora.data import Batch
 from mculora.encoders.acoustic_descriptor import AcousticDescriptor
 from mculora.methods import build_method
 from mculora.modalities import Modality
+from mculora.model import MCULoRAConfig
 from mculora.recipes.pairing import chunked, shuffled
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS
 from mculora.training.evaluate import predict_conditions
@@ -51,7 +52,7 @@ def ravdess_au_benchmark(
     units = data["features"][rows, :AU_DIM].astype(np.float32)
     labels = np.array([EKMAN.index(RAVDESS_TO_EKMAN.get(e, e)) for e in data["emotion"][rows]], dtype=np.int64)
     actors = data["actor"][rows]
-    settings = replace(settings, model=ModelSettings(hidden=64, depth=2), lr=1e-3, epochs=config.au_epochs)
+    settings = replace(settings, model=MCULoRAConfig(hidden=64, depth=2), lr=1e-3, epochs=config.au_epochs)
     settings.dpft = replace(settings.dpft)
     settings.dpft.mode = "off"  # the separability probe needs all three modalities; text does not exist here
     dims = {"audio": audio.shape[1], "text": 1, "vision": AU_DIM}
