@@ -46,14 +46,6 @@ class SharedParts(NamedTuple):
         return self.base + self.shared
 
 
-class LoRAParts(NamedTuple):
-    """The output of a `CombinationLoRALinear`, kept apart so callers can build either stream and attribute logits."""
-
-    base: torch.Tensor  # W x + b
-    shared: torch.Tensor  # B_s A_s x
-    combination: torch.Tensor  # B_k A_k xs, k = each sample's combination
-
-
 @dataclass
 class AdapterRows:
     """Which samples use which combination adapter, worked out once per forward pass and shared by every layer
@@ -109,7 +101,9 @@ class AdapterRows:
 
 
 class CombinationLoRALinear(nn.Module):
-    """``nn.Linear`` plus a shared adapter and one adapter per modality combination.
+    """``nn.Linear`` plus a shared adapter and one adapter per modality combination. The model uses it in two calls,
+    `shared_parts` (the base and shared outputs, whatever the routing) and `route` (each sample's combination adapter
+    on the combination stream), so that routing-independent work is done once for several routings.
 
     Args:
         in_features, out_features, bias: as for ``nn.Linear``.
@@ -156,23 +150,9 @@ class CombinationLoRALinear(nn.Module):
         """``B_name A_name x`` for one adapter ("shared" or a combination name); ``x`` is already dropped out."""
         return self.lora_B[name](self.lora_A[name](x))
 
-    def forward(
-        self, x: torch.Tensor, combination: torch.Tensor | AdapterRows, xs: torch.Tensor | None = None
-    ) -> LoRAParts:
-        """
-        Args:
-            x: shared-stream input [B, ..., in_features].
-            combination: long [B], each sample's combination index (see `mculora.modalities`); -1 routes a sample
-                to no combination adapter (an all-missing sample of the reference protocol). Or its `AdapterRows`.
-            xs: combination-stream input [B, ..., in_features]; the combination adapter reads the dropped-out ``x``
-                when omitted (the first layer of a stream).
-        """
-        parts = self.shared_parts(x)
-        stream_in = parts.dropped if xs is None else xs
-        return LoRAParts(parts.base, parts.shared, self.route(stream_in, combination, parts.base))
-
     def shared_parts(self, x: torch.Tensor) -> SharedParts:
-        """The routing-independent part of `forward`, which a caller may compute once for several routings."""
+        """The routing-independent part: ``W x + b`` and the shared adapter's output on the shared stream's input
+        ``x``, computed once however many routings use them (`mculora.model.MCULoRA.forward_conditions`)."""
         base = self.base(x)
         if not self.has_adapters:
             return SharedParts(base, torch.zeros_like(base), None)
@@ -182,8 +162,10 @@ class CombinationLoRALinear(nn.Module):
     def route(
         self, stream_in: torch.Tensor, combination: torch.Tensor | AdapterRows, like: torch.Tensor
     ) -> torch.Tensor:
-        """Each sample's combination adapter applied to its rows of ``stream_in`` (zeros, shaped ``like``, where the
-        combination is -1, and everywhere without adapters). Only the adapters that occur in the batch are computed."""
+        """Each sample's combination adapter ``B_k A_k`` applied to its rows of ``stream_in``, the combination
+        stream's input (zeros, shaped ``like``, where the combination is -1, and everywhere without adapters).
+        ``combination``: long [B], each sample's combination index (`mculora.modalities`), or its `AdapterRows`.
+        Only the adapters that occur in the batch are computed."""
         if not self.has_adapters:
             return torch.zeros_like(like)
         routes = combination if isinstance(combination, AdapterRows) else AdapterRows.of(combination)

@@ -339,8 +339,12 @@ class MCULoRA(FusionNetwork):
         xs = self._advance(fusion.base, self.fusion.route(xs_all.value, routes, fusion.base), xs_all)
         head = fused.head
         head_combination = self.head.route(xs.value, routes, head.base)
-        # The with_base head's combination branch repeats W h + b, so the base term appears twice in the logits.
-        base = head.base + (self._advance(head.base, head_combination, None).value - head_combination)
+        # The with_base head's combination branch outputs W h + b + B_k A_k xs, so the logits hold W h + b twice, as
+        # in the paper-era code. The second copy is taken out of the branch's output as computed, which keeps trained
+        # models' outputs bit for bit.
+        base = head.base
+        if self.config.combination_branch == "with_base":
+            base = head.base + ((head_combination + head.base) - head_combination)
         return ModelOutput(
             logits=base + head.shared + head_combination,
             base=base,

@@ -22,11 +22,12 @@ def test_the_dense_formulation_equals_the_routed_one():
             torch.nn.init.normal_(parameter)
     x, xs = torch.randn(9, 3, 8), torch.randn(9, 3, 8)
     combination = torch.tensor([0, 1, 2, 3, 4, 5, 6, -1, 3])  # every combination, mixed, and one routed nowhere
-    for stream in (None, xs):
-        routed = layer(x, combination, stream)
+    parts = layer.shared_parts(x)
+    for stream in (parts.dropped, xs):
+        routed = layer.route(stream, combination, parts.base)
         with suite.dense_adapters():
-            dense = layer(x, combination, stream)
-        assert torch.allclose(routed.combination, dense.combination, atol=1e-6)
-        assert torch.equal(dense.combination[7], torch.zeros(3, 5))
-        assert not torch.allclose(routed.combination[0], routed.combination[1])  # the adapters differ per row
+            dense = layer.route(stream, combination, parts.base)
+        assert torch.allclose(routed, dense, atol=1e-6)
+        assert torch.equal(dense[7], torch.zeros(3, 5))
+        assert not torch.allclose(routed[0], routed[1])  # the adapters differ per row
     assert CombinationLoRALinear.route is not suite.dense_route  # restored after the block
