@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from mculora.encoders import audio as acoustic
+from mculora.encoders import acoustic_descriptor as acoustic
 from mculora.encoders.acoustic_descriptor import BLOCKS, AcousticDescriptor, block_slices
 from mculora.modalities import Modality
 from mculora.preprocess import UnusableInput
