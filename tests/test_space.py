@@ -43,7 +43,7 @@ def test_the_assembled_folder_passes_its_checks(folder):
     assert meta["python_version"] == "3.12" and meta["sdk_version"] == pinned["gradio"]
     assert pinned["torch"] in space.ZERO_GPU_TORCH
     assert space.lfs_tracked("checkpoints/default/model.safetensors", space.lfs_patterns(folder))
-    assert (folder / "mculora" / "predictor.py").is_file() and (folder / "packages.txt").is_file()
+    assert (folder / "mculora" / "serving" / "predictor.py").is_file() and (folder / "packages.txt").is_file()
     assert not (folder / "checkpoints" / "default" / "ravdess_au").exists()
     assert not list(folder.rglob("__pycache__"))
 
