@@ -86,8 +86,8 @@ _SECTIONS = {
 
 
 def _settable(cls) -> list:
-    """The fields a user sets: not those the data fills in or the method chooses (`mculora.model.BackboneConfig`)."""
-    return [f for f in fields(cls) if not (f.metadata.get("from_data") or f.metadata.get("by_method"))]
+    """The fields a user sets: not those the data fills in (`mculora.model.BackboneConfig`)."""
+    return [f for f in fields(cls) if not f.metadata.get("from_data")]
 
 
 def _from_dict(cls, data: dict, where: str):
