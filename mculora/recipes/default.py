@@ -84,7 +84,8 @@ class RecipeConfig:
     text_epochs: int = 3
     speech_epochs: int = 60
     speech_augment_variants: int = field(default=3, metadata={"help": "copies of each clip under browser conditions"})
-    speech_band_normalised: bool = field(default=True, metadata={"help": "the speech network's per-band input mean"})
+    # Off: removing each mel band's mean cost 11.5 points from RAVDESS to EmoDB (docs/generalisation.md).
+    speech_band_normalised: bool = field(default=False, metadata={"help": "remove the speech network's band means"})
     folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
     fold_epoch_scale: float = field(
         default=0.5, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
