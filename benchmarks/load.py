@@ -1,12 +1,19 @@
-"""Load and soak test: concurrent gradio_client clients against the real server, with good and bad requests mixed.
+"""Load and soak test: concurrent gradio_client clients against the real server, under two request profiles.
 
-    python benchmarks/load.py [--checkpoint checkpoints/default] [--clients 16] [--requests 500] [--json out.json]
+    python benchmarks/load.py [--profile mix|full|both] [--clients 16] [--requests 32] [--json out.json]
 
-Starts ``python app.py`` on a free port of 127.0.0.1, warms it up with the same load, then lets ``--clients``
-threads (one gradio_client each) send ``--requests`` requests in all, cycling through `MIX`: the three modalities
-together, each alone, the ablation, and bad inputs whose answer is a specific left-out reason or error. A request
-whose outcome differs from the expected one is a failure. Reports failures, p50/p95 latency, throughput, and the
-server's resident memory (VmRSS, Linux) after the warm-up and at the end. Failures include the warm-up's.
+Starts ``python app.py`` on a free port of 127.0.0.1 (its own process; the clients are threads of this one, one
+gradio_client each, so on one machine they share its cores with the server), warms it up with the same load, then
+each of ``--clients`` clients sends ``--requests`` requests. Profiles:
+
+- ``full``: what a demo's real traffic is, every request a face image (512x512 PNG), a 4 s WAV and a sentence
+  through ``/predict``, uploaded as a browser uploads them;
+- ``mix``: cycling through `mix`: the three modalities together, each alone, the ablation, and bad inputs whose
+  answer is a specific left-out reason or error.
+
+A request whose outcome differs from the expected one is a failure. Reports, per profile, failures, p50/p95 latency,
+throughput, and the server's resident memory (VmRSS, Linux) after the warm-up and at the end. Failures include the
+warm-up's.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +41,7 @@ from served import api_client, free_port  # noqa: E402
 EXAMPLES = ROOT / "assets" / "examples"
 FACE, SPEECH = EXAMPLES / "astronaut.jpg", EXAMPLES / "happy_speech.wav"
 TEXT = "We won! I can't believe it, this is the best day ever!"
+FULL_IMAGE_SIDE, FULL_SPEECH_SECONDS = 512, 4.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,23 @@ def mix(folder: Path) -> list[Request]:
     ]
 
 
+def full(folder: Path) -> list[Request]:
+    """The full request: the example face as a 512x512 PNG, the first 4 s of the example speech as a WAV, a
+    sentence."""
+    import soundfile
+    from PIL import Image
+
+    face, speech = folder / "face.png", folder / "speech.wav"
+    Image.open(FACE).convert("RGB").resize((FULL_IMAGE_SIDE, FULL_IMAGE_SIDE)).save(face)
+    samples, rate = soundfile.read(SPEECH, frames=int(FULL_SPEECH_SECONDS * soundfile.info(SPEECH).samplerate))
+    soundfile.write(speech, samples, rate)
+    args = (handle_file(str(face)), handle_file(str(speech)), TEXT, True, True, True, None)
+    return [Request("full request", "/predict", args, "used:audio,text,vision")]
+
+
+PROFILES = {"mix": mix, "full": full}
+
+
 def outcome_matches(expect: str, outcome: dict | str) -> bool:
     kind, _, detail = expect.partition(":")
     if kind == "error":
@@ -86,6 +112,7 @@ def outcome_matches(expect: str, outcome: dict | str) -> bool:
 
 @dataclass
 class LoadReport:
+    profile: str
     clients: int
     requests: int
     failures: int
@@ -131,7 +158,8 @@ def start_server(checkpoint: Path, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"the server did not start; its log:\n{log.read_text()[-3000:]}")
 
 
-def run_load(checkpoint: Path, clients: int, requests: int) -> LoadReport:
+def run_load(checkpoint: Path, clients: int, requests: int, profiles: Sequence[str] = ("mix",)) -> list[LoadReport]:
+    """Each profile in turn against one server: ``clients`` clients, ``requests`` requests each."""
     with tempfile.TemporaryDirectory(prefix="mculora-load-") as folder:
         folder = Path(folder)
         port = free_port()
@@ -139,24 +167,30 @@ def run_load(checkpoint: Path, clients: int, requests: int) -> LoadReport:
         server = start_server(checkpoint, port, folder / "server.log")
         startup_s = time.perf_counter() - start
         try:
-            report = _measure(f"http://127.0.0.1:{port}/", server.pid, mix(folder), clients, requests)
-            report.startup_s, report.rss_peak_mb = startup_s, server_rss_mb(server.pid, "VmHWM")
-            return report
+            reports = []
+            for profile in profiles:
+                report = _measure(
+                    f"http://127.0.0.1:{port}/", server.pid, PROFILES[profile](folder), clients, requests, profile
+                )
+                report.startup_s, report.rss_peak_mb = startup_s, server_rss_mb(server.pid, "VmHWM")
+                reports.append(report)
+            return reports
         finally:
             server.terminate()
             server.wait(timeout=60)
 
 
-def _measure(url: str, pid: int, requests_mix: list[Request], clients: int, total: int) -> LoadReport:
+def _measure(url: str, pid: int, requests_mix: list[Request], clients: int, each: int, profile: str) -> LoadReport:
     # The warm-up is the same load, shorter: first calls allocate caches, and each server thread that first runs the
     # model gets its own allocator arena. The soak then measures what comes after.
-    _, warm_up_failed, _ = _drive(url, requests_mix, clients, clients * len(requests_mix))
+    _, warm_up_failed, _ = _drive(url, requests_mix, clients, max(clients, len(requests_mix)) * len(requests_mix))
     rss_before = server_rss_mb(pid)
-    latencies, failed, wall = _drive(url, requests_mix, clients, total)
+    latencies, failed, wall = _drive(url, requests_mix, clients, clients * each)
     failed = warm_up_failed + failed
     rss_after = server_rss_mb(pid)
     quantiles = statistics.quantiles(latencies, n=20)
     return LoadReport(
+        profile=profile,
         clients=clients,
         requests=len(latencies),
         failures=len(failed),
@@ -206,21 +240,25 @@ def _drive(url: str, requests_mix: list[Request], clients: int, total: int) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "default")
+    parser.add_argument("--profile", choices=[*PROFILES, "both"], default="both")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--requests", type=int, default=32, help="requests per client")
+    parser.add_argument("--json", type=Path, help="also write the reports here")
     args = parser.parse_args()
-    report = run_load(args.checkpoint, args.clients, args.requests)
-    print(
-        f"{report.clients} clients, {report.requests} requests: {report.failures} failures; latency p50 "
-        f"{report.p50_ms:.0f} ms, p95 {report.p95_ms:.0f} ms; {report.throughput_per_s:.1f} requests/s; server RSS "
-        f"{report.rss_before_mb:.0f} MB -> {report.rss_after_mb:.0f} MB ({report.rss_growth_percent:+.1f} %), peak "
-        f"{report.rss_peak_mb:.0f} MB; started in {report.startup_s:.1f} s"
-    )
-    for line in report.failed:
-        print("  failed:", line)
+    profiles = list(PROFILES) if args.profile == "both" else [args.profile]
+    reports = run_load(args.checkpoint, args.clients, args.requests, profiles)
+    for report in reports:
+        print(
+            f"{report.profile}: {report.clients} clients, {report.requests} requests: {report.failures} failures; "
+            f"latency p50 {report.p50_ms:.0f} ms, p95 {report.p95_ms:.0f} ms; {report.throughput_per_s:.1f} "
+            f"requests/s; server RSS {report.rss_before_mb:.0f} MB -> {report.rss_after_mb:.0f} MB "
+            f"({report.rss_growth_percent:+.1f} %), peak {report.rss_peak_mb:.0f} MB; started in "
+            f"{report.startup_s:.1f} s"
+        )
+        for line in report.failed:
+            print("  failed:", line)
     if args.json:
-        args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
+        args.json.write_text(json.dumps([asdict(report) for report in reports], indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ Sections, each measured in this one run so that ratios compare like with like on
 * **clip**: `benchmarks/clip.py` in a process of its own: a 30 s 1280x720 clip with speech and a transcript scored
   under every combination of every window; seconds of clip per wall-clock second, each stage's seconds, peak RSS.
 * **app**: ``/predict`` and ``/ablate`` through gradio_client on an in-process server, and their overhead over the
-  Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients,
-  peak server memory. The clients pass ``ssl_verify=False`` (the server is plain HTTP; see `served.api_client`);
-  ``/predict`` is also timed with gradio_client's defaults.
+  Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients on
+  the mixed profile and 32 clients on full requests, peak server memory. The clients pass ``ssl_verify=False``
+  (the server is plain HTTP; see `served.api_client`); ``/predict`` is also timed with gradio_client's defaults.
 
 Every median is over ``--repeats`` calls after a warm-up call. Nothing here is asserted: see the README.
 """
@@ -196,7 +196,8 @@ def app_section(predictor: Predictor, checkpoint: Path, repeats: int, direct: di
         default_client = Client(client.src, verbose=False)
         default_ms = median_ms(lambda: default_client.predict(*args, api_name="/predict"), repeats)
         default_client.close()
-    report = load.run_load(checkpoint, clients=16, requests=96)
+    (report,) = load.run_load(checkpoint, clients=16, requests=6, profiles=("mix",))
+    (full,) = load.run_load(checkpoint, clients=32, requests=8, profiles=("full",))
     return {
         "api_predict_ms": predict_ms,
         "api_predict_overhead_ms": predict_ms - direct["predict_ms"],
@@ -210,6 +211,14 @@ def app_section(predictor: Predictor, checkpoint: Path, repeats: int, direct: di
             "throughput_per_s": report.throughput_per_s,
             "p50_ms": report.p50_ms,
             "p95_ms": report.p95_ms,
+        },
+        "load_32_clients_full_requests": {
+            "requests": full.requests,
+            "failures": full.failures,
+            "throughput_per_s": full.throughput_per_s,
+            "p50_ms": full.p50_ms,
+            "p95_ms": full.p95_ms,
+            "rss_growth_percent": full.rss_growth_percent,
         },
         "cold_start_s": report.startup_s,
         "server_peak_rss_mb": report.rss_peak_mb,
@@ -268,6 +277,9 @@ def markdown(results: dict) -> str:
         f"| 16 concurrent clients (`ssl_verify=False`), {app['load_16_clients']['requests']} mixed requests | "
         f"{app['load_16_clients']['throughput_per_s']:.1f} requests/s, p95 {app['load_16_clients']['p95_ms']:.0f} ms, "
         f"{app['load_16_clients']['failures']} failures |",
+        "| 32 concurrent clients (`ssl_verify=False`), {requests} full requests (512x512 PNG + 4 s WAV + sentence) "
+        "| {throughput_per_s:.1f} requests/s, p50 {p50_ms:.0f} ms, p95 {p95_ms:.0f} ms, {failures} failures, RSS "
+        "{rss_growth_percent:+.1f} % |".format(**app["load_32_clients_full_requests"]),
         f"| app cold start (process start to page served) | {app['cold_start_s']:.1f} s |",
         f"| server peak RSS | {app['server_peak_rss_mb']:.0f} MB |",
     ]

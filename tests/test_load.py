@@ -14,10 +14,24 @@ import load  # noqa: E402
 
 @pytest.mark.slow
 def test_concurrent_clients_get_their_expected_answers(demo_checkpoint):
-    report = load.run_load(demo_checkpoint, clients=4, requests=24)
-    assert report.requests == 24
-    assert report.failures == 0, report.failed
-    assert report.rss_before_mb > 0 and report.rss_after_mb > 0
+    mixed, full = load.run_load(demo_checkpoint, clients=4, requests=6, profiles=("mix", "full"))
+    assert (mixed.profile, mixed.requests, full.profile, full.requests) == ("mix", 24, "full", 24)
+    for report in (mixed, full):
+        assert report.failures == 0, report.failed
+        assert report.rss_before_mb > 0 and report.rss_after_mb > 0
+
+
+def test_the_full_request_is_what_a_browser_sends(tmp_path):
+    """A 512x512 PNG face, a 4 s WAV and a sentence, all three used."""
+    import soundfile
+    from PIL import Image
+
+    (request,) = load.full(tmp_path)
+    face, speech, text = request.args[:3]
+    assert Image.open(face["path"]).size == (512, 512) and Image.open(face["path"]).format == "PNG"
+    info = soundfile.info(speech["path"])
+    assert info.format == "WAV" and abs(info.duration - 4.0) < 0.01
+    assert text and request.endpoint == "/predict" and request.expect == "used:audio,text,vision"
 
 
 def test_outcomes_are_judged_by_their_messages():
