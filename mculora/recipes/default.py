@@ -49,7 +49,7 @@ from mculora.model import MCULoRAConfig
 from mculora.recipes import face_crops, model_card, speech_transfer
 from mculora.recipes.cross_fitting import network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
-from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches
+from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches, with_feature_noise
 from mculora.recipes.ravdess_au import ravdess_au_benchmark
 from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample
 from mculora.recipes.unseen_corpus import unseen_corpus_report
@@ -89,6 +89,11 @@ class RecipeConfig:
     folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
     fold_epoch_scale: float = field(
         default=0.5, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
+    )
+    # Measured on the cached pools (6 epochs, seed 66): 0.5 raised the pairs 2-4 points and moved the best validation
+    # epoch from the first to the last; 1.0 was worse on speech alone.
+    feature_noise: float = field(
+        default=0.5, metadata={"help": "noise on the fusion's training vectors, in units of each feature's spread"}
     )
     tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
     device: str | None = None
@@ -195,10 +200,12 @@ def train_default(
     core = core.to(device)
     rng = np.random.default_rng(config.seed)
     steps = max(1, config.samples_per_epoch // config.batch_size)
+    spread = {m: torch.from_numpy(pools[m, "train"].vectors.std(0)) for m in MODALITIES}
 
     def epoch_batches(epoch: int):
         for _ in range(steps):
-            yield paired_batch(pools, "train", rng.integers(0, len(EKMAN), config.batch_size), rng)
+            batch = paired_batch(pools, "train", rng.integers(0, len(EKMAN), config.batch_size), rng)
+            yield with_feature_noise(batch, config.feature_noise, spread) if config.feature_noise else batch
 
     log_path.unlink(missing_ok=True)
 

@@ -351,6 +351,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         folds=metrics["cross_fitting"]["folds"],
         fold_epoch_scale=metrics["cross_fitting"]["fold_epoch_scale"],
         pairs_per_label=training["recipe"]["pairs_per_label"],
+        feature_noise=training["recipe"]["feature_noise"],
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         fold_minutes=f"{sum(r['seconds'] for fold in metrics['folds'] for r in fold.values()) / 60:.1f}",
         crop_minutes=f"{timing['face_crops'] / 60:.1f}",

@@ -79,7 +79,9 @@ encoder feeds the model the acoustic descriptor, the network's pooled features a
 ## How it was trained: synthetic pairing
 
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
-speech clip and one face that share a label, drawn afresh every batch with class-balanced labels.
+speech clip and one face that share a label, drawn afresh every batch with class-balanced labels, with Gaussian
+noise of {feature_noise} times each feature's training spread added to every vector (without it the model fitted the
+pools' exact vectors within the first epoch).
 {method_training}
 
 The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
