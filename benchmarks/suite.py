@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -49,6 +50,7 @@ from served import served_demo  # noqa: E402
 from mculora.lora import AdapterRows, CombinationLoRALinear  # noqa: E402
 from mculora.modalities import COMBINATIONS, MODALITIES, mask_table  # noqa: E402
 from mculora.model import UtteranceAttention  # noqa: E402
+from mculora.serving import server  # noqa: E402
 from mculora.serving.allocator import keep_freed_memory  # noqa: E402
 from mculora.serving.predictor import Predictor  # noqa: E402
 from mculora.serving.torch_thread import TorchThread  # noqa: E402
@@ -162,6 +164,31 @@ def predictor_section(predictor: Predictor, repeats: int) -> dict:
     }
 
 
+def overlap_section(predictor: Predictor, rounds: int = 5, per_round: int = 24) -> dict:
+    """Full requests (`load.full`: 512x512 PNG, 4 s WAV, a sentence) from two request threads, the app's concurrency:
+    decoding and the face mesh on the request thread (what `Predictor.predict` does) against everything on the torch
+    thread (each call handed to it whole). The two alternate round by round; requests/s is the median of rounds."""
+    with tempfile.TemporaryDirectory() as folder:
+        (request,) = load.full(Path(folder))
+        inputs = {"image": request.args[0]["path"], "audio": request.args[1]["path"], "text": request.args[2]}
+        ways = {
+            "decode_on_request_thread": lambda: predictor.predict(**inputs),
+            "all_on_torch_thread": lambda: predictor.torch_thread.run(predictor.predict, **inputs),
+        }
+        throughput = {way: [] for way in ways}
+        with ThreadPoolExecutor(max_workers=server.CONCURRENCY) as pool:
+            for way, call in [*ways.items()] * rounds:
+                list(pool.map(lambda _, call=call: call(), range(server.CONCURRENCY)))  # warm both threads
+                start = time.perf_counter()
+                list(pool.map(lambda _, call=call: call(), range(per_round)))
+                throughput[way].append(per_round / (time.perf_counter() - start))
+    medians = {way: statistics.median(values) for way, values in throughput.items()}
+    return {
+        **{f"{way}_per_s": value for way, value in medians.items()},
+        "ratio": (medians["decode_on_request_thread"] / medians["all_on_torch_thread"]),
+    }
+
+
 def training_section() -> dict:
     from mculora.config import parse_args
     from mculora.data import load_corpus
@@ -268,6 +295,10 @@ def markdown(results: dict) -> str:
         f"| `Predictor.predict_combinations` | {predictor['predict_combinations_ms']:.1f} ms |",
         f"| vision only (live webcam work per frame) | {predictor['frames_per_second_vision_only']:.1f} frames/s |",
         f"| all three per frame | {predictor['frames_per_second_all_three']:.1f} frames/s |",
+        "| full requests from 2 request threads: decoding on the request thread / everything on the torch thread | "
+        "{decode_on_request_thread_per_s:.1f} / {all_on_torch_thread_per_s:.1f} requests/s ({ratio:.2f}x) |".format(
+            **results["overlap"]
+        ),
         f"| `/predict` through gradio_client (`ssl_verify=False`) | {app['api_predict_ms']:.0f} ms "
         f"(+{app['api_predict_overhead_ms']:.0f} ms over the Predictor) |",
         f"| `/predict` through gradio_client with its defaults | {app['api_predict_default_client_ms']:.0f} ms "
@@ -301,6 +332,7 @@ def main() -> None:
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}, {predictor.device}",
         "fusion": torch_thread.run(fusion, predictor.model, args.repeats),
         "predictor": predictor_section(predictor, args.repeats),
+        "overlap": overlap_section(predictor),
         "training": torch_thread.run(training_section),
         "clip": clip_section(args.checkpoint),
     }

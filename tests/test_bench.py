@@ -31,3 +31,14 @@ def test_the_dense_formulation_equals_the_routed_one():
         assert torch.equal(dense[7], torch.zeros(3, 5))
         assert not torch.allclose(routed[0], routed[1])  # the adapters differ per row
     assert CombinationLoRALinear.route is not suite.dense_route  # restored after the block
+
+
+def test_the_overlap_comparison_serves_full_requests_both_ways(predictor, monkeypatch):
+    """Both ways of serving a full request are timed, and the torch-thread way really hands the whole call over."""
+    handed_over = []
+    run = predictor.torch_thread.run
+    monkeypatch.setattr(predictor.torch_thread, "run", lambda fn, *a, **k: handed_over.append(fn) or run(fn, *a, **k))
+    result = suite.overlap_section(predictor, rounds=1, per_round=2)
+    assert result["decode_on_request_thread_per_s"] > 0 and result["all_on_torch_thread_per_s"] > 0
+    assert result["ratio"] == result["decode_on_request_thread_per_s"] / result["all_on_torch_thread_per_s"]
+    assert handed_over.count(predictor.predict) == 4  # the second way's 2 warm-up and 2 timed calls

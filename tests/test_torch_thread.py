@@ -6,12 +6,15 @@ import select
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from mculora.checkpoint import CheckpointError
 from mculora.serving.predictor import NothingToPredict, Predictor
 from mculora.serving.torch_thread import THREAD_NAME, TorchThread, on_torch_thread
+
+FACE = Path(__file__).resolve().parents[1] / "assets" / "examples" / "astronaut.jpg"
 
 
 def test_calls_from_any_thread_run_on_one_thread_and_return_its_result() -> None:
@@ -77,20 +80,24 @@ def test_a_forked_child_gets_a_thread_of_its_own() -> None:
         os.waitpid(pid, 0)
 
 
-def test_the_predictor_predicts_on_the_torch_thread(predictor, monkeypatch) -> None:
-    threads = []
-    featurize = predictor.featurizer.featurize
+def test_the_predictor_decodes_on_its_caller_and_encodes_on_the_torch_thread(predictor, monkeypatch) -> None:
+    """Decoding and the face mesh run on the request's own thread, so that they overlap another request's encoders
+    and model; every torch kernel runs on the torch thread."""
+    threads = {"prepare": [], "encode": []}
+    for step in threads:
+        original = getattr(predictor.featurizer, step)
 
-    def recording(**inputs):
-        threads.append(threading.current_thread().name)
-        return featurize(**inputs)
+        def recording(*args, step=step, original=original, **kwargs):
+            threads[step].append(threading.current_thread().name)
+            return original(*args, **kwargs)
 
-    monkeypatch.setattr(predictor.featurizer, "featurize", recording)
-    predictor.predict(text="what a lovely surprise")
+        monkeypatch.setattr(predictor.featurizer, step, recording)
+    predictor.predict(image=FACE, text="what a lovely surprise")
     predictor.predict_combinations(text="what a lovely surprise")
     with pytest.raises(NothingToPredict):
         predictor.predict(text="   ")
-    assert threads and all(name.startswith(THREAD_NAME) for name in threads)
+    assert threads["prepare"] == [threading.current_thread().name] * 3
+    assert len(threads["encode"]) == 2 and all(name.startswith(THREAD_NAME) for name in threads["encode"])
 
 
 def test_the_predictor_loads_on_the_torch_thread(demo_checkpoint, monkeypatch) -> None:
@@ -114,8 +121,8 @@ def test_a_predictor_without_a_torch_thread_runs_on_its_caller_and_starts_no_thr
     before = {thread.ident for thread in threading.enumerate()}
     plain = Predictor.from_pretrained(demo_checkpoint, device="cpu")
     ran_on = []
-    featurize = plain.featurizer.featurize
-    plain.featurizer.featurize = lambda **inputs: ran_on.append(threading.get_ident()) or featurize(**inputs)
+    encode = plain.featurizer.encode
+    plain.featurizer.encode = lambda prepared: ran_on.append(threading.get_ident()) or encode(prepared)
     assert plain.predict(text="what a lovely surprise").label in plain.labels
     assert ran_on == [threading.get_ident()]
     assert plain.torch_thread is None

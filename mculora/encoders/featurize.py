@@ -2,6 +2,11 @@
 
 Each modality is optional. One that is not given, that the user drops, or that turns out unusable (no face,
 silent audio, empty text) is recorded as missing with a reason a person can read.
+
+The work is in two steps. `Featurizer.prepare` decodes and checks the inputs (image and audio decoding, resampling,
+the face mesh, text cleaning) and runs no torch kernel; `Featurizer.encode` runs the encoders. A server runs the
+first on its request threads and only the second on its one torch thread, so one request's decoding and face mesh
+overlap another's encoders and model.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import torch
 from mculora.encoders import Encoder
 from mculora.modalities import MODALITIES, Modality
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import READ_SECONDS, prepare_audio
+from mculora.preprocess.audio import READ_SECONDS, PreparedAudio, prepare_audio
 from mculora.preprocess.text import prepare_text
 from mculora.preprocess.vision import Face, FaceFinder, read_video_frames
 
@@ -33,6 +38,18 @@ class UtteranceFeatures:
     missing: dict[Modality, str]  # reason per modality left out
     face: Face | None = None  # the face the vision encoder saw (the first one, for a video)
     notes: list[str] = field(default_factory=list)  # e.g. that long audio was cut
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PreparedInputs:
+    """One utterance's inputs decoded and checked, before any encoder has run."""
+
+    audio: PreparedAudio | None = None
+    text: str | None = None
+    faces: list[Face] = field(default_factory=list)  # one for an image; those of the sampled frames for a video
+    missing: dict[Modality, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -61,8 +78,10 @@ class Featurizer:
         self.encoders = encoders
         self.face_finder = FaceFinder()
 
-    def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
-        """Any supported audio input -> the audio encoder's vector. Raises `UnusableInput`."""
+    # -- preparing: decoding and checks, no encoder ----------------------------------------------------------
+
+    def prepare_audio(self, source, timings: dict[str, float], notes: list[str]) -> PreparedAudio:
+        """Any supported audio input, decoded, resampled and trimmed. Raises `UnusableInput`."""
         with stopwatch(timings, "audio_preprocess"):
             prepared = prepare_audio(source)
         if prepared.capped:
@@ -70,6 +89,82 @@ class Featurizer:
                 f"the audio was longer than the limit: {prepared.duration_s:.0f} s of sound from the first "
                 f"{READ_SECONDS:.0f} s were used"
             )
+        return prepared
+
+    def find_faces(self, image, video, timings: dict[str, float]) -> list[Face]:
+        """The face of an image, or without one those of a video's sampled frames. Raises `UnusableInput`."""
+        with stopwatch(timings, "vision_detect"):
+            if image is not None:
+                return [self.face_finder.find(image)]
+            faces = [face for face in self.face_finder.find_many(read_video_frames(video)) if face is not None]
+        if not faces:
+            raise UnusableInput("no face found in any sampled video frame")
+        return faces
+
+    def prepare(
+        self,
+        image=None,
+        audio=None,
+        text: str | None = None,
+        video: str | Path | None = None,
+        drop: Iterable[Modality | str] = (),
+    ) -> PreparedInputs:
+        """Decode and check whatever is given. An image is used when given; otherwise a video's frames."""
+        dropped = {as_modality(m) for m in drop}
+        result = PreparedInputs()
+        given = {Modality.AUDIO: audio, Modality.TEXT: text, Modality.VISION: image if image is not None else video}
+        for modality in MODALITIES:
+            if modality in dropped:
+                result.missing[modality] = DROPPED
+            elif given[modality] is None:
+                result.missing[modality] = NOT_GIVEN
+            else:
+                try:
+                    if modality is Modality.AUDIO:
+                        result.audio = self.prepare_audio(audio, result.timings_ms, result.notes)
+                    elif modality is Modality.TEXT:
+                        with stopwatch(result.timings_ms, "text_preprocess"):
+                            result.text = prepare_text(text)
+                    else:
+                        result.faces = self.find_faces(image, video, result.timings_ms)
+                except UnusableInput as reason:
+                    result.missing[modality] = str(reason)
+        return result
+
+    # -- encoding ------------------------------------------------------------------------------------------------
+
+    def encode(self, prepared: PreparedInputs) -> UtteranceFeatures:
+        """The encoders' vectors of prepared inputs. For a video the vectors of the frames with a face are averaged."""
+        timings = dict(prepared.timings_ms)
+        result = UtteranceFeatures({}, dict(prepared.missing), notes=list(prepared.notes), timings_ms=timings)
+        if prepared.audio is not None:
+            with stopwatch(timings, "audio_encode"):
+                result.vectors[Modality.AUDIO] = self.encoders[Modality.AUDIO].encode([prepared.audio.samples])[0]
+        if prepared.text is not None:
+            with stopwatch(timings, "text_encode"):
+                result.vectors[Modality.TEXT] = self.encoders[Modality.TEXT].encode([prepared.text])[0]
+        if prepared.faces:
+            with stopwatch(timings, "vision_encode"):
+                result.vectors[Modality.VISION] = self.encoders[Modality.VISION].encode(prepared.faces).mean(dim=0)
+            result.face = prepared.faces[0]
+        return result
+
+    def featurize(
+        self,
+        image=None,
+        audio=None,
+        text: str | None = None,
+        video: str | Path | None = None,
+        drop: Iterable[Modality | str] = (),
+    ) -> UtteranceFeatures:
+        """`prepare` then `encode`, on the calling thread."""
+        return self.encode(self.prepare(image=image, audio=audio, text=text, video=video, drop=drop))
+
+    # -- one modality, for batch extraction and clips --------------------------------------------------------
+
+    def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
+        """Any supported audio input -> the audio encoder's vector. Raises `UnusableInput`."""
+        prepared = self.prepare_audio(source, timings, notes)
         with stopwatch(timings, "audio_encode"):
             return self.encoders[Modality.AUDIO].encode([prepared.samples])[0]
 
@@ -90,45 +185,6 @@ class Featurizer:
     def vision(self, image, video, timings: dict[str, float]) -> tuple[torch.Tensor, Face]:
         """An image (or, without one, a video's sampled frames) -> the vision vector and the face it came from.
         For a video the vectors of the frames with a face are averaged. Raises `UnusableInput`."""
-        with stopwatch(timings, "vision_detect"):
-            if image is not None:
-                faces = [self.face_finder.find(image)]
-            else:
-                faces = [face for face in self.face_finder.find_many(read_video_frames(video)) if face is not None]
-                if not faces:
-                    raise UnusableInput("no face found in any sampled video frame")
+        faces = self.find_faces(image, video, timings)
         with stopwatch(timings, "vision_encode"):
             return self.encoders[Modality.VISION].encode(faces).mean(dim=0), faces[0]
-
-    def featurize(
-        self,
-        image=None,
-        audio=None,
-        text: str | None = None,
-        video: str | Path | None = None,
-        drop: Iterable[Modality | str] = (),
-    ) -> UtteranceFeatures:
-        """Preprocess and encode whatever is given. An image is used when given; otherwise a video's frames."""
-        dropped = {as_modality(m) for m in drop}
-        result = UtteranceFeatures({}, {})
-        given = {Modality.AUDIO: audio, Modality.TEXT: text, Modality.VISION: image if image is not None else video}
-        for modality in MODALITIES:
-            if modality in dropped:
-                result.missing[modality] = DROPPED
-                continue
-            if given[modality] is None:
-                result.missing[modality] = NOT_GIVEN
-                continue
-            try:
-                if modality is Modality.AUDIO:
-                    result.vectors[modality] = self.audio(audio, result.timings_ms, result.notes)
-                elif modality is Modality.TEXT:
-                    (vector,) = self.texts([text], result.timings_ms)
-                    if isinstance(vector, UnusableInput):
-                        raise vector
-                    result.vectors[modality] = vector
-                else:
-                    result.vectors[modality], result.face = self.vision(image, video, result.timings_ms)
-            except UnusableInput as reason:
-                result.missing[modality] = str(reason)
-        return result

@@ -28,7 +28,7 @@ import torch
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
-from mculora.encoders.featurize import Featurizer, UtteranceFeatures, stopwatch
+from mculora.encoders.featurize import Featurizer, PreparedInputs, UtteranceFeatures, stopwatch
 from mculora.hosting import hub
 from mculora.lora import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
@@ -186,7 +186,6 @@ class Predictor:
         features, available, utterance_mask = self._model_inputs(utterances, masks)
         return network(features, utterance_mask, masks.to(self.device), available)
 
-    @on_torch_thread
     def predict(
         self,
         image=None,
@@ -201,8 +200,17 @@ class Predictor:
         the attention context, as in the dialogue benchmarks. ``method``: one of `methods` (default: the first).
         Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a checkpoint."""
         start = time.perf_counter()
+        self.network(method)  # an unknown method fails before any work
+        prepared = self._usable_inputs(image, audio, text, video, drop)
+        return self._predict_prepared(prepared, history, method, start)
+
+    @on_torch_thread
+    def _predict_prepared(
+        self, prepared: PreparedInputs, history: Sequence[UtteranceFeatures], method: str | None, start: float
+    ) -> Prediction:
+        """`predict` after the inputs are decoded: the encoders and the network, on the torch thread."""
         network, settings = self.network(method)
-        current = self._usable_features(image, audio, text, video, drop)
+        current = self.featurizer.encode(prepared)
         used = [m for m in MODALITIES if m in current.vectors]
         mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
         timings = dict(current.timings_ms)
@@ -237,7 +245,6 @@ class Predictor:
             method=settings.method,
         )
 
-    @on_torch_thread
     def predict_combinations(
         self,
         image=None,
@@ -252,8 +259,14 @@ class Predictor:
         method; ``methods`` (default, or a None among them: the first) are run on one encoding of the input, their rows
         one after another."""
         networks = [self.network(method) for method in (methods or [None])]
-        current = self._usable_features(image, audio, text, video, drop)
-        return self.combination_rows(current, history, networks)
+        prepared = self._usable_inputs(image, audio, text, video, drop)
+        return self._combination_rows_of(prepared, history, networks)
+
+    @on_torch_thread
+    def _combination_rows_of(
+        self, prepared: PreparedInputs, history: Sequence[UtteranceFeatures], networks: Sequence[tuple]
+    ) -> list[CombinationRow]:
+        return self.combination_rows(self.featurizer.encode(prepared), history, networks)
 
     def combination_rows(
         self, current: UtteranceFeatures, history: Sequence[UtteranceFeatures], networks: Sequence[tuple]
@@ -310,10 +323,12 @@ class Predictor:
         temperature = torch.tensor([settings.temperatures.get(c, 1.0) for c in combinations])
         return (logits.float().cpu() / temperature[:, None]).softmax(-1)
 
-    def _usable_features(self, image, audio, text, video, drop) -> UtteranceFeatures:
-        """Featurize the inputs; raise `NothingToPredict`, listing each modality's reason, if none is usable."""
-        features = self.featurizer.featurize(image=image, audio=audio, text=text, video=video, drop=drop)
-        if not features.vectors:
-            reasons = "; ".join(f"{m.value}: {reason}" for m, reason in features.missing.items())
+    def _usable_inputs(self, image, audio, text, video, drop) -> PreparedInputs:
+        """Decode and check the inputs on the calling thread (a server's request thread: it overlaps the torch
+        thread's work for other requests); raise `NothingToPredict`, listing each modality's reason, if none is
+        usable."""
+        prepared = self.featurizer.prepare(image=image, audio=audio, text=text, video=video, drop=drop)
+        if len(prepared.missing) == len(MODALITIES):
+            reasons = "; ".join(f"{m.value}: {reason}" for m, reason in prepared.missing.items())
             raise NothingToPredict(f"nothing usable to predict from ({reasons})")
-        return features
+        return prepared
