@@ -1,13 +1,17 @@
 """The fusion forward against the reference implementation's own model, same shapes, same threads, one run.
 
-    python benchmarks/reference.py --reference PATH/TO/MCULoRA-clone [--repeats 20]
+    python benchmarks/reference.py --reference PATH/TO/MCULoRA-clone [--commit b5d07be] [--repeats 40]
 
-PATH is a clone of the reference code (gdace829/MCULoRA), used from where it lies: its `build_model` builds its
-network (IEMOCAP-4 settings: hidden 256, depth 4, 2 heads; wav2vec-large, DeBERTa-large and MANet dims 512, 1024,
-1024), and ours is built with the same sizes. Nothing of it is copied here. Both run in eval mode without gradients
-on the same random features, complete inputs, at batch 1 and 32 for one utterance and a 30-utterance dialogue; and
-one input under all 7 combinations (ours: one batched pass; the reference: one call per combination, the only way
-its forward takes a combination). Prints a markdown table of medians and ratios.
+PATH is a git clone of the reference code (gdace829/MCULoRA). The model files of ``--commit`` are read from it into
+a scratch folder (`git archive`), whatever the clone has checked out, and its `build_model` builds its network from
+there (IEMOCAP-4 settings: hidden 256, depth 4, 2 heads; wav2vec-large, DeBERTa-large and MANet dims 512, 1024,
+1024); ours is built with the same sizes. Nothing of it is copied into this project. The commit matters: b5d07be,
+the first published version, is a smaller and faster network than later ones (which add cross-modal attention over
+the combination streams), so a ratio is only comparable with one measured against the same commit. Both networks
+run in eval mode under `torch.inference_mode` on the same random features, complete inputs, at batch 1 and 32 for
+one utterance and a 30-utterance dialogue; and one input under all 7 combinations (ours: one batched pass; the
+reference: one call per combination, the only way its forward takes a combination). Prints the commit, the
+parameter counts and a markdown table of medians and ratios.
 
 Its training script's epoch time is compared separately (docs/performance.md gives the commands): it reads
 hard-coded data paths from its config.py, which a scratch copy points at a synthetic set.
@@ -16,7 +20,12 @@ hard-coded data paths from its config.py, which a scratch copy points at a synth
 from __future__ import annotations
 
 import argparse
+import io
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 import torch
@@ -28,8 +37,27 @@ from mculora.model import MCULoRA, MCULoRAConfig
 DIMS = {"audio": 512, "text": 1024, "vision": 1024}
 
 
+def checkout(clone: Path, commit: str, into: Path) -> str:
+    """The clone's files at ``commit``, written into ``into``; returns the full commit id."""
+    full = subprocess.run(
+        ["git", "-C", str(clone), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if full.returncode:
+        raise SystemExit(f"error: {clone} has no commit {commit!r} (is it a git clone of gdace829/MCULoRA?)")
+    # The code only: the clone's data files may be absent (a partial clone) and are not needed.
+    code = ["git", "-C", str(clone), "archive", commit, "--", "MCULoRA", "config.py"]
+    archive = subprocess.run(code, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    if not (into / "MCULoRA" / "utils.py").is_file():
+        raise SystemExit(f"error: commit {commit} of {clone} has no MCULoRA/utils.py")
+    return full.stdout.strip()
+
+
 def reference_model(path: Path):
-    """The reference network from its clone, as its training script builds it for IEMOCAP-4."""
+    """The reference network from its files in ``path``, as its training script builds it for IEMOCAP-4."""
     sys.path[:0] = [str(path), str(path / "MCULoRA")]
     from utils import build_model  # the clone's MCULoRA/utils.py
 
@@ -57,12 +85,14 @@ def split(features: torch.Tensor) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", type=Path, required=True, help="a clone of gdace829/MCULoRA")
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--reference", type=Path, required=True, help="a git clone of gdace829/MCULoRA")
+    parser.add_argument("--commit", default="b5d07be", help="the reference's commit to build (default: b5d07be)")
+    parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
-    if not (args.reference / "MCULoRA" / "utils.py").is_file():
-        raise SystemExit(f"error: {args.reference} is not a clone of the reference code (no MCULoRA/utils.py)")
-    reference = reference_model(args.reference)
+    scratch = Path(tempfile.mkdtemp(prefix="mculora-reference-"))
+    commit = checkout(args.reference, args.commit, scratch)
+    reference = reference_model(scratch)
+    shutil.rmtree(scratch)  # its modules are imported
     ours = MCULoRA(MCULoRAConfig(feature_dims=DIMS, num_outputs=4)).eval()
     generator = torch.Generator().manual_seed(0)
     rows = []
@@ -106,7 +136,10 @@ def main() -> None:
             )
         )
     ours_count, theirs_count = (sum(p.numel() for p in model.parameters()) for model in (ours, reference))
-    print(f"{torch.get_num_threads()} threads; parameters: ours {ours_count:,}, reference {theirs_count:,}\n")
+    print(
+        f"reference commit {commit}; {torch.get_num_threads()} threads; parameters: ours {ours_count:,}, "
+        f"reference {theirs_count:,}\n"
+    )
     print("| case | ours (ms) | reference (ms) | ours / reference |\n|---|---|---|---|")
     for name, ours_ms, theirs_ms in rows:
         print(f"| {name} | {ours_ms:.2f} | {theirs_ms:.2f} | {ours_ms / theirs_ms:.2f} |")
