@@ -80,8 +80,8 @@ encoder feeds the model the acoustic descriptor, the network's pooled features a
 
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
 speech clip and one face that share a label, drawn afresh every batch with class-balanced labels, with Gaussian
-noise of {feature_noise} times each feature's training spread added to every vector (without it the model fitted the
-pools' exact vectors within the first epoch).
+noise of {feature_noise} times each feature's training spread added to the descriptors and embeddings (not to the
+encoder networks' logits; without it the model fitted the pools' exact vectors within the first epoch).
 {method_training}
 
 The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
