@@ -149,17 +149,6 @@ class Featurizer:
             result.face = prepared.faces[0]
         return result
 
-    def featurize(
-        self,
-        image=None,
-        audio=None,
-        text: str | None = None,
-        video: str | Path | None = None,
-        drop: Iterable[Modality | str] = (),
-    ) -> UtteranceFeatures:
-        """`prepare` then `encode`, on the calling thread."""
-        return self.encode(self.prepare(image=image, audio=audio, text=text, video=video, drop=drop))
-
     # -- one modality, for batch extraction and clips --------------------------------------------------------
 
     def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
