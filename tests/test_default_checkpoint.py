@@ -65,14 +65,14 @@ def test_probabilities_are_calibrated_per_combination(predictor, demo_checkpoint
     report = json.loads((demo_checkpoint / "metrics.json").read_text())["calibration"]
     assert predictor.config.temperatures == {c: r["temperature"] for c, r in report.items()}
     assert set(report) == set(CONDITIONS)
-    # The model card's table: scaling never makes a condition clearly worse, and it closes most of the raw model's
-    # over-confidence: every condition ends at ECE <= 0.05 (the worst is audio alone, 0.047, against 0.248 raw).
+    # The model card's table. Learned from cross-fitted encoder outputs, the raw model is close to honest already
+    # (its worst raw ECE is 0.073, speech alone; before cross-fitting it was 0.248), so the temperatures, fitted on the
+    # validation pairs, have little left to fix: they never make a test condition clearly worse, and every condition
+    # ends at ECE <= 0.06 (the worst is speech alone, 0.055).
     for condition, r in report.items():
-        assert r["ece_after"] <= r["ece_before"] + 0.01 and r["nll_after"] <= r["nll_before"] + 1e-3, condition
-    assert max(r["ece_after"] for r in report.values()) <= 0.05
-    assert np.mean([r["ece_after"] for r in report.values()]) < 0.6 * np.mean(
-        [r["ece_before"] for r in report.values()]
-    )
+        assert r["ece_after"] <= r["ece_before"] + 0.01 and r["nll_after"] <= r["nll_before"] + 0.005, condition
+    assert max(r["ece_before"] for r in report.values()) <= 0.08
+    assert max(r["ece_after"] for r in report.values()) <= 0.06
 
     # On a fixed input, the shown probabilities are the softmax of the logits over the combination's temperature:
     # less peaked than the raw softmax where T > 1, the same label, and they still sum to 1.
@@ -80,7 +80,7 @@ def test_probabilities_are_calibrated_per_combination(predictor, demo_checkpoint
     prediction = predictor.predict(audio=str(clip))
     logits = torch.tensor(list(prediction.contributions.logits.values()))
     raw, shown = logits.softmax(-1), torch.tensor(list(prediction.probabilities.values()))
-    assert predictor.config.temperatures["a"] > 1.5
+    assert predictor.config.temperatures["a"] > 1.0
     assert torch.allclose(shown, (logits / predictor.config.temperatures["a"]).softmax(-1), atol=1e-5)
     assert shown.max() < raw.max() and int(shown.argmax()) == int(raw.argmax())
     assert float(shown.sum()) == pytest.approx(1.0)
