@@ -26,6 +26,7 @@ from mculora.modalities import Modality
 from mculora.preprocess.vision import FaceFinder
 from mculora.recipes.encoder_training import class_weights
 from mculora.recipes.face import FaceTrainConfig, accuracy, augment, load_images, train_face_net
+from mculora.recipes.face_crops import path_crops
 from mculora.recipes.sources import EKMAN, Item, fer2013_items
 
 HAPPINESS = EKMAN.index("happiness")
@@ -135,17 +136,17 @@ def test_shipped_network_finds_the_bundled_smile(shipped, astronaut_face):
     assert int(shipped.net(crop).argmax()) == HAPPINESS
 
 
-def test_shipped_network_meets_its_card_on_fer_public_test(demo_checkpoint, shipped, shared_data):
-    """The network alone on FER-2013 PublicTest, as the model card reports it; happy faces go to happiness."""
+def test_shipped_network_meets_its_card_on_fer_public_test(demo_checkpoint, shipped, shared_data, tmp_path):
+    """The network alone on FER-2013 PublicTest, as the model card reports it: on the crops the run-time path cuts
+    (one face-mesh pass, `mculora.recipes.face_crops`, the faces the mesh finds); happy faces go to happiness."""
     card = json.loads((demo_checkpoint / "metrics.json").read_text())["face_net"]["test_accuracy"]
     test = [item for item in fer2013_items(shared_data) if item.split == "test"]
-    images, labels = load_images(test)
+    images, labels = load_images(test, path_crops(test, tmp_path / "crops"))
+    assert len(labels) >= 0.95 * len(test)
     measured, predicted = accuracy(shipped.net, images, labels)
-    assert measured == pytest.approx(card, abs=0.003) and measured >= 0.64
+    assert measured == pytest.approx(card, abs=0.003) and measured >= 0.63
     happy = labels == HAPPINESS
     assert float((predicted[happy] == HAPPINESS).float().mean()) >= 0.8
-    first_happy = int(np.flatnonzero(happy.numpy())[0])
-    assert int(predicted[first_happy]) == HAPPINESS, test[first_happy].path
 
 
 def test_encoding_from_a_cached_mesh_pass_is_the_served_encoding(shipped, shared_data):
