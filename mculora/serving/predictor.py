@@ -200,16 +200,15 @@ class Predictor:
         the attention context, as in the dialogue benchmarks. ``method``: one of `methods` (default: the first).
         Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a checkpoint."""
         start = time.perf_counter()
-        self.network(method)  # an unknown method fails before any work
+        network, settings = self.network(method)  # an unknown method fails before any work
         prepared = self._usable_inputs(image, audio, text, video, drop)
-        return self._predict_prepared(prepared, history, method, start)
+        return self._predict_prepared(prepared, history, network, settings, start)
 
     @on_torch_thread
     def _predict_prepared(
-        self, prepared: PreparedInputs, history: Sequence[UtteranceFeatures], method: str | None, start: float
+        self, prepared: PreparedInputs, history: Sequence[UtteranceFeatures], network, settings, start: float
     ) -> Prediction:
         """`predict` after the inputs are decoded: the encoders and the network, on the torch thread."""
-        network, settings = self.network(method)
         current = self.featurizer.encode(prepared)
         used = [m for m in MODALITIES if m in current.vectors]
         mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
