@@ -44,9 +44,9 @@ def test_the_shipped_checkpoints_give_their_pinned_probabilities() -> None:
     pinned = json.loads(PINS.read_text())
     now = shipped_probabilities()
     assert now.keys() == pinned["probabilities"].keys()
-    # Bit for bit where the pins were made (a reordered sum moves them by ~4e-8); elsewhere other float kernels may
-    # move the last bits, so 1e-6.
-    tolerance = 0.0 if pinned["machine"] == machine() else 1e-6
+    # Float kernels move the last bits between hosts, even with the same torch and vector instructions (another
+    # host of the same `machine()` moved them by up to 2.4e-7), so 1e-6: far below any change of what is computed.
+    tolerance = 1e-6
     for method, rows in pinned["probabilities"].items():
         for name, expected in rows.items():
             torch.testing.assert_close(torch.tensor(now[method][name]), torch.tensor(expected), rtol=0, atol=tolerance)

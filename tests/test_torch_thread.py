@@ -83,7 +83,7 @@ def test_a_forked_child_gets_a_thread_of_its_own() -> None:
 def test_the_predictor_decodes_on_its_caller_and_encodes_on_the_torch_thread(predictor, monkeypatch) -> None:
     """Decoding and the face mesh run on the request's own thread, so that they overlap another request's encoders
     and model; every torch kernel runs on the torch thread."""
-    threads = {"prepare": [], "encode": []}
+    threads = {"prepare": [], "encode_many": []}
     for step in threads:
         original = getattr(predictor.featurizer, step)
 
@@ -97,7 +97,7 @@ def test_the_predictor_decodes_on_its_caller_and_encodes_on_the_torch_thread(pre
     with pytest.raises(NothingToPredict):
         predictor.predict(text="   ")
     assert threads["prepare"] == [threading.current_thread().name] * 3
-    assert len(threads["encode"]) == 2 and all(name.startswith(THREAD_NAME) for name in threads["encode"])
+    assert len(threads["encode_many"]) == 2 and all(name.startswith(THREAD_NAME) for name in threads["encode_many"])
 
 
 def test_the_predictor_loads_on_the_torch_thread(demo_checkpoint, monkeypatch) -> None:
@@ -121,10 +121,94 @@ def test_a_predictor_without_a_torch_thread_runs_on_its_caller_and_starts_no_thr
     before = {thread.ident for thread in threading.enumerate()}
     plain = Predictor.from_pretrained(demo_checkpoint, device="cpu")
     ran_on = []
-    encode = plain.featurizer.encode
-    plain.featurizer.encode = lambda prepared: ran_on.append(threading.get_ident()) or encode(prepared)
+    encode = plain.featurizer.encode_many
+    plain.featurizer.encode_many = lambda prepared: ran_on.append(threading.get_ident()) or encode(prepared)
     assert plain.predict(text="what a lovely surprise").label in plain.labels
     assert ran_on == [threading.get_ident()]
     assert plain.torch_thread is None
     started = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith(THREAD_NAME)]
     assert started == []
+
+
+def hold(thread: TorchThread) -> threading.Event:
+    """Keep ``thread`` busy until the returned event is set, so that calls queue behind it."""
+    release, started = threading.Event(), threading.Event()
+    threading.Thread(target=thread.run, args=(lambda: started.set() or release.wait(30),), daemon=True).start()
+    assert started.wait(30)
+    return release
+
+
+def wait_until_queued(thread: TorchThread, count: int) -> None:
+    for _ in range(3000):
+        if sum(len(waiting) for waiting in thread._waiting.values()) >= count:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{count} calls never queued")
+
+
+def test_calls_that_queue_are_gathered_into_one_batch_and_each_gets_its_own_result() -> None:
+    thread, batches = TorchThread(max_batch=4), []
+
+    def square_all(items):
+        batches.append(list(items))
+        return [item * item for item in items]
+
+    assert thread.gather(square_all, 3) == 9  # an idle thread: alone, at once
+    release = hold(thread)
+    with ThreadPoolExecutor(6) as pool:
+        results = [pool.submit(thread.gather, square_all, n) for n in range(6)]
+        wait_until_queued(thread, 6)
+        release.set()
+        assert [result.result(timeout=30) for result in results] == [n * n for n in range(6)]
+    assert batches[0] == [3]
+    assert sorted(len(batch) for batch in batches[1:]) == [2, 4]  # six queued, at most max_batch=4 at a time
+    assert sorted(item for batch in batches[1:] for item in batch) == list(range(6))
+
+
+def test_a_bad_item_fails_only_its_own_caller() -> None:
+    thread = TorchThread()
+
+    def invert_all(items):
+        return [1 / item for item in items]
+
+    release = hold(thread)
+    with ThreadPoolExecutor(3) as pool:
+        results = [pool.submit(thread.gather, invert_all, n) for n in (2, 0, 4)]
+        wait_until_queued(thread, 3)
+        release.set()
+        assert results[0].result(timeout=30) == 0.5 and results[2].result(timeout=30) == 0.25
+        with pytest.raises(ZeroDivisionError):
+            results[1].result(timeout=30)
+    assert thread.gather(invert_all, 8) == 0.125  # still serving
+
+
+def test_concurrent_predictions_run_as_one_batch_and_match_predictions_made_alone(predictor, monkeypatch) -> None:
+    """Requests that queue behind a busy torch thread are encoded and run through the network together; each gets
+    what it would get alone (up to float rounding: batched kernels sum in another order), its own reasons included."""
+    requests = [
+        {"image": FACE, "text": "what a lovely surprise"},
+        {"audio": FACE.with_name("sad_speech.wav"), "text": "go away"},
+        {"text": "I can't believe you did this to me!"},
+        {"image": FACE, "audio": FACE.with_name("happy_speech.wav"), "text": "   "},
+        {"text": "we won the final", "method": "mplmm"} if "mplmm" in predictor.methods else {"text": "we won"},
+    ]
+    alone = [predictor.predict(**request) for request in requests]
+    sizes = []
+    encode_many = predictor.featurizer.encode_many
+    monkeypatch.setattr(predictor.featurizer, "encode_many", lambda all: sizes.append(len(all)) or encode_many(all))
+    release = hold(predictor.torch_thread)
+    with ThreadPoolExecutor(len(requests)) as pool:
+        futures = [pool.submit(lambda r=request: predictor.predict(**r)) for request in requests]
+        wait_until_queued(predictor.torch_thread, len(requests))
+        release.set()
+        together = [future.result(timeout=120) for future in futures]
+    assert sizes == [len(requests)]
+    for one, batched in zip(alone, together, strict=True):
+        assert (batched.used, batched.missing, batched.method) == (one.used, one.missing, one.method)
+        assert batched.label == one.label
+        for label, p in one.probabilities.items():
+            assert abs(batched.probabilities[label] - p) < 1e-5
+        for part in ("base", "shared", "adapter"):
+            for label, value in getattr(one.contributions, part).items():
+                assert abs(getattr(batched.contributions, part)[label] - value) < 1e-4
+        assert batched.contributions.combination == one.contributions.combination

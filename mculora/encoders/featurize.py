@@ -135,19 +135,43 @@ class Featurizer:
 
     def encode(self, prepared: PreparedInputs) -> UtteranceFeatures:
         """The encoders' vectors of prepared inputs. For a video the vectors of the frames with a face are averaged."""
-        timings = dict(prepared.timings_ms)
-        result = UtteranceFeatures({}, dict(prepared.missing), notes=list(prepared.notes), timings_ms=timings)
-        if prepared.audio is not None:
-            with stopwatch(timings, "audio_encode"):
-                result.vectors[Modality.AUDIO] = self.encoders[Modality.AUDIO].encode([prepared.audio.samples])[0]
-        if prepared.text is not None:
-            with stopwatch(timings, "text_encode"):
-                result.vectors[Modality.TEXT] = self.encoders[Modality.TEXT].encode([prepared.text])[0]
-        if prepared.faces:
-            with stopwatch(timings, "vision_encode"):
-                result.vectors[Modality.VISION] = self.encoders[Modality.VISION].encode(prepared.faces).mean(dim=0)
-            result.face = prepared.faces[0]
-        return result
+        return self.encode_many([prepared])[0]
+
+    def encode_many(self, prepared: Sequence[PreparedInputs]) -> list[UtteranceFeatures]:
+        """`encode` of several utterances, one call per encoder for all of them (what a server's queued requests
+        share). Each utterance's timings give the stage times of the whole batch it ran in."""
+        results = [
+            UtteranceFeatures({}, dict(p.missing), notes=list(p.notes), timings_ms=dict(p.timings_ms)) for p in prepared
+        ]
+        stages: dict[str, float] = {}
+        with_audio = [i for i, p in enumerate(prepared) if p.audio is not None]
+        if with_audio:
+            with stopwatch(stages, "audio_encode"):
+                vectors = self.encoders[Modality.AUDIO].encode([prepared[i].audio.samples for i in with_audio])
+            for i, vector in zip(with_audio, vectors, strict=True):
+                results[i].vectors[Modality.AUDIO] = vector
+        with_text = [i for i, p in enumerate(prepared) if p.text is not None]
+        if with_text:
+            with stopwatch(stages, "text_encode"):
+                vectors = self.encoders[Modality.TEXT].encode([prepared[i].text for i in with_text])
+            for i, vector in zip(with_text, vectors, strict=True):
+                results[i].vectors[Modality.TEXT] = vector
+        with_faces = [i for i, p in enumerate(prepared) if p.faces]
+        if with_faces:
+            with stopwatch(stages, "vision_encode"):
+                faces = [prepared[i].faces for i in with_faces]
+                vectors = self.encoders[Modality.VISION].encode([face for frames in faces for face in frames])
+                for i, frames in zip(with_faces, vectors.split([len(frames) for frames in faces]), strict=True):
+                    results[i].vectors[Modality.VISION] = frames.mean(dim=0)
+                    results[i].face = prepared[i].faces[0]
+        for i, result in enumerate(results):
+            present = {
+                "audio_encode": i in with_audio,
+                "text_encode": i in with_text,
+                "vision_encode": i in with_faces,
+            }
+            result.timings_ms.update({stage: ms for stage, ms in stages.items() if present[stage]})
+        return results
 
     # -- one modality, for batch extraction and clips --------------------------------------------------------
 

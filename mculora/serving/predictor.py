@@ -92,6 +92,17 @@ class CombinationRow:
     method: str = "mcu-lora"
 
 
+@dataclass
+class _Request:
+    """One `Predictor.predict` call after its inputs are decoded: what the torch thread needs to finish it."""
+
+    prepared: PreparedInputs
+    history: tuple[UtteranceFeatures, ...]
+    network: torch.nn.Module
+    settings: object  # the network's CheckpointConfig
+    start: float  # time.perf_counter() when the call began
+
+
 class Predictor:
     """A loaded checkpoint with its encoders. Build it once (``from_pretrained``) and call ``predict`` many times.
 
@@ -167,23 +178,25 @@ class Predictor:
     # -- model --------------------------------------------------------------------------------------------------
 
     def _model_inputs(
-        self, utterances: Sequence[UtteranceFeatures], masks: torch.Tensor
+        self, dialogues: Sequence[Sequence[UtteranceFeatures]], masks: torch.Tensor
     ) -> tuple[dict[Modality, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Features [B, L, D] of a dialogue (history + current) repeated for each of the B modality masks."""
-        batch, length = masks.shape[0], len(utterances)
+        """Features [B, L, D] of B dialogues of L utterances each (the last one the current), row b under mask b."""
+        batch, length = masks.shape[0], len(dialogues[0])
         dims = self.config.model.feature_dims
-        features = {m: torch.zeros(batch, length, dims[m.value], device=self.device) for m in MODALITIES}
-        available = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool, device=self.device)
-        for position, utterance in enumerate(utterances):
-            for i, m in enumerate(MODALITIES):
-                if m in utterance.vectors:
-                    features[m][:, position] = utterance.vectors[m].to(self.device)
-                    available[:, position, i] = True
-        return features, available, torch.ones(batch, length, dtype=torch.bool, device=self.device)
+        features = {m: torch.zeros(batch, length, dims[m.value]) for m in MODALITIES}
+        available = torch.zeros(batch, length, len(MODALITIES), dtype=torch.bool)
+        for row, utterances in enumerate(dialogues):
+            for position, utterance in enumerate(utterances):
+                for i, m in enumerate(MODALITIES):
+                    if m in utterance.vectors:
+                        features[m][row, position] = utterance.vectors[m]
+                        available[row, position, i] = True
+        features = {m: f.to(self.device) for m, f in features.items()}
+        return features, available.to(self.device), torch.ones(batch, length, dtype=torch.bool, device=self.device)
 
     @torch.inference_mode()
-    def _forward(self, network: torch.nn.Module, utterances: Sequence[UtteranceFeatures], masks: torch.Tensor):
-        features, available, utterance_mask = self._model_inputs(utterances, masks)
+    def _forward(self, network: torch.nn.Module, dialogues: Sequence[Sequence[UtteranceFeatures]], masks: torch.Tensor):
+        features, available, utterance_mask = self._model_inputs(dialogues, masks)
         return network(features, utterance_mask, masks.to(self.device), available)
 
     def predict(
@@ -202,25 +215,47 @@ class Predictor:
         start = time.perf_counter()
         network, settings = self.network(method)  # an unknown method fails before any work
         prepared = self._usable_inputs(image, audio, text, video, drop)
-        return self._predict_prepared(prepared, history, network, settings, start)
+        request = _Request(prepared, tuple(history), network, settings, start)
+        if self.torch_thread is None:
+            return self._predict_batch([request])[0]
+        # Requests that queue on the torch thread while it is busy are encoded and run as one batch.
+        return self.torch_thread.gather(self._predict_batch, request)
 
-    @on_torch_thread
-    def _predict_prepared(
-        self, prepared: PreparedInputs, history: Sequence[UtteranceFeatures], network, settings, start: float
+    def _predict_batch(self, requests: Sequence[_Request]) -> list[Prediction]:
+        """`predict` after the inputs are decoded, on the torch thread: one call per encoder for every request, and
+        one network pass per network over the requests without history (a dialogue runs alone)."""
+        encoded = self.featurizer.encode_many([request.prepared for request in requests])
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, request in enumerate(requests):
+            groups.setdefault((request.settings.method, i if request.history else -1), []).append(i)
+        predictions: list[Prediction | None] = [None] * len(requests)
+        for rows in groups.values():
+            network, settings = requests[rows[0]].network, requests[rows[0]].settings
+            used = [[m for m in MODALITIES if m in encoded[i].vectors] for i in rows]
+            masks = torch.tensor([[m in mine for m in MODALITIES] for mine in used])
+            model_ms: dict[str, float] = {}
+            with stopwatch(model_ms, "model"):
+                output = self._forward(network, [[*requests[i].history, encoded[i]] for i in rows], masks)
+            names = [combination_name(mine) for mine in used]
+            probabilities = self._probabilities(settings, output.logits[:, -1], names)
+            for row, i in enumerate(rows):
+                timings = {
+                    **encoded[i].timings_ms,
+                    **model_ms,
+                    "total": (time.perf_counter() - requests[i].start) * 1e3,
+                }
+                predictions[i] = self._prediction(encoded[i], output, row, probabilities[row], settings, timings)
+        return predictions
+
+    def _prediction(
+        self, current: UtteranceFeatures, output, row: int, probabilities: torch.Tensor, settings, timings: dict
     ) -> Prediction:
-        """`predict` after the inputs are decoded: the encoders and the network, on the torch thread."""
-        current = self.featurizer.encode(prepared)
-        used = [m for m in MODALITIES if m in current.vectors]
-        mask = torch.tensor([[m in current.vectors for m in MODALITIES]])
-        timings = dict(current.timings_ms)
-        with stopwatch(timings, "model"):
-            output = self._forward(network, [*history, current], mask)
-        probabilities = self._probabilities(settings, output.logits[:, -1], [combination_name(used)])[0]
-        timings["total"] = (time.perf_counter() - start) * 1000
+        """The `Prediction` of row ``row`` of a network's output, whose current utterance is ``current``."""
 
         def per_class(values: torch.Tensor) -> dict[str, float]:
-            return {label: float(v) for label, v in zip(self.labels, values[0, -1].float().cpu(), strict=True)}
+            return {label: float(v) for label, v in zip(self.labels, values[row, -1].float().cpu(), strict=True)}
 
+        used = [m for m in MODALITIES if m in current.vectors]
         contributions = Contributions(
             combination=combination_name(used),
             base=per_class(output.base),
@@ -228,7 +263,7 @@ class Predictor:
             adapter=per_class(output.combination),
             logits=per_class(output.logits),
             combination_specific={
-                m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[0].cpu(), strict=True)
+                m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[row].cpu(), strict=True)
             },
             adapters=self._has_adapters[settings.method],
         )
@@ -278,7 +313,7 @@ class Predictor:
         names = [combination_name(subset) for subset in subsets]
         rows = []
         for network, settings in networks:
-            logits = self._forward(network, [*history, current], masks).logits[:, -1]
+            logits = self._forward(network, [[*history, current]] * len(masks), masks).logits[:, -1]
             probabilities = self._probabilities(settings, logits, names).numpy()
             rows += [
                 CombinationRow(

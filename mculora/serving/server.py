@@ -35,7 +35,7 @@ MAX_UPLOAD = "50mb"
 # Events handled at once, sharing one Predictor, and how many may wait; a request beyond that is answered at once with
 # "queue is full, try again". The Predictor's own work queues on its one thread (`mculora.serving.torch_thread`), so a
 # second event overlaps only its uploads, plots and exports with the first one's prediction.
-CONCURRENCY = 2
+CONCURRENCY = 16
 QUEUE_SIZE = 32
 # Every 10 minutes, uploads and outputs Gradio cached more than an hour ago are deleted.
 CACHE_CLEANUP = (600, 3600)
