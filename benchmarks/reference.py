@@ -9,9 +9,10 @@ there (IEMOCAP-4 settings: hidden 256, depth 4, 2 heads; wav2vec-large, DeBERTa-
 the first published version, is a smaller and faster network than later ones (which add cross-modal attention over
 the combination streams), so a ratio is only comparable with one measured against the same commit. Both networks
 run in eval mode under `torch.inference_mode` on the same random features, complete inputs, at batch 1 and 32 for
-one utterance and a 30-utterance dialogue; and one input under all 7 combinations (ours: one batched pass; the
-reference: one call per combination, the only way its forward takes a combination). Prints the commit, the
-parameter counts and a markdown table of medians and ratios.
+one utterance and a 30-utterance dialogue; and one input under all 7 combinations (ours: `forward_conditions`, the
+API for it; the reference: one call per combination, the only way its forward takes a combination). Each case times
+the two in alternating blocks of calls, so that a slow spell of the machine falls on both sides.
+Prints the commit, the threads, the parameter counts and a markdown table of medians and ratios.
 
 Its training script's epoch time is compared separately (docs/performance.md gives the commands): it reads
 hard-coded data paths from its config.py, which a scratch copy points at a synthetic set.
@@ -22,14 +23,16 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from suite import median_ms  # benchmarks/suite.py, beside this file
 
 from mculora.modalities import MODALITIES, mask_table
 from mculora.model import MCULoRA, MCULoRAConfig
@@ -74,6 +77,21 @@ def reference_model(path: Path):
     return build_model(settings, DIMS["audio"], DIMS["text"], DIMS["vision"]).eval()
 
 
+def paired_medians(ours: Callable, theirs: Callable, repeats: int, rounds: int = 5) -> tuple[float, float]:
+    """Median milliseconds of each call over ``repeats`` calls, made in ``rounds`` alternating blocks (ours, theirs,
+    ours, ...; each block after one warm-up call), so that a slow spell of the machine falls on both sides while
+    each side runs with its own weights in the caches, as it would when called repeatedly."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for block in range(rounds):
+        for call, spent in zip((ours, theirs), times, strict=True):
+            call()
+            for _ in range(repeats // rounds + (block < repeats % rounds)):
+                start = time.perf_counter()
+                call()
+                spent.append(1000 * (time.perf_counter() - start))
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def split(features: torch.Tensor) -> dict:
     """The reference's input [L, B, 2560] as ours: per modality [B, L, D]."""
     bounds = torch.tensor(list(DIMS.values())).cumsum(0).tolist()
@@ -100,18 +118,18 @@ def main() -> None:
         for batch in (1, 32):
             for length in (1, 30):
                 features = torch.randn(length, batch, sum(DIMS.values()), generator=generator)
-                theirs_ms = median_ms(
-                    lambda f=features: reference(
-                        f, torch.ones(*f.shape[:2], 3), torch.ones(f.shape[1], f.shape[0]), False, "0"
-                    ),
-                    args.repeats,
-                )
                 inputs = (
                     split(features),
                     torch.ones(batch, length, dtype=torch.bool),
                     torch.ones(batch, 3, dtype=torch.bool),
                 )
-                ours_ms = median_ms(lambda i=inputs: ours(*i), args.repeats)
+                ours_ms, theirs_ms = paired_medians(
+                    lambda i=inputs: ours(*i),
+                    lambda f=features: reference(
+                        f, torch.ones(*f.shape[:2], 3), torch.ones(f.shape[1], f.shape[0]), False, "0"
+                    ),
+                    args.repeats,
+                )
                 rows.append((f"forward, batch {batch}, {length} utterance(s)", ours_ms, theirs_ms))
         features = torch.randn(1, 1, sum(DIMS.values()), generator=generator)
         masks = mask_table()
@@ -123,18 +141,11 @@ def main() -> None:
                 zeroed = features * torch.repeat_interleave(kept, widths, dim=2)
                 reference(zeroed, kept, torch.ones(1, 1), False, str(index))
 
-        batched = (
-            {m: f.expand(len(masks), -1, -1) for m, f in split(features).items()},
-            torch.ones(7, 1, dtype=torch.bool),
-            masks,
+        one = split(features)
+        ours_ms, theirs_ms = paired_medians(
+            lambda: ours.forward_conditions(one, torch.ones(1, 1, dtype=torch.bool), masks), seven_calls, args.repeats
         )
-        rows.append(
-            (
-                "one input under all 7 combinations (reference: 7 calls)",
-                median_ms(lambda: ours(*batched), args.repeats),
-                median_ms(seven_calls, args.repeats),
-            )
-        )
+        rows.append(("one input under all 7 combinations (reference: 7 calls)", ours_ms, theirs_ms))
     ours_count, theirs_count = (sum(p.numel() for p in model.parameters()) for model in (ours, reference))
     print(
         f"reference commit {commit}; {torch.get_num_threads()} threads; parameters: ours {ours_count:,}, "

@@ -164,28 +164,38 @@ def predictor_section(predictor: Predictor, repeats: int) -> dict:
     }
 
 
-def overlap_section(predictor: Predictor, rounds: int = 5, per_round: int = 24) -> dict:
-    """Full requests (`load.full`: 512x512 PNG, 4 s WAV, a sentence) from two request threads, the app's concurrency:
-    decoding and the face mesh on the request thread (what `Predictor.predict` does) against everything on the torch
-    thread (each call handed to it whole). The two alternate round by round; requests/s is the median of rounds."""
+def serving_section(predictor: Predictor, rounds: int = 5, per_round: int = 32) -> dict:
+    """Full requests (`load.full`: 512x512 PNG, 4 s WAV, a sentence) from the app's `server.CONCURRENCY` request
+    threads, three ways: as served (decoding and the face mesh on the request thread, the requests that queue on the
+    torch thread run as one batch), the same one at a time (batches of one), and everything on the torch thread (each
+    call handed to it whole). The ways alternate round by round; requests/s is the median of rounds."""
+    threads = min(server.CONCURRENCY, per_round)
     with tempfile.TemporaryDirectory() as folder:
         (request,) = load.full(Path(folder))
         inputs = {"image": request.args[0]["path"], "audio": request.args[1]["path"], "text": request.args[2]}
         ways = {
-            "decode_on_request_thread": lambda: predictor.predict(**inputs),
-            "all_on_torch_thread": lambda: predictor.torch_thread.run(predictor.predict, **inputs),
+            "batched": (predictor.torch_thread.max_batch, lambda: predictor.predict(**inputs)),
+            "one_at_a_time": (1, lambda: predictor.predict(**inputs)),
+            "all_on_torch_thread": (1, lambda: predictor.torch_thread.run(predictor.predict, **inputs)),
         }
         throughput = {way: [] for way in ways}
-        with ThreadPoolExecutor(max_workers=server.CONCURRENCY) as pool:
-            for way, call in [*ways.items()] * rounds:
-                list(pool.map(lambda _, call=call: call(), range(server.CONCURRENCY)))  # warm both threads
-                start = time.perf_counter()
-                list(pool.map(lambda _, call=call: call(), range(per_round)))
-                throughput[way].append(per_round / (time.perf_counter() - start))
+        served_batch = predictor.torch_thread.max_batch
+        try:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                for way, (max_batch, call) in [*ways.items()] * rounds:
+                    predictor.torch_thread.max_batch = max_batch
+                    list(pool.map(lambda _, call=call: call(), range(threads)))  # warm every thread
+                    start = time.perf_counter()
+                    list(pool.map(lambda _, call=call: call(), range(per_round)))
+                    throughput[way].append(per_round / (time.perf_counter() - start))
+        finally:
+            predictor.torch_thread.max_batch = served_batch
     medians = {way: statistics.median(values) for way, values in throughput.items()}
     return {
+        "threads": threads,
         **{f"{way}_per_s": value for way, value in medians.items()},
-        "ratio": (medians["decode_on_request_thread"] / medians["all_on_torch_thread"]),
+        "batching_gain": medians["batched"] / medians["one_at_a_time"],
+        "decode_overlap_gain": medians["one_at_a_time"] / medians["all_on_torch_thread"],
     }
 
 
@@ -295,10 +305,10 @@ def markdown(results: dict) -> str:
         f"| `Predictor.predict_combinations` | {predictor['predict_combinations_ms']:.1f} ms |",
         f"| vision only (live webcam work per frame) | {predictor['frames_per_second_vision_only']:.1f} frames/s |",
         f"| all three per frame | {predictor['frames_per_second_all_three']:.1f} frames/s |",
-        "| full requests from 2 request threads: decoding on the request thread / everything on the torch thread | "
-        "{decode_on_request_thread_per_s:.1f} / {all_on_torch_thread_per_s:.1f} requests/s ({ratio:.2f}x) |".format(
-            **results["overlap"]
-        ),
+        "| full requests from {threads} request threads: as served (queued requests batched) / one at a time / "
+        "everything on the torch thread | {batched_per_s:.1f} / {one_at_a_time_per_s:.1f} / "
+        "{all_on_torch_thread_per_s:.1f} requests/s (batching {batching_gain:.2f}x, decoding on the request thread "
+        "{decode_overlap_gain:.2f}x) |".format(**results["serving"]),
         f"| `/predict` through gradio_client (`ssl_verify=False`) | {app['api_predict_ms']:.0f} ms "
         f"(+{app['api_predict_overhead_ms']:.0f} ms over the Predictor) |",
         f"| `/predict` through gradio_client with its defaults | {app['api_predict_default_client_ms']:.0f} ms "
@@ -332,7 +342,7 @@ def main() -> None:
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}, {predictor.device}",
         "fusion": torch_thread.run(fusion, predictor.model, args.repeats),
         "predictor": predictor_section(predictor, args.repeats),
-        "overlap": overlap_section(predictor),
+        "serving": serving_section(predictor),
         "training": torch_thread.run(training_section),
         "clip": clip_section(args.checkpoint),
     }

@@ -18,7 +18,9 @@ class Dropout(nn.Dropout):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.inplace or not 0 < self.p < 1 or x.device.type != "cpu":
+        if not self.training:
+            return x  # what nn.Dropout returns in eval mode, without its call into torch (the fusion has ~60 of these)
+        if self.inplace or not 0 < self.p < 1 or x.device.type != "cpu":
             return super().forward(x)
         keep = 1 - self.p
         # torch's own sequence: a 0/1 mask in the input's dtype, divided by the keep rate, times the input.

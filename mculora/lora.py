@@ -147,8 +147,10 @@ class CombinationLoRALinear(nn.Module):
                 nn.init.zeros_(self.lora_B[name].weight)
 
     def adapter(self, name: str, x: torch.Tensor) -> torch.Tensor:
-        """``B_name A_name x`` for one adapter ("shared" or a combination name); ``x`` is already dropped out."""
-        return self.lora_B[name](self.lora_A[name](x))
+        """``B_name A_name x`` for one adapter ("shared" or a combination name); ``x`` is already dropped out. The
+        weights are applied directly, not through their modules' calls: at one utterance the calls' overhead was an
+        eighth of the fusion forward."""
+        return F.linear(F.linear(x, self.lora_A[name].weight), self.lora_B[name].weight)
 
     def shared_parts(self, x: torch.Tensor) -> SharedParts:
         """The routing-independent part: ``W x + b`` and the shared adapter's output on the shared stream's input

@@ -39,6 +39,12 @@ from mculora.modalities import MODALITIES, Modality, mask_to_index
 
 COMBINATION_BRANCHES = ("with_base", "adapter_only")
 COMBINATION_STREAMS = ("residual", "chain")
+# `MCULoRA.forward_conditions` on at most this many rows (batch x utterances x conditions) runs as one forward over the
+# conditions stacked on the batch: there each layer's cost is its per-call overhead, which one batched call pays once.
+# Above it, sharing the conditions' common work wins. Measured on 2 cores, 7 conditions, IEMOCAP-4 sizes (shared / one
+# stacked forward): one utterance 12.4 / 5.7 ms, 16 single utterances 18.8 / 18.8, a 30-utterance dialogue 29.7 /
+# 34.7 ms.
+STACKED_ROWS = 112
 
 
 @dataclass
@@ -124,6 +130,18 @@ class ModelOutput:
     specific_share: torch.Tensor
     shared_repr: dict[Modality, torch.Tensor]  # [B, L, hidden] per modality (DPFT reads these)
     combination_repr: dict[Modality, torch.Tensor]  # [B, L, hidden] per modality
+
+    def chunk(self, parts: int) -> list[ModelOutput]:
+        """The output of ``parts`` equal consecutive blocks of the batch, one `ModelOutput` each."""
+        blocks = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                pieces = {key: tensor.chunk(parts) for key, tensor in value.items()}
+                blocks[name] = [{key: piece[i] for key, piece in pieces.items()} for i in range(parts)]
+            else:
+                blocks[name] = value.chunk(parts)
+        return [ModelOutput(**{name: pieces[i] for name, pieces in blocks.items()}) for i in range(parts)]
 
 
 class UtteranceAttention(nn.Module):
@@ -394,7 +412,8 @@ class MCULoRA(FusionNetwork):
         combinations: Sequence[int] | None = None,
     ) -> list[ModelOutput]:
         """`forward` under several conditions, each applied to the whole batch: the same outputs bit for bit, with
-        the work the conditions share done once. A modality's shared stream is the same in every condition that has
+        the work the conditions share done once (inputs of at most `STACKED_ROWS` rows run as one stacked forward
+        instead, equal up to float rounding). A modality's shared stream is the same in every condition that has
         the modality (and in every one that lacks it), a combination stream the same wherever its combination and
         its modality's presence are, and the fusion's routing-independent parts the same for the same modalities.
         So the 7 test conditions run each modality's layers twice instead of 7 times, and DPFT's probes (complete
@@ -408,6 +427,8 @@ class MCULoRA(FusionNetwork):
         if self.training:
             raise RuntimeError("forward_conditions shares dropout draws between conditions; call it in eval mode")
         batch = utterance_mask.shape[0]
+        if batch * utterance_mask.shape[1] * len(modality_masks) <= STACKED_ROWS:
+            return self._stacked_conditions(features, utterance_mask, modality_masks, available, combinations)
         encoded, streams, fused, routes, outputs = {}, {}, {}, {}, []
         for c, mask in enumerate(modality_masks.to(torch.bool)):
             present = tuple(mask.tolist())
@@ -426,3 +447,21 @@ class MCULoRA(FusionNetwork):
             own_streams = {m: streams[m, present[i], k] for i, m in enumerate(MODALITIES)}
             outputs.append(self.output(mine, own_streams, fused[present], routes[k], routes[k].index))
         return outputs
+
+    def _stacked_conditions(self, features, utterance_mask, modality_masks, available, combinations):
+        """`forward_conditions` of a small input as one `forward` over the conditions stacked on the batch: equal up
+        to float rounding (several combinations in one batch run as one masked adapter, `mculora.lora`)."""
+        conditions = len(modality_masks)
+        masks = modality_masks.to(torch.bool).repeat_interleave(utterance_mask.shape[0], dim=0)
+        routing = None
+        if combinations is not None:
+            routing = torch.tensor(list(combinations), device=utterance_mask.device)
+            routing = routing.repeat_interleave(utterance_mask.shape[0])
+        out = self(
+            {m: f.repeat(conditions, *([1] * (f.dim() - 1))) for m, f in features.items()},
+            utterance_mask.repeat(conditions, 1),
+            masks,
+            None if available is None else available.repeat(conditions, 1, 1),
+            routing,
+        )
+        return out.chunk(conditions)

@@ -33,12 +33,16 @@ def test_the_dense_formulation_equals_the_routed_one():
     assert CombinationLoRALinear.route is not suite.dense_route  # restored after the block
 
 
-def test_the_overlap_comparison_serves_full_requests_both_ways(predictor, monkeypatch):
-    """Both ways of serving a full request are timed, and the torch-thread way really hands the whole call over."""
+def test_the_serving_comparison_times_full_requests_three_ways(predictor, monkeypatch):
+    """The three ways of serving a full request are timed, the torch-thread way really hands the whole call over,
+    and the served batch limit is restored afterwards."""
     handed_over = []
     run = predictor.torch_thread.run
     monkeypatch.setattr(predictor.torch_thread, "run", lambda fn, *a, **k: handed_over.append(fn) or run(fn, *a, **k))
-    result = suite.overlap_section(predictor, rounds=1, per_round=2)
-    assert result["decode_on_request_thread_per_s"] > 0 and result["all_on_torch_thread_per_s"] > 0
-    assert result["ratio"] == result["decode_on_request_thread_per_s"] / result["all_on_torch_thread_per_s"]
-    assert handed_over.count(predictor.predict) == 4  # the second way's 2 warm-up and 2 timed calls
+    served_batch = predictor.torch_thread.max_batch
+    result = suite.serving_section(predictor, rounds=1, per_round=2)
+    ways = ("batched", "one_at_a_time", "all_on_torch_thread")
+    assert all(result[f"{way}_per_s"] > 0 for way in ways)
+    assert result["batching_gain"] == result["batched_per_s"] / result["one_at_a_time_per_s"]
+    assert handed_over.count(predictor.predict) == 4  # the third way's 2 warm-up and 2 timed calls
+    assert predictor.torch_thread.max_batch == served_batch

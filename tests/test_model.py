@@ -5,7 +5,7 @@ from mculora.config import TrainConfig
 from mculora.methods import build_method
 from mculora.methods.late_fusion import LateFusionBackbone
 from mculora.modalities import MODALITIES, Modality, index_to_mask
-from mculora.model import MCULoRA, MCULoRAConfig
+from mculora.model import STACKED_ROWS, MCULoRA, MCULoRAConfig
 
 DIMS = {"audio": 10, "text": 14, "vision": 12}
 
@@ -183,3 +183,28 @@ def test_conditions_in_one_pass_refuse_training_mode():
     features, mask = _inputs()
     with pytest.raises(RuntimeError, match="eval mode"):
         model.forward_conditions(features, mask, index_to_mask(torch.arange(7)))
+
+
+@pytest.mark.parametrize("batch,length", [(1, 1), (2, 3)])
+def test_small_inputs_run_their_conditions_as_one_stacked_forward(batch, length, monkeypatch):
+    """Below `STACKED_ROWS` the conditions run as one forward over a stacked batch: per-call overhead is paid once.
+    Each condition's output equals its separate forward up to float rounding, routing included."""
+    model = _model()
+    g = torch.Generator().manual_seed(1)
+    features = {m: torch.randn(batch, length, DIMS[m.value], generator=g) for m in MODALITIES}
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    available = torch.rand(batch, length, 3, generator=torch.Generator().manual_seed(2)) > 0.3
+    assert batch * length * 7 <= STACKED_ROWS
+    stacked_calls = []
+    original = model._stacked_conditions
+    monkeypatch.setattr(model, "_stacked_conditions", lambda *a: stacked_calls.append(1) or original(*a))
+    with torch.no_grad():
+        complete = torch.ones(7, 3, dtype=torch.bool)
+        for masks, combinations in ((index_to_mask(torch.arange(7)), None), (complete, list(range(7)))):
+            together = model.forward_conditions(features, mask, masks, available, combinations)
+            for c, out in enumerate(together):
+                routing = None if combinations is None else torch.full((batch,), c)
+                alone = model(features, mask, masks[c].expand(batch, -1), available, routing)
+                for a, b in zip(_fields(out), _fields(alone), strict=True):
+                    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert len(stacked_calls) == 2
