@@ -164,13 +164,10 @@ class Featurizer:
                 for i, frames in zip(with_faces, vectors.split([len(frames) for frames in faces]), strict=True):
                     results[i].vectors[Modality.VISION] = frames.mean(dim=0)
                     results[i].face = prepared[i].faces[0]
-        for i, result in enumerate(results):
-            present = {
-                "audio_encode": i in with_audio,
-                "text_encode": i in with_text,
-                "vision_encode": i in with_faces,
-            }
-            result.timings_ms.update({stage: ms for stage, ms in stages.items() if present[stage]})
+        members = {"audio_encode": with_audio, "text_encode": with_text, "vision_encode": with_faces}
+        for stage, ms in stages.items():
+            for i in members[stage]:
+                results[i].timings_ms[stage] = ms
         return results
 
     # -- one modality, for batch extraction and clips --------------------------------------------------------
