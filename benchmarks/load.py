@@ -1,6 +1,7 @@
 """Load and soak test: concurrent gradio_client clients against the real server, under two request profiles.
 
-    python benchmarks/load.py [--profile mix|full|both] [--clients 16] [--requests 32] [--json out.json]
+    python benchmarks/load.py [--profile mix|full|both] [--clients 16] [--requests 32] [--speech-rate 48000]
+                               [--json out.json]
 
 Starts ``python app.py`` on a free port of 127.0.0.1 (its own process; the clients are threads of this one, one
 gradio_client each, so on one machine they share its cores with the server), warms it up with the same load, then
@@ -19,6 +20,7 @@ warm-up's.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -79,16 +81,21 @@ def mix(folder: Path) -> list[Request]:
     ]
 
 
-def full(folder: Path) -> list[Request]:
-    """The full request: the example face as a 512x512 PNG, the first 4 s of the example speech as a WAV, a
-    sentence."""
+def full(folder: Path, speech_rate: int | None = None) -> list[Request]:
+    """The full request: the example face as a 512x512 PNG, the first 4 s of the example speech as a WAV (at its own
+    16 kHz, or resampled to ``speech_rate``: a browser's microphone records at 48 kHz), a sentence."""
     import soundfile
+    import torch
+    import torchaudio.functional as AF
     from PIL import Image
 
     face, speech = folder / "face.png", folder / "speech.wav"
     Image.open(FACE).convert("RGB").resize((FULL_IMAGE_SIDE, FULL_IMAGE_SIDE)).save(face)
-    samples, rate = soundfile.read(SPEECH, frames=int(FULL_SPEECH_SECONDS * soundfile.info(SPEECH).samplerate))
-    soundfile.write(speech, samples, rate)
+    frames = int(FULL_SPEECH_SECONDS * soundfile.info(SPEECH).samplerate)
+    samples, rate = soundfile.read(SPEECH, frames=frames, dtype="float32")
+    if speech_rate and speech_rate != rate:
+        samples, rate = AF.resample(torch.from_numpy(samples), rate, speech_rate).numpy(), speech_rate
+    soundfile.write(speech, samples, rate, subtype="PCM_16")
     args = (handle_file(str(face)), handle_file(str(speech)), TEXT, True, True, True, None)
     return [Request("full request", "/predict", args, "used:audio,text,vision")]
 
@@ -158,8 +165,12 @@ def start_server(checkpoint: Path, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"the server did not start; its log:\n{log.read_text()[-3000:]}")
 
 
-def run_load(checkpoint: Path, clients: int, requests: int, profiles: Sequence[str] = ("mix",)) -> list[LoadReport]:
-    """Each profile in turn against one server: ``clients`` clients, ``requests`` requests each."""
+def run_load(
+    checkpoint: Path, clients: int, requests: int, profiles: Sequence[str] = ("mix",), speech_rate: int | None = None
+) -> list[LoadReport]:
+    """Each profile in turn against one server: ``clients`` clients, ``requests`` requests each; ``speech_rate``:
+    the full profile's WAV rate (default: the example's 16 kHz)."""
+    made = {**PROFILES, "full": functools.partial(full, speech_rate=speech_rate)}
     with tempfile.TemporaryDirectory(prefix="mculora-load-") as folder:
         folder = Path(folder)
         port = free_port()
@@ -170,7 +181,7 @@ def run_load(checkpoint: Path, clients: int, requests: int, profiles: Sequence[s
             reports = []
             for profile in profiles:
                 report = _measure(
-                    f"http://127.0.0.1:{port}/", server.pid, PROFILES[profile](folder), clients, requests, profile
+                    f"http://127.0.0.1:{port}/", server.pid, made[profile](folder), clients, requests, profile
                 )
                 report.startup_s, report.rss_peak_mb = startup_s, server_rss_mb(server.pid, "VmHWM")
                 reports.append(report)
@@ -243,10 +254,11 @@ def main() -> None:
     parser.add_argument("--profile", choices=[*PROFILES, "both"], default="both")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=32, help="requests per client")
+    parser.add_argument("--speech-rate", type=int, help="the full profile's WAV rate (default: 16000, the example's)")
     parser.add_argument("--json", type=Path, help="also write the reports here")
     args = parser.parse_args()
     profiles = list(PROFILES) if args.profile == "both" else [args.profile]
-    reports = run_load(args.checkpoint, args.clients, args.requests, profiles)
+    reports = run_load(args.checkpoint, args.clients, args.requests, profiles, args.speech_rate)
     for report in reports:
         print(
             f"{report.profile}: {report.clients} clients, {report.requests} requests: {report.failures} failures; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -370,3 +371,25 @@ def test_emotion_is_predictable_across_speakers(ravdess_set):
     accuracy = model.score(x[~train], emotion[~train])
     # Chance is 1/8; measured 0.45.
     assert accuracy >= 0.3, accuracy
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through Linux's /proc")
+def test_resampling_on_a_request_thread_starts_no_thread_team():
+    """A server decodes uploads on its request threads; a torch kernel there would give each one an OpenMP team, and
+    past as many team threads as CPUs every team sleeps between kernels (the torch thread's encoders took 2-3x as
+    long). Resampling a 48 kHz upload must start no thread."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("torch runs one thread here: no team to start")
+    clip = _tone(4.0, rate=48_000)
+    counts, results = [], []
+
+    def request_thread():
+        counts.append(len(list(Path("/proc/self/task").iterdir())))
+        results.append(prepare_audio((48_000, clip)))
+        counts.append(len(list(Path("/proc/self/task").iterdir())))
+
+    worker = threading.Thread(target=request_thread)
+    worker.start()
+    worker.join()
+    assert counts[1] == counts[0], "resampling started threads on the request thread"
+    assert results[0].duration_s == pytest.approx(4.0, abs=0.05)

@@ -15,7 +15,10 @@ a person can read; no raw soundfile/torch exception escapes for bad input.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Real
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import threadpoolctl
 import torch
 import torchaudio.functional as AF
 
@@ -187,11 +191,29 @@ def _to_float_mono(samples: np.ndarray, read_limit: int) -> tuple[np.ndarray, bo
     return (values.mean(axis=1) if values.ndim == 2 else values), cut
 
 
+@functools.cache
+def _thread_pools() -> threadpoolctl.ThreadpoolController:
+    return threadpoolctl.ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _without_thread_team() -> Iterator[None]:
+    """torch's kernels inside run on the calling thread alone. A thread that runs a parallel kernel gets an OpenMP
+    team of its own, kept while the thread lives, and once libgomp manages more team threads than there are CPUs
+    every team's workers sleep between kernels: after 8 of a server's request threads had each resampled one upload,
+    the encoders on the torch thread took 66 ms instead of 25 (`mculora.serving.torch_thread`)."""
+    torch.get_num_threads()  # torch sizes a thread's team on its first use; let it do so first, or it undoes the limit
+    with _thread_pools().limit(limits=1, user_api="openmp"):
+        yield
+
+
 def _resample(audio: np.ndarray, rate: Fraction) -> np.ndarray:
     ratio = (TARGET_SAMPLE_RATE / rate).limit_denominator(_MAX_RATIO_DENOMINATOR)
     if ratio == 1:
         return audio
-    waveform = AF.resample(torch.from_numpy(audio), orig_freq=ratio.denominator, new_freq=ratio.numerator)
+    # Decoding runs on a server's request threads (`mculora.encoders.featurize`), so it must not start a team.
+    with _without_thread_team():
+        waveform = AF.resample(torch.from_numpy(audio), orig_freq=ratio.denominator, new_freq=ratio.numerator)
     return waveform.numpy()
 
 
