@@ -89,7 +89,9 @@ class TorchThread:
         if rest:
             self._submit(self._run_waiting, fn)
         try:
-            results = fn([item for item, _ in batch])
+            results = list(fn([item for item, _ in batch]))
+            if len(results) != len(batch):
+                raise RuntimeError(f"{fn!r} gave {len(results)} results for {len(batch)} items")
         except Exception as error:
             if len(batch) == 1:
                 batch[0][1].set_exception(error)
@@ -100,6 +102,10 @@ class TorchThread:
                 except Exception as alone:
                     future.set_exception(alone)
             return
+        except BaseException as error:  # an interrupt: no caller may wait forever
+            for _, future in batch:
+                future.set_exception(error)
+            raise
         for (_, future), result in zip(batch, results, strict=True):
             future.set_result(result)
 
