@@ -138,9 +138,8 @@ class ModelOutput:
             value = getattr(self, name)
             if isinstance(value, dict):
                 pieces = {key: tensor.chunk(parts) for key, tensor in value.items()}
-                blocks[name] = [{key: piece[i] for key, piece in pieces.items()} for i in range(parts)]
-            else:
-                blocks[name] = value.chunk(parts)
+                value = [{key: piece[i] for key, piece in pieces.items()} for i in range(parts)]
+            blocks[name] = value if isinstance(value, list) else value.chunk(parts)
         return [ModelOutput(**{name: pieces[i] for name, pieces in blocks.items()}) for i in range(parts)]
 
 
@@ -451,17 +450,13 @@ class MCULoRA(FusionNetwork):
     def _stacked_conditions(self, features, utterance_mask, modality_masks, available, combinations):
         """`forward_conditions` of a small input as one `forward` over the conditions stacked on the batch: equal up
         to float rounding (several combinations in one batch run as one masked adapter, `mculora.lora`)."""
-        conditions = len(modality_masks)
-        masks = modality_masks.to(torch.bool).repeat_interleave(utterance_mask.shape[0], dim=0)
-        routing = None
-        if combinations is not None:
-            routing = torch.tensor(list(combinations), device=utterance_mask.device)
-            routing = routing.repeat_interleave(utterance_mask.shape[0])
+        conditions, batch = len(modality_masks), utterance_mask.shape[0]
+        routing = None if combinations is None else torch.tensor(list(combinations), device=utterance_mask.device)
         out = self(
-            {m: f.repeat(conditions, *([1] * (f.dim() - 1))) for m, f in features.items()},
+            {m: f.repeat(conditions, 1, 1) for m, f in features.items()},
             utterance_mask.repeat(conditions, 1),
-            masks,
+            modality_masks.to(torch.bool).repeat_interleave(batch, dim=0),
             None if available is None else available.repeat(conditions, 1, 1),
-            routing,
+            None if routing is None else routing.repeat_interleave(batch),
         )
         return out.chunk(conditions)
