@@ -143,31 +143,32 @@ class Featurizer:
         results = [
             UtteranceFeatures({}, dict(p.missing), notes=list(p.notes), timings_ms=dict(p.timings_ms)) for p in prepared
         ]
-        stages: dict[str, float] = {}
-        with_audio = [i for i, p in enumerate(prepared) if p.audio is not None]
-        if with_audio:
-            with stopwatch(stages, "audio_encode"):
-                vectors = self.encoders[Modality.AUDIO].encode([prepared[i].audio.samples for i in with_audio])
-            for i, vector in zip(with_audio, vectors, strict=True):
-                results[i].vectors[Modality.AUDIO] = vector
-        with_text = [i for i, p in enumerate(prepared) if p.text is not None]
-        if with_text:
-            with stopwatch(stages, "text_encode"):
-                vectors = self.encoders[Modality.TEXT].encode([prepared[i].text for i in with_text])
-            for i, vector in zip(with_text, vectors, strict=True):
-                results[i].vectors[Modality.TEXT] = vector
-        with_faces = [i for i, p in enumerate(prepared) if p.faces]
-        if with_faces:
-            with stopwatch(stages, "vision_encode"):
-                faces = [prepared[i].faces for i in with_faces]
-                vectors = self.encoders[Modality.VISION].encode([face for frames in faces for face in frames])
-                for i, frames in zip(with_faces, vectors.split([len(frames) for frames in faces]), strict=True):
-                    results[i].vectors[Modality.VISION] = frames.mean(dim=0)
-                    results[i].face = prepared[i].faces[0]
-        members = {"audio_encode": with_audio, "text_encode": with_text, "vision_encode": with_faces}
-        for stage, ms in stages.items():
-            for i in members[stage]:
-                results[i].timings_ms[stage] = ms
+        # Per stage: the rows it serves, and the one input of each row its encoder takes.
+        one_each = {
+            "audio_encode": (
+                Modality.AUDIO,
+                {i: p.audio.samples for i, p in enumerate(prepared) if p.audio is not None},
+            ),
+            "text_encode": (Modality.TEXT, {i: p.text for i, p in enumerate(prepared) if p.text is not None}),
+        }
+        for stage, (modality, inputs) in one_each.items():
+            if inputs:
+                timings: dict[str, float] = {}
+                with stopwatch(timings, stage):
+                    vectors = self.encoders[modality].encode(list(inputs.values()))
+                for i, vector in zip(inputs, vectors, strict=True):
+                    results[i].vectors[modality] = vector
+                    results[i].timings_ms.update(timings)
+        faces = {i: p.faces for i, p in enumerate(prepared) if p.faces}
+        if faces:
+            timings = {}
+            with stopwatch(timings, "vision_encode"):
+                vectors = self.encoders[Modality.VISION].encode([face for frames in faces.values() for face in frames])
+                split = vectors.split([len(frames) for frames in faces.values()])
+            for (i, frames), vector in zip(faces.items(), split, strict=True):
+                results[i].vectors[Modality.VISION] = vector.mean(dim=0)
+                results[i].face = frames[0]
+                results[i].timings_ms.update(timings)
         return results
 
     # -- one modality, for batch extraction and clips --------------------------------------------------------
