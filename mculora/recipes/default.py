@@ -46,7 +46,7 @@ from mculora.encoders import copy_encoder_weights, describe_encoders
 from mculora.methods import METHODS, build_method
 from mculora.modalities import MODALITIES, Modality
 from mculora.model import MCULoRAConfig
-from mculora.recipes import face_crops, model_card, speech_transfer
+from mculora.recipes import face_crops, model_card, person_adaptation, speech_transfer
 from mculora.recipes.cross_fitting import LOGITS, network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
 from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches, with_feature_noise
@@ -354,6 +354,7 @@ def run(config: RecipeConfig) -> dict:
     )
     copy_encoder_weights(weights, config.out)
     save(config.out / "ravdess_au", au_model, au_encoders, "ravdess-au", {"fold": 1})
+    metrics["person_adaptation"] = person_adaptation.measure(config.out, config.data_root, config.tiny)
     (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     # A peer's card sets its per-condition results beside the MCULoRA checkpoint's, on the same test pairs.
     default_metrics = config.out.parent / "default" / "metrics.json"

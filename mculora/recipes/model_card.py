@@ -179,6 +179,28 @@ def unseen_corpus_table(metrics: dict) -> str:
     return _table([*columns, "pair follows the right / wrong member"], rows)
 
 
+def person_table(metrics: dict) -> str:
+    report = metrics.get("person_adaptation")
+    if report is None:
+        return "(not measured for this checkpoint: `python -m mculora.recipes.person_adaptation --checkpoint DIR`)"
+    names = {"speech": "voice alone (served network)", "face_units": "facial action units alone (paired benchmark)"}
+    rows = [
+        [
+            names[part],
+            condition.replace("_", " "),
+            _pct(c["accuracy"]),
+            _pct(c["macro_f1"]),
+            f"{c['ece']:.3f}",
+            f"{c['largest_share'] * 100:.0f}",
+            _pct(c["mean_person_accuracy"]),
+        ]
+        for part, r in report.items()
+        for condition, c in r["conditions"].items()
+    ]
+    columns = ["people never seen", "profile", "accuracy", "macro-F1", "ECE", "largest class share, %"]
+    return _table([*columns, "mean per-person accuracy"], rows)
+
+
 def transfer_table(metrics: dict) -> str:
     rows = []
     for name, r in metrics["speech_transfer"].items():
@@ -310,6 +332,7 @@ TABLES = {
     "transfer": transfer_table,
     "disagreement": disagreement_table,
     "unseen_corpus": unseen_corpus_table,
+    "person": person_table,
     "data": data_table,
 }
 

@@ -161,6 +161,18 @@ model and its temperatures on speech from an unseen corpus (`mculora.recipes.uns
 
 Faces have no second corpus here (FER-2013 only), so the face network's unseen-data figures are its PublicTest ones.
 
+**Reading one person** (`mculora.person`, `mculora.recipes.person_adaptation`). A person profile moves a person's
+vectors so that their statistics land on the training people's: by a calm enrolment (faces: the person's neutral
+face onto the training people's; voices are not moved by it) and, from 16 of the person's inputs on, by the
+statistics of their session. Each person the networks never trained on is tested alone: 5 enrolments of 4 of their
+calm recordings, their other recordings scored without a profile, with their enrolment, with another person's, and
+with a session of 16 of their other recordings (scored on the rest). Voices: the RAVDESS and EmoDB validation and test
+speakers. Faces: FER-2013 has no identities, so the face rule is measured on the paired benchmark's facial action
+units of the actors its first fold never trained on. Accuracy and macro-F1 on class-balanced draws; ECE after the
+checkpoint's temperature (voice) or none (action units):
+
+{person}
+
 **When two modalities disagree.** On the test pairs where one modality alone is right and the other wrong, how often
 the pair's prediction takes the right member's label, and how often the wrong member's (the rest: a third label):
 

@@ -40,6 +40,7 @@ import torch
 
 from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
 from mculora.modalities import Modality
+from mculora.person import PersonProfile
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import (
     FRAME_SAMPLES,
@@ -196,6 +197,7 @@ def score_clip(
     drop: Sequence[Modality | str] = (),
     progress: Callable[[float, str], None] | None = None,
     transcribe: str | Path | None = None,
+    profile: PersonProfile | None = None,
 ) -> ClipResult:
     """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread.
     ``transcribe``: a speech-to-text model (`mculora.serving.transcribe`, opt-in) for the text without a transcript."""
@@ -229,7 +231,7 @@ def score_clip(
         for window, usable in zip(windows, vectors, strict=True):
             if usable:
                 features = UtteranceFeatures(usable, {})
-                window.rows = predictor.combination_rows(features, (), networks)
+                window.rows = predictor.combination_rows(features, (), networks, profile)
     report(1.0, "done")
     method_names = [settings.method for _, settings in networks]
     if not any(window.rows for window in windows):
@@ -409,15 +411,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="opt-in: transcribe the soundtrack for the text with this Whisper model (owner/name[@revision] on the "
         "Hugging Face Hub, downloaded once; or a local directory) when no transcript is given",
     )
+    person = parser.add_mutually_exclusive_group()
+    person.add_argument("--enrol", metavar="CLIP", help="read the clip relative to this calm recording of the person")
+    person.add_argument("--profile", metavar="FILE", help="a saved person profile (.json or .safetensors)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
 
     from tqdm import tqdm
 
     from mculora.serving.annotate import write_annotated_video
+    from mculora.serving.enrolment import load_profile
     from mculora.serving.predictor import Predictor
 
     predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, compare_with=args.compare_with)
+    try:
+        profile = load_profile(predictor, args.enrol, args.profile)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=100, unit="%", desc=Path(args.clip).name) as bar:
@@ -437,6 +447,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 drop=args.drop,
                 progress=progress,
                 transcribe=args.transcribe,
+                profile=profile,
             )
         except (UnusableInput, ValueError) as error:
             raise SystemExit(f"error: {error}") from None

@@ -4,6 +4,12 @@
     prediction = predictor.predict(image="face.jpg", audio="speech.wav", text="I can't believe it!")
     prediction.label, prediction.probabilities, prediction.missing, prediction.contributions
 
+    # read relative to one person: enrol them from a short calm recording, then pass the profile
+    profile = predictor.enrol(clip="me_reading_calmly.mp4")
+    prediction = predictor.predict(image="face.jpg", audio="speech.wav", profile=profile)
+    prediction.probabilities, prediction.without_profile      # with the profile, and beside it without
+    profile.update(prediction)                                 # let the person's own inputs grow it (opt-in)
+
     # other methods' checkpoints over the same encoders: the same input through any of them
     predictor = Predictor.from_pretrained("checkpoints/default", compare_with=["checkpoints/mplmm"])
     predictor.predict(text="I can't believe it!", method="mplmm")
@@ -32,6 +38,8 @@ from mculora.encoders.featurize import Featurizer, PreparedInputs, UtteranceFeat
 from mculora.hosting import hub
 from mculora.lora import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
+from mculora.person import REFERENCE_FILE, PersonProfile, PersonReference, ProfileError, checkpoint_fingerprint
+from mculora.serving import enrolment
 from mculora.serving.torch_thread import TorchThread, on_torch_thread
 
 
@@ -69,6 +77,8 @@ class Prediction:
     notes: list[str]
     features: UtteranceFeatures = field(repr=False)  # the encoded inputs, for `history=` of the next call
     method: str = "mcu-lora"  # the training method of the checkpoint that made the prediction
+    # With a profile: the probabilities the same input gets without it (``probabilities`` are with it).
+    without_profile: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no arrays)."""
@@ -81,6 +91,7 @@ class Prediction:
             "contributions": asdict(self.contributions),
             "timings_ms": self.timings_ms,
             "notes": self.notes,
+            "without_profile": self.without_profile,
         }
 
 
@@ -101,6 +112,7 @@ class _Request:
     network: torch.nn.Module
     settings: object  # the network's CheckpointConfig
     start: float  # time.perf_counter() when the call began
+    profile: PersonProfile | None = None
 
 
 class Predictor:
@@ -117,7 +129,11 @@ class Predictor:
         device: torch.device,
         others: Sequence[tuple[torch.nn.Module, object]] = (),
         torch_thread: TorchThread | None = None,
+        reference: PersonReference | None = None,
+        fingerprint: str = "",
     ) -> None:
+        """``reference``: the checkpoint's `PersonReference` (profiles need one); ``fingerprint``: the checkpoint's
+        `checkpoint_fingerprint`, which the profiles made here carry and every profile given is checked against."""
         # Where predictions run: the caller's thread, or one a server gives every Predictor (`TorchThread`).
         self.torch_thread = torch_thread
         self.models: dict[str, tuple[torch.nn.Module, object]] = {}
@@ -138,6 +154,7 @@ class Predictor:
         self.model, self.config, self.device = self.models[config.method][0], config, device
         self.featurizer = Featurizer(encoders)
         self.labels = list(config.label_names)
+        self.reference, self.fingerprint = reference, fingerprint
 
     @classmethod
     def from_pretrained(
@@ -160,7 +177,12 @@ class Predictor:
         model, config = load_checkpoint(directory, device)
         others = [load_checkpoint(hub.resolve(other), device) for other in compare_with]
         encoders = build_encoders(config.encoders["profile"], device, weights=directory)
-        return cls(model, config, encoders, device, others, torch_thread)
+        reference_path = directory / REFERENCE_FILE
+        reference = (
+            PersonReference.load(reference_path, config.model.feature_dims) if reference_path.is_file() else None
+        )
+        fingerprint = checkpoint_fingerprint(directory)
+        return cls(model, config, encoders, device, others, torch_thread, reference, fingerprint)
 
     @property
     def methods(self) -> list[str]:
@@ -174,6 +196,37 @@ class Predictor:
         if method not in self.models:
             raise UnknownMethod(f"no checkpoint for method {method!r}; this predictor has: {', '.join(self.models)}")
         return self.models[method]
+
+    # -- people -------------------------------------------------------------------------------------------------
+
+    @on_torch_thread
+    def enrol(self, clip=None, image=None, audio=None) -> PersonProfile:
+        """A `PersonProfile` from a short calm recording of one person: ``clip`` (a 5-20 s video with face and
+        voice), ``image`` (face images), ``audio`` (voice files); each one input or a list. What was read is in
+        ``profile.capture``, what was left out in ``profile.notes``. Raises `enrolment.EnrolmentError` with the
+        reason when nothing is usable (no face, silence, too short, several people), `ProfileError` when this
+        checkpoint has no person reference."""
+        self._check_reference()
+        return enrolment.enrol(self, clip=clip, image=image, audio=audio)
+
+    def _check_reference(self) -> None:
+        if self.reference is None:
+            raise ProfileError(
+                f"this checkpoint has no person reference ({REFERENCE_FILE}); build it with "
+                "python -m mculora.recipes.person_adaptation --checkpoint DIR"
+            )
+
+    def _check_profile(self, profile: PersonProfile | None) -> None:
+        if profile is not None:
+            self._check_reference()
+            profile.check_checkpoint(self.fingerprint)
+
+    def _adapted(self, utterances: Sequence[UtteranceFeatures], profile: PersonProfile) -> list[UtteranceFeatures]:
+        """``utterances`` with their vectors read relative to ``profile`` (`PersonReference.adapt`)."""
+        return [
+            UtteranceFeatures(self.reference.adapt(u.vectors, profile), u.missing, u.face, u.notes, u.timings_ms)
+            for u in utterances
+        ]
 
     # -- model --------------------------------------------------------------------------------------------------
 
@@ -208,14 +261,18 @@ class Predictor:
         drop: Iterable[Modality | str] = (),
         history: Sequence[UtteranceFeatures] = (),
         method: str | None = None,
+        profile: PersonProfile | None = None,
     ) -> Prediction:
         """Predict the emotion of one utterance. ``history`` (earlier utterances' ``Prediction.features``) becomes
         the attention context, as in the dialogue benchmarks. ``method``: one of `methods` (default: the first).
-        Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a checkpoint."""
+        ``profile``: read the input relative to that person (`enrol`); the prediction then also carries
+        ``without_profile``. Raises `NothingToPredict` if nothing is usable, `UnknownMethod` for a method without a
+        checkpoint, `ProfileError` for a profile of another checkpoint."""
         start = time.perf_counter()
         network, settings = self.network(method)  # an unknown method fails before any work
+        self._check_profile(profile)
         prepared = self._usable_inputs(image, audio, text, video, drop)
-        request = _Request(prepared, tuple(history), network, settings, start)
+        request = _Request(prepared, tuple(history), network, settings, start, profile)
         if self.torch_thread is None:
             return self._predict_batch([request])[0]
         # Requests that queue on the torch thread while it is busy are encoded and run as one batch.
@@ -223,7 +280,8 @@ class Predictor:
 
     def _predict_batch(self, requests: Sequence[_Request]) -> list[Prediction]:
         """`predict` after the inputs are decoded, on the torch thread: one call per encoder for every request, and
-        one network pass per network over the requests without history (a dialogue runs alone)."""
+        one network pass per network over the requests without history (a dialogue runs alone). A request with a
+        profile adds a row read relative to the person to that pass, beside its row without."""
         encoded = self.featurizer.encode_many([request.prepared for request in requests])
         groups: dict[tuple[str, int], list[int]] = {}
         for i, request in enumerate(requests):
@@ -231,11 +289,14 @@ class Predictor:
         predictions: list[Prediction | None] = [None] * len(requests)
         for rows in groups.values():
             network, settings = requests[rows[0]].network, requests[rows[0]].settings
-            used = [[m for m in MODALITIES if m in encoded[i].vectors] for i in rows]
+            dialogues = [[*requests[i].history, encoded[i]] for i in rows]
+            personal = [i for i in rows if requests[i].profile is not None]
+            dialogues += [self._adapted(dialogues[rows.index(i)], requests[i].profile) for i in personal]
+            used = [[m for m in MODALITIES if m in encoded[i].vectors] for i in [*rows, *personal]]
             masks = torch.tensor([[m in mine for m in MODALITIES] for mine in used])
             model_ms: dict[str, float] = {}
             with stopwatch(model_ms, "model"):
-                output = self._forward(network, [[*requests[i].history, encoded[i]] for i in rows], masks)
+                output = self._forward(network, dialogues, masks)
             names = [combination_name(mine) for mine in used]
             probabilities = self._probabilities(settings, output.logits[:, -1], names)
             for row, i in enumerate(rows):
@@ -244,8 +305,19 @@ class Predictor:
                     **model_ms,
                     "total": (time.perf_counter() - requests[i].start) * 1e3,
                 }
-                predictions[i] = self._prediction(encoded[i], output, row, probabilities[row], settings, timings)
+                if i in personal:
+                    with_profile = len(rows) + personal.index(i)
+                    prediction = self._prediction(
+                        encoded[i], output, with_profile, probabilities[with_profile], settings, timings
+                    )
+                    prediction.without_profile = self._per_label(probabilities[row])
+                else:
+                    prediction = self._prediction(encoded[i], output, row, probabilities[row], settings, timings)
+                predictions[i] = prediction
         return predictions
+
+    def _per_label(self, probabilities: torch.Tensor) -> dict[str, float]:
+        return {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
 
     def _prediction(
         self, current: UtteranceFeatures, output, row: int, probabilities: torch.Tensor, settings, timings: dict
@@ -269,7 +341,7 @@ class Predictor:
         )
         return Prediction(
             label=self.labels[int(probabilities.argmax())],
-            probabilities={label: float(p) for label, p in zip(self.labels, probabilities, strict=True)},
+            probabilities=self._per_label(probabilities),
             used=[m.value for m in used],
             missing={m.value: reason for m, reason in current.missing.items()},
             contributions=contributions,
@@ -288,25 +360,38 @@ class Predictor:
         drop: Iterable[Modality | str] = (),
         history: Sequence[UtteranceFeatures] = (),
         methods: Sequence[str | None] | None = None,
+        profile: PersonProfile | None = None,
     ) -> list[CombinationRow]:
         """The same input under every non-empty subset of its usable modalities, in one batched forward pass per
         method; ``methods`` (default, or a None among them: the first) are run on one encoding of the input, their rows
-        one after another."""
+        one after another. ``profile``: read relative to that person (`enrol`)."""
         networks = [self.network(method) for method in (methods or [None])]
+        self._check_profile(profile)
         prepared = self._usable_inputs(image, audio, text, video, drop)
-        return self._combination_rows_of(prepared, history, networks)
+        return self._combination_rows_of(prepared, history, networks, profile)
 
     @on_torch_thread
     def _combination_rows_of(
-        self, prepared: PreparedInputs, history: Sequence[UtteranceFeatures], networks: Sequence[tuple]
+        self,
+        prepared: PreparedInputs,
+        history: Sequence[UtteranceFeatures],
+        networks: Sequence[tuple],
+        profile: PersonProfile | None,
     ) -> list[CombinationRow]:
-        return self.combination_rows(self.featurizer.encode(prepared), history, networks)
+        return self.combination_rows(self.featurizer.encode(prepared), history, networks, profile)
 
     def combination_rows(
-        self, current: UtteranceFeatures, history: Sequence[UtteranceFeatures], networks: Sequence[tuple]
+        self,
+        current: UtteranceFeatures,
+        history: Sequence[UtteranceFeatures],
+        networks: Sequence[tuple],
+        profile: PersonProfile | None = None,
     ) -> list[CombinationRow]:
         """`predict_combinations` on encoded features: one batched pass per network (``(network, config)`` pairs
-        from `network`) over every non-empty subset of ``current``'s modalities. Call it on the torch thread."""
+        from `network`) over every non-empty subset of ``current``'s modalities, relative to ``profile`` when one
+        is given (checked by the caller). Call it on the torch thread."""
+        if profile is not None:
+            *history, current = self._adapted([*history, current], profile)
         usable = [m for m in MODALITIES if m in current.vectors]
         subsets = [s for size in range(len(usable), 0, -1) for s in itertools.combinations(usable, size)]
         masks = torch.tensor([[m in subset for m in MODALITIES] for subset in subsets])
@@ -338,17 +423,22 @@ class Predictor:
         drop: Iterable[Modality | str] = (),
         progress=None,
         transcribe: str | Path | None = None,
+        profile: PersonProfile | None = None,
     ):
         """A recorded clip (video with its soundtrack, or either alone) scored window by window under every
         combination of each window's modalities, with a pooled clip-level summary: `mculora.serving.clip.ClipResult`.
         ``transcript``: an .srt/.vtt file for the windows' text; ``text``: one sentence for the whole clip.
         ``progress(fraction, stage)`` is called as it goes; raising from it (e.g. `mculora.serving.clip.ClipCancelled`)
         stops the work. ``transcribe``: opt-in speech-to-text model for the text when no transcript is given
-        (`mculora.serving.transcribe`; downloads from the Hub). Raises `UnusableInput` for a clip nothing can be read
-        from,         ValueError for bad sizes (and `mculora.serving.transcribe.TranscriptionError`)."""
+        (`mculora.serving.transcribe`; downloads from the Hub). ``profile``: read every window relative to that person
+        (`enrol`). Raises `UnusableInput` for a clip nothing can be read from, ValueError for bad sizes (and
+        `mculora.serving.transcribe.TranscriptionError`, `ProfileError`)."""
         from mculora.serving.clip import score_clip
 
-        return score_clip(self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress, transcribe)
+        self._check_profile(profile)
+        return score_clip(
+            self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress, transcribe, profile
+        )
 
     @staticmethod
     def _probabilities(settings, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
