@@ -67,6 +67,13 @@ pools the windows by how certain each one is.
 """
 NO_TRANSCRIPTION = """**Speech is not transcribed here** (this server runs offline): for the text modality give a timed
 transcript, or type a sentence that applies to the whole clip."""
+ENROL_NOTE = """\
+**Adapt to me.** Record 5 to 20 seconds of yourself, face in view, reading calmly, for example:
+*"The train leaves at nine. I usually take the bus to work. Today the weather is mild and grey."*
+(or upload a clip, or a face photo and a voice recording). Your resting face becomes the reference your expressions
+are read against; your voice is read relative to yours once enough of your own inputs are added (the switch below).
+The profile stays in this browser session: nothing about you is written on the server.
+"""
 TRANSCRIPTION = """Without a transcript or a typed sentence, the soundtrack is transcribed by **{model}** (a machine
 transcript, which can be wrong) for the text modality."""
 
@@ -87,6 +94,7 @@ def build_demo(
     with gr.Blocks(title="mculora", delete_cache=server.CACHE_CLEANUP) as demo:
         gr.Markdown(INTRO)
         conversation = gr.State(Conversation())
+        profile = gr.State(None)  # the person's profile: this browser session only
         with gr.Row():
             with gr.Column(scale=5):
                 with gr.Tabs():
@@ -128,6 +136,38 @@ def build_demo(
                         with gr.Row():
                             score_clip = gr.Button("Score clip", variant="primary", elem_id="score-clip")
                             cancel_clip = gr.Button("Cancel", elem_id="cancel-clip")
+                    with gr.Tab("Adapt to me", elem_id="enrol-tab"):
+                        gr.Markdown(ENROL_NOTE)
+                        enrol_clip = gr.Video(
+                            sources=["webcam", "upload"],
+                            include_audio=True,
+                            label="Calm recording: face and voice",
+                            elem_id="enrol-clip",
+                        )
+                        with gr.Row():
+                            enrol_image = undecoded_uploads(
+                                gr.Image(
+                                    sources=["upload", "webcam"],
+                                    type="filepath",
+                                    format="png",
+                                    label="or a face photo",
+                                    elem_id="enrol-image",
+                                )
+                            )
+                            enrol_audio = gr.Audio(
+                                sources=["microphone", "upload"],
+                                type="filepath",
+                                label="and your voice",
+                                elem_id="enrol-audio",
+                            )
+                        with gr.Row():
+                            enrol = gr.Button("Adapt to me", variant="primary", elem_id="enrol")
+                            forget = gr.Button("Forget me", elem_id="forget")
+                        with gr.Row():
+                            enrol_face = gr.Image(
+                                label="Face captured", interactive=False, height=160, elem_id="enrol-face"
+                            )
+                            enrol_voice = gr.Textbox(label="Voice captured", interactive=False, elem_id="enrol-voice")
                 audio = gr.Audio(sources=["microphone", "upload"], type="filepath", label="Speech", elem_id="audio")
                 text = gr.Textbox(label="Text", placeholder="What was said…", lines=2, elem_id="text")
                 with gr.Row():
@@ -137,6 +177,10 @@ def build_demo(
                 with gr.Row():
                     conversation_on = gr.Checkbox(False, label="conversation mode", elem_id="conversation")
                     reset = gr.Button("Reset conversation", size="sm")
+                with gr.Row():
+                    use_profile = gr.Checkbox(False, label="use my profile", elem_id="use-profile")
+                    grow_profile = gr.Checkbox(False, label="let my inputs grow it", elem_id="grow-profile")
+                profile_status = gr.Markdown(callbacks.status(None), elem_id="profile-status")
                 # Other methods' checkpoints over the same encoders: the same input through another method.
                 method = gr.Radio(
                     predictor.methods, value=predictor.methods[0], label="Method", visible=several, elem_id="method"
@@ -145,7 +189,9 @@ def build_demo(
                     go = gr.Button("Predict", variant="primary", elem_id="predict")
                     ablate = gr.Button("Run all combinations", elem_id="ablate")
             with gr.Column(scale=6):
-                label = gr.Label(num_top_classes=3, label="Emotion", elem_id="label")
+                with gr.Row():
+                    label = gr.Label(num_top_classes=3, label="Emotion", elem_id="label")
+                    label_without = gr.Label(num_top_classes=3, label="Without your profile", elem_id="label-without")
                 notices = gr.Markdown(elem_id="notices")
                 distribution = gr.Plot(label="Emotion distribution", elem_id="distribution")
                 gr.Markdown(probability_note(predictor), elem_id="probability-note")
@@ -189,20 +235,31 @@ def build_demo(
                 gr.Markdown(model_card_markdown(other))
 
         toggles = [use_audio, use_text, use_vision]
-        view_inputs = [image, audio, text, video, *toggles, conversation_on, conversation, method]
+        personal = [profile, use_profile]
+        view_inputs = [image, audio, text, video, *toggles, conversation_on, conversation, method, *personal]
         view_outputs = [label, distribution, contributions, face, notices, raw, timeline, conversation]
+        triggers = [go.click, text.submit, use_audio.change, use_text.change, use_vision.change, method.change]
         gr.on(
-            [go.click, text.submit, use_audio.change, use_text.change, use_vision.change, method.change],
+            [*triggers, use_profile.input],
             gpu(callbacks.predict_view),
-            view_inputs,
-            view_outputs,
+            [*view_inputs, grow_profile],
+            [*view_outputs, label_without, profile_status],
             api_visibility="private",
             concurrency_id=MODEL,
         )
+        enrolled = [profile, enrol_face, enrol_voice, profile_status, use_profile]
+        enrol.click(
+            gpu(callbacks.enrol_view),
+            [enrol_clip, enrol_image, enrol_audio],
+            enrolled,
+            api_visibility="private",
+            concurrency_id=MODEL,
+        )
+        forget.click(callbacks.forget_profile, None, enrolled, api_visibility="private")
         live.stream(
             gpu(callbacks.live_view),
-            [live, audio, text, *toggles, method],
-            [label, distribution, face],
+            [live, audio, text, *toggles, method, *personal],
+            [label, distribution, face, label_without],
             stream_every=0.5,
             time_limit=120,
             concurrency_id=MODEL,
@@ -210,7 +267,7 @@ def build_demo(
         )
         ablate.click(
             gpu(callbacks.ablate_view),
-            [image, audio, text, video, *toggles, method, side_by_side],
+            [image, audio, text, video, *toggles, method, side_by_side, *personal],
             [heatmap, table, csv_file, json_file],
             api_visibility="private",
             concurrency_id=MODEL,
@@ -218,7 +275,7 @@ def build_demo(
         reset.click(callbacks.reset_conversation, None, [conversation, timeline], api_visibility="private")
         clip_event = score_clip.click(
             clip_gpu(callbacks.clip_view),
-            [clip, transcript, text, *toggles, method, side_by_side, clip_job],
+            [clip, transcript, text, *toggles, method, side_by_side, clip_job, *personal],
             [clip_summary, clip_timeline, clip_strip, clip_table, clip_csv, clip_json, clip_result],
             api_visibility="private",
             concurrency_id=MODEL,
@@ -238,17 +295,20 @@ def build_demo(
             concurrency_id=MODEL,
         )
 
-        # The public API: two JSON endpoints on hidden triggers, so clients get data rather than page updates.
+        # The public API: JSON endpoints on hidden triggers, so clients get data rather than page updates. Plain files
+        # for the API's clips, so a client passes handle_file("talk.mp4") as it is; an enrolment clip makes a profile
+        # for that call only.
+        clip_file, transcript_file, enrolment_file = (gr.File(visible=False) for _ in range(3))
         api_inputs = [image, audio, text, *toggles, video, method]
         predict_api, ablate_api = gr.Button(visible=False), gr.Button(visible=False)
-        predict_api.click(gpu(callbacks.predict_api), api_inputs, raw, api_name="predict", concurrency_id=MODEL)
+        predict_api.click(
+            gpu(callbacks.predict_api), [*api_inputs, enrolment_file], raw, api_name="predict", concurrency_id=MODEL
+        )
         ablate_api.click(gpu(callbacks.ablate_api), api_inputs, raw, api_name="ablate", concurrency_id=MODEL)
-        # Plain files for the API's clip and transcript, so a client passes handle_file("talk.mp4") as it is.
-        clip_file, transcript_file = gr.File(visible=False), gr.File(visible=False)
         clip_api = gr.Button(visible=False)
         clip_api.click(
             clip_gpu(callbacks.clip_api),
-            [clip_file, transcript_file, text, *toggles, method],
+            [clip_file, transcript_file, text, *toggles, method, enrolment_file],
             raw,
             api_name="predict_clip",
             concurrency_id=MODEL,

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from bad_inputs import FACE, SPEECH
 from PIL import Image
 
 from mculora.modalities import Modality
 from mculora.person import PersonProfile, PersonReference, ProfileError, RunningStatistics
 from mculora.preprocess.audio import prepare_audio
 from mculora.serving.enrolment import EnrolmentError
-
-from bad_inputs import FACE, SPEECH  # noqa: I001  (tests/ is on the path)
 
 SAD_SPEECH = SPEECH.parent / "sad_speech.wav"
 

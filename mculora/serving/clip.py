@@ -32,7 +32,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +112,8 @@ class ClipResult:
     notes: list[str]
     timings_ms: dict[str, float]
     tracks: list[FaceTrack]
+    # Scored with a person's profile: ``summary`` is with it, and this the same pooling without it.
+    without_profile: dict[str, dict[str, dict[str, float]]] | None = None
 
     def label(self, method: str | None = None, combination: str = ALL) -> str | None:
         pooled = self.summary.get(method or self.methods[0], {}).get(combination)
@@ -152,6 +154,7 @@ class ClipResult:
             "pooling": "certainty-weighted mean of window probabilities, weight 1 - entropy / log(classes)",
             "summary": self.summary,
             "label": {method: self.label(method) for method in self.methods},
+            "without_profile": self.without_profile,
             "windows": [
                 {**{k: v for k, v in asdict(window).items() if k != "rows"}, "rows": [asdict(r) for r in window.rows]}
                 for window in self.windows
@@ -227,11 +230,14 @@ def score_clip(
     _audio(predictor, windows, vectors, reader, dropped, timings)
     _text(predictor, windows, vectors, cues, text, dropped, timings)
     report(0.9, "scoring windows")
+    plain: list[ClipWindow] = []  # with a profile: the windows as scored without it
     with stopwatch(timings, "model"):
         for window, usable in zip(windows, vectors, strict=True):
             if usable:
                 features = UtteranceFeatures(usable, {})
                 window.rows = predictor.combination_rows(features, (), networks, profile)
+                if profile is not None:
+                    plain.append(replace(window, rows=predictor.combination_rows(features, (), networks)))
     report(1.0, "done")
     method_names = [settings.method for _, settings in networks]
     if not any(window.rows for window in windows):
@@ -249,6 +255,7 @@ def score_clip(
         notes=notes,
         timings_ms=timings,
         tracks=tracks,
+        without_profile={m: _pooled(plain, m, predictor.labels) for m in method_names} if profile is not None else None,
     )
 
 

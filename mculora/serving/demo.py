@@ -7,6 +7,7 @@ when nothing usable remains, and never lets a stack trace reach the page.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import shutil
@@ -21,10 +22,12 @@ import gradio as gr
 from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
 from mculora.hosting.hub import strip_front_matter
 from mculora.modalities import MODALITIES
+from mculora.person import PersonProfile, ProfileError
 from mculora.preprocess import UnusableInput
 from mculora.serving import clip_plots, plots
 from mculora.serving.annotate import write_annotated_video
 from mculora.serving.clip import ALL, ClipCancelled, ClipResult
+from mculora.serving.enrolment import EnrolmentError
 from mculora.serving.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
 from mculora.serving.transcribe import TranscriptionError
 
@@ -100,7 +103,14 @@ def _friendly_errors(callback: Callable) -> Callable:
             return callback(*args, **kwargs)
         except gr.Error:
             raise
-        except (NothingToPredict, UnknownMethod, UnusableInput, TranscriptionError) as error:
+        except (
+            NothingToPredict,
+            UnknownMethod,
+            UnusableInput,
+            TranscriptionError,
+            EnrolmentError,
+            ProfileError,
+        ) as error:
             raise gr.Error(str(error)) from None
         except ClipCancelled:
             raise gr.Error("Scoring the clip was cancelled.") from None
@@ -136,6 +146,21 @@ def warn_unusable(prediction: Prediction) -> None:
             gr.Warning(f"{modality} left out: {reason}")
 
 
+def profile_status(profile: PersonProfile | None, session_min: int) -> str:
+    """What the session's profile holds, and what it changes, in a line or two."""
+    if profile is None:
+        return "No profile: every prediction is the model's own reading."
+    counts = profile.counts()
+    calm = ", ".join(f"{name} ({count})" for name, count in counts["calm"].items())
+    session = max(counts["session"].values(), default=0)
+    lines = [
+        f"**Profile** from your calm recording: {calm or 'nothing'}; {session} of your later inputs added.",
+        f"Faces are read relative to your calm face; voices relative to yours from {session_min} of your inputs on.",
+        *(f"- {note}" for note in profile.notes),
+    ]
+    return "\n\n".join(lines)
+
+
 class DemoCallbacks:
     def __init__(self, predictor: Predictor, transcribe: str | None = None):
         """``transcribe``: the opt-in speech-to-text model for clips without a transcript (None: never transcribe)."""
@@ -148,15 +173,66 @@ class DemoCallbacks:
 
     @_friendly_errors
     def predict_api(
-        self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None, method=None
+        self,
+        image,
+        audio,
+        text,
+        use_audio=True,
+        use_text=True,
+        use_vision=True,
+        video=None,
+        method=None,
+        enrolment=None,
     ) -> dict:
         """``/predict``: the prediction as JSON (method, label, probabilities, contributions, modalities used /
-        missing). ``method``: one of the loaded checkpoints' methods (default: the first)."""
+        missing). ``method``: one of the loaded checkpoints' methods (default: the first). ``enrolment``: a short calm
+        clip of the person: the prediction is read relative to them, with ``without_profile`` beside it."""
         prediction = self.predictor.predict(
-            **_inputs(image, audio, text, video, use_audio, use_text, use_vision), method=_method(method)
+            **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
+            method=_method(method),
+            profile=self._enrolled(enrolment),
         )
         warn_unusable(prediction)
         return prediction.to_dict()
+
+    def _enrolled(self, clip) -> PersonProfile | None:
+        """An API call's enrolment clip -> its profile (None: no clip)."""
+        if clip is None or clip == "":
+            return None
+        if not isinstance(clip, str):
+            raise gr.Error(f"enrolment must be a video or audio file, not {str(clip)[:40]!r}")
+        return self.predictor.enrol(clip=clip)
+
+    # -- the person's profile (the page's session only) --------------------------------------------------------
+
+    @_friendly_errors
+    def enrol_view(self, clip, image, audio):
+        """The *Adapt to me* step: a profile from the recording (or the face image and voice file), and what was
+        read. Returns: profile (state), face crop, voice levels, status, the switch to use it (on)."""
+        profile = self.predictor.enrol(clip=clip or None, image=image or None, audio=audio or None)
+        for note in profile.notes:
+            gr.Warning(note)
+        capture = profile.capture
+        levels = ", ".join(f"{level:.0f}" for level in capture.segment_levels_dbfs)
+        voice = (
+            f"{capture.speech_s:.1f} s of speech in {len(capture.segment_levels_dbfs)} pieces (level, dBFS: {levels})"
+        )
+        return (
+            profile,
+            capture.face_crop,
+            voice if capture.segment_levels_dbfs else "no voice",
+            self.status(profile),
+            True,
+        )
+
+    def status(self, profile: PersonProfile | None) -> str:
+        return profile_status(profile, self.predictor.reference.session_min if self.predictor.reference else 0)
+
+    def forget_profile(self):
+        """Drop the session's profile: profile, face crop, voice levels, status, switch."""
+        return None, None, "", self.status(None), False
+
+    # -- page --------------------------------------------------------------------------------------------------
 
     @_friendly_errors
     def ablate_api(
@@ -167,8 +243,6 @@ class DemoCallbacks:
             **_inputs(image, audio, text, video, use_audio, use_text, use_vision), methods=[_method(method)]
         )
         return plots.ablation_record(rows, self.labels)
-
-    # -- page --------------------------------------------------------------------------------------------------
 
     @_friendly_errors
     def predict_view(
@@ -183,17 +257,25 @@ class DemoCallbacks:
         conversation_on,
         conversation: Conversation,
         method=None,
+        profile: PersonProfile | None = None,
+        use_profile: bool = False,
+        grow_profile: bool = False,
     ):
         """The page's main event. Returns: label, distribution plot, contribution plot, face overlay, notices,
-        JSON, timeline plot, conversation state."""
+        JSON, timeline plot, conversation state, the label without the profile, profile status. With
+        ``grow_profile`` the input's vectors join the profile's session statistics (the state object itself)."""
         conversation = conversation if conversation_on and conversation is not None else Conversation()
         history = conversation.features[-HISTORY_TURNS:] if conversation_on else []
+        personal = profile if use_profile else None
         prediction = self.predictor.predict(
             **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
             history=history,
             method=_method(method),
+            profile=personal,
         )
         warn_unusable(prediction)
+        if personal is not None and grow_profile:
+            personal.update(prediction)
         if conversation_on:
             conversation.add(prediction.features, prediction.label, prediction.probabilities)
         face = prediction.features.face
@@ -206,26 +288,48 @@ class DemoCallbacks:
             prediction.to_dict(),
             plots.conversation_timeline(conversation.turns, self.labels) if conversation_on else None,
             conversation,
+            prediction.without_profile,
+            self.status(profile),
         )
 
     @_friendly_errors
-    def live_view(self, frame, audio, text, use_audio, use_text, use_vision, method=None):
-        """A webcam stream tick: the light outputs only (label, distribution, face overlay)."""
+    def live_view(
+        self, frame, audio, text, use_audio, use_text, use_vision, method=None, profile=None, use_profile=False
+    ):
+        """A webcam stream tick: the light outputs only (label, distribution, face overlay, label without the
+        profile). Live frames never grow the profile: a stream would fill it with one moment."""
         prediction = self.predictor.predict(
-            **_inputs(frame, audio, text, None, use_audio, use_text, use_vision), method=_method(method)
+            **_inputs(frame, audio, text, None, use_audio, use_text, use_vision),
+            method=_method(method),
+            profile=profile if use_profile else None,
         )
         face = prediction.features.face
         overlay = plots.face_overlay(face) if face is not None else None
-        return prediction.probabilities, plots.emotion_distribution(prediction), overlay
+        return prediction.probabilities, plots.emotion_distribution(prediction), overlay, prediction.without_profile
 
     @_friendly_errors
-    def ablate_view(self, image, audio, text, video, use_audio, use_text, use_vision, method=None, side_by_side=False):
+    def ablate_view(
+        self,
+        image,
+        audio,
+        text,
+        video,
+        use_audio,
+        use_text,
+        use_vision,
+        method=None,
+        side_by_side=False,
+        profile=None,
+        use_profile=False,
+    ):
         """Heatmap, table and the two export files of the ablation: of the selected method, or of every loaded
-        method side by side."""
-        rows = self.predictor.predict_combinations(
-            **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
-            methods=self.predictor.methods if side_by_side else [_method(method)],
-        )
+        method side by side; with the profile, its rows beside the rows without it."""
+        inputs = _inputs(image, audio, text, video, use_audio, use_text, use_vision)
+        methods = self.predictor.methods if side_by_side else [_method(method)]
+        rows = self.predictor.predict_combinations(**inputs, methods=methods)
+        if use_profile and profile is not None:
+            personal = self.predictor.predict_combinations(**inputs, methods=methods, profile=profile)
+            rows = [dataclasses.replace(row, method=f"{row.method}, your profile") for row in personal] + rows
         folder = self._export_folder()
         csv_path, json_path = folder / "ablation.csv", folder / "ablation.json"
         csv_path.write_text(plots.ablation_csv(rows, self.labels))
@@ -235,7 +339,9 @@ class DemoCallbacks:
 
     # -- clips -------------------------------------------------------------------------------------------------
 
-    def _score_clip(self, clip, transcript, text, use_audio, use_text, use_vision, methods, progress) -> ClipResult:
+    def _score_clip(
+        self, clip, transcript, text, use_audio, use_text, use_vision, methods, progress, profile=None
+    ) -> ClipResult:
         if clip is not None and not isinstance(clip, str):
             raise gr.Error(f"clip must be a video or audio file, not {str(clip)[:40]!r}")
         if clip is None:
@@ -249,13 +355,26 @@ class DemoCallbacks:
             drop=inputs["drop"],
             progress=progress,
             transcribe=self.transcribe,
+            profile=profile,
         )
 
     @_friendly_errors
-    def clip_api(self, clip, transcript=None, text=None, use_audio=True, use_text=True, use_vision=True, method=None):
-        """``/predict_clip``: the clip's windows with every combination's probabilities, and the pooled summary."""
+    def clip_api(
+        self,
+        clip,
+        transcript=None,
+        text=None,
+        use_audio=True,
+        use_text=True,
+        use_vision=True,
+        method=None,
+        enrolment=None,
+    ):
+        """``/predict_clip``: the clip's windows with every combination's probabilities, and the pooled summary.
+        ``enrolment``: a short calm clip of the person: the windows are read relative to them."""
+        methods, profile = [_method(method)], self._enrolled(enrolment)
         return self._score_clip(
-            clip, transcript, text, use_audio, use_text, use_vision, [_method(method)], None
+            clip, transcript, text, use_audio, use_text, use_vision, methods, None, profile
         ).to_dict()
 
     @_friendly_errors
@@ -270,6 +389,8 @@ class DemoCallbacks:
         method,
         side_by_side,
         job: ClipJob,
+        profile: PersonProfile | None = None,
+        use_profile: bool = False,
         progress=gr.Progress(),  # noqa: B008 (Gradio finds its progress tracker by this default)
     ):
         """The Clip tab: summary, timeline, combination strip, per-window table, CSV and JSON, and the result (state)
@@ -283,7 +404,8 @@ class DemoCallbacks:
             progress(fraction, desc=stage)
 
         methods = self.predictor.methods if side_by_side else [_method(method)]
-        result = self._score_clip(clip, transcript, text, use_audio, use_text, use_vision, methods, report)
+        personal = profile if use_profile else None
+        result = self._score_clip(clip, transcript, text, use_audio, use_text, use_vision, methods, report, personal)
         folder = self._export_folder()
         csv_path, json_path = folder / "clip.csv", folder / "clip.json"
         csv_path.write_text(result.csv())
@@ -351,6 +473,11 @@ def clip_summary(result: ClipResult) -> str:
         f"**{method}: {result.label(method)}** (windows pooled by certainty; every modality each window has)"
         for method in result.methods
     ]
+    if result.without_profile is not None:
+        lines += [
+            f"without your profile, {method}: {max(pooled[ALL], key=pooled[ALL].get)}"
+            for method, pooled in result.without_profile.items()
+        ]
     lines.append(
         f"{len(windows)} windows of {result.window_s:g} s every {result.hop_s:g} s over {result.duration_s:.1f} s: "
         f"a face in {sum(w.face for w in windows)}, speech in {sum(w.speech for w in windows)}, "
