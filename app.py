@@ -180,7 +180,7 @@ def build_demo(
                 with gr.Row():
                     use_profile = gr.Checkbox(False, label="use my profile", elem_id="use-profile")
                     grow_profile = gr.Checkbox(False, label="let my inputs grow it", elem_id="grow-profile")
-                profile_status = gr.Markdown(callbacks.status(None), elem_id="profile-status")
+                profile_status = gr.Markdown(callbacks.person.status(None), elem_id="profile-status")
                 # Other methods' checkpoints over the same encoders: the same input through another method.
                 method = gr.Radio(
                     predictor.methods, value=predictor.methods[0], label="Method", visible=several, elem_id="method"
@@ -249,13 +249,13 @@ def build_demo(
         )
         enrolled = [profile, enrol_face, enrol_voice, profile_status, use_profile]
         enrol.click(
-            gpu(callbacks.enrol_view),
+            gpu(callbacks.person.enrol_view),
             [enrol_clip, enrol_image, enrol_audio],
             enrolled,
             api_visibility="private",
             concurrency_id=MODEL,
         )
-        forget.click(callbacks.forget_profile, None, enrolled, api_visibility="private")
+        forget.click(callbacks.person.forget_profile, None, enrolled, api_visibility="private")
         live.stream(
             gpu(callbacks.live_view),
             [live, audio, text, *toggles, method, *personal],

@@ -203,6 +203,7 @@ def test_enrolment_from_a_clip_with_face_and_voice(predictor, tmp_path):
     assert counts["vision"] >= 10 and counts["audio"] >= 2, counts  # 2 frames a second of a 7 s clip
     result = predictor.predict_clip(clip, profile=profile)
     plain = predictor.predict_clip(clip)
-    assert result.windows[0].row(result.methods[0], "v").probabilities != plain.windows[0].row(
-        plain.methods[0], "v"
-    ).probabilities
+    assert (
+        result.windows[0].row(result.methods[0], "v").probabilities
+        != plain.windows[0].row(plain.methods[0], "v").probabilities
+    )

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bad_inputs import FACE, SPEECH
 from gradio_client import handle_file
 from PIL import Image
 
-from bad_inputs import FACE, SPEECH
 from mculora.preprocess.audio import prepare_audio
 from mculora.serving.clip_writer import compose_clip
 from mculora.serving.demo import DemoCallbacks
@@ -78,7 +78,7 @@ def test_bad_enrolment_gets_its_reason_and_the_server_keeps_serving(served_app, 
 
 def test_the_page_keeps_the_profile_in_the_session_and_grows_it_when_allowed(predictor, calm_clip):
     callbacks = DemoCallbacks(predictor)
-    profile, crop, voice, status, use = callbacks.enrol_view(str(calm_clip), None, None)
+    profile, crop, voice, status, use = callbacks.person.enrol_view(str(calm_clip), None, None)
     assert use is True and crop.shape == (224, 224, 3) and "s of speech" in voice and "Profile" in status
     args = (str(FACE), None, TEXT, None, True, True, True, False, None, None)
     shown, *_, without, status = callbacks.predict_view(*args, profile, True, False)
@@ -88,8 +88,10 @@ def test_the_page_keeps_the_profile_in_the_session_and_grows_it_when_allowed(pre
     assert profile.counts()["session"] == {"text": 1, "vision": 1} and "1 of your later inputs" in status
     plain, *_, none, _ = callbacks.predict_view(*args, profile, False, True)
     assert none is None and plain == pytest.approx(without) and profile.counts()["session"]["vision"] == 1
-    heatmap, table, *_ = callbacks.ablate_view(str(FACE), None, TEXT, None, True, True, True, None, False, profile, True)
+    heatmap, table, *_ = callbacks.ablate_view(
+        str(FACE), None, TEXT, None, True, True, True, None, False, profile, True
+    )
     methods = {row[0] for row in table["data"]}
     assert methods == {predictor.methods[0], f"{predictor.methods[0]}, your profile"}
-    cleared = callbacks.forget_profile()
+    cleared = callbacks.person.forget_profile()
     assert cleared[0] is None and cleared[-1] is False and "No profile" in cleared[3]

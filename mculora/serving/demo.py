@@ -8,12 +8,10 @@ when nothing usable remains, and never lets a stack trace reach the page.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +20,13 @@ import gradio as gr
 from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
 from mculora.hosting.hub import strip_front_matter
 from mculora.modalities import MODALITIES
-from mculora.person import PersonProfile, ProfileError
-from mculora.preprocess import UnusableInput
+from mculora.person import PersonProfile
 from mculora.serving import clip_plots, plots
 from mculora.serving.annotate import write_annotated_video
 from mculora.serving.clip import ALL, ClipCancelled, ClipResult
-from mculora.serving.enrolment import EnrolmentError
-from mculora.serving.predictor import NothingToPredict, Prediction, Predictor, UnknownMethod
-from mculora.serving.transcribe import TranscriptionError
+from mculora.serving.friendly_errors import friendly_errors
+from mculora.serving.person_view import ProfileCallbacks
+from mculora.serving.predictor import Prediction, Predictor
 
 log = logging.getLogger(__name__)
 HISTORY_TURNS = 6  # earlier turns kept as the model's dialogue context in conversation mode
@@ -93,34 +90,6 @@ def _method(value) -> str | None:
     return value
 
 
-def _friendly_errors(callback: Callable) -> Callable:
-    """`NothingToPredict`, `UnknownMethod`, an unreadable clip -> `gr.Error` with the reason; anything unexpected ->
-    a plain `gr.Error`, logged here."""
-
-    @functools.wraps(callback)
-    def wrapped(*args, **kwargs):
-        try:
-            return callback(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (
-            NothingToPredict,
-            UnknownMethod,
-            UnusableInput,
-            TranscriptionError,
-            EnrolmentError,
-            ProfileError,
-        ) as error:
-            raise gr.Error(str(error)) from None
-        except ClipCancelled:
-            raise gr.Error("Scoring the clip was cancelled.") from None
-        except Exception:
-            log.exception("demo callback %s failed", callback.__name__)
-            raise gr.Error("Something went wrong while scoring this input; please try another one.") from None
-
-    return wrapped
-
-
 def notices(prediction: Prediction) -> str:
     """One line per modality that was not used, and why; notes such as cut audio."""
     lines = [f"- **{modality}** not used: {reason}" for modality, reason in prediction.missing.items()]
@@ -146,21 +115,6 @@ def warn_unusable(prediction: Prediction) -> None:
             gr.Warning(f"{modality} left out: {reason}")
 
 
-def profile_status(profile: PersonProfile | None, session_min: int) -> str:
-    """What the session's profile holds, and what it changes, in a line or two."""
-    if profile is None:
-        return "No profile: every prediction is the model's own reading."
-    counts = profile.counts()
-    calm = ", ".join(f"{name} ({count})" for name, count in counts["calm"].items())
-    session = max(counts["session"].values(), default=0)
-    lines = [
-        f"**Profile** from your calm recording: {calm or 'nothing'}; {session} of your later inputs added.",
-        f"Faces are read relative to your calm face; voices relative to yours from {session_min} of your inputs on.",
-        *(f"- {note}" for note in profile.notes),
-    ]
-    return "\n\n".join(lines)
-
-
 class DemoCallbacks:
     def __init__(self, predictor: Predictor, transcribe: str | None = None):
         """``transcribe``: the opt-in speech-to-text model for clips without a transcript (None: never transcribe)."""
@@ -168,10 +122,11 @@ class DemoCallbacks:
         self.transcribe = transcribe
         self.labels = predictor.labels
         self._exports = Path(tempfile.mkdtemp(prefix="mculora-exports-"))
+        self.person = ProfileCallbacks(predictor)  # the Adapt to me step's events
 
     # -- API ---------------------------------------------------------------------------------------------------
 
-    @_friendly_errors
+    @friendly_errors
     def predict_api(
         self,
         image,
@@ -190,51 +145,12 @@ class DemoCallbacks:
         prediction = self.predictor.predict(
             **_inputs(image, audio, text, video, use_audio, use_text, use_vision),
             method=_method(method),
-            profile=self._enrolled(enrolment),
+            profile=self.person.enrolled(enrolment),
         )
         warn_unusable(prediction)
         return prediction.to_dict()
 
-    def _enrolled(self, clip) -> PersonProfile | None:
-        """An API call's enrolment clip -> its profile (None: no clip)."""
-        if clip is None or clip == "":
-            return None
-        if not isinstance(clip, str):
-            raise gr.Error(f"enrolment must be a video or audio file, not {str(clip)[:40]!r}")
-        return self.predictor.enrol(clip=clip)
-
-    # -- the person's profile (the page's session only) --------------------------------------------------------
-
-    @_friendly_errors
-    def enrol_view(self, clip, image, audio):
-        """The *Adapt to me* step: a profile from the recording (or the face image and voice file), and what was
-        read. Returns: profile (state), face crop, voice levels, status, the switch to use it (on)."""
-        profile = self.predictor.enrol(clip=clip or None, image=image or None, audio=audio or None)
-        for note in profile.notes:
-            gr.Warning(note)
-        capture = profile.capture
-        levels = ", ".join(f"{level:.0f}" for level in capture.segment_levels_dbfs)
-        voice = (
-            f"{capture.speech_s:.1f} s of speech in {len(capture.segment_levels_dbfs)} pieces (level, dBFS: {levels})"
-        )
-        return (
-            profile,
-            capture.face_crop,
-            voice if capture.segment_levels_dbfs else "no voice",
-            self.status(profile),
-            True,
-        )
-
-    def status(self, profile: PersonProfile | None) -> str:
-        return profile_status(profile, self.predictor.reference.session_min if self.predictor.reference else 0)
-
-    def forget_profile(self):
-        """Drop the session's profile: profile, face crop, voice levels, status, switch."""
-        return None, None, "", self.status(None), False
-
-    # -- page --------------------------------------------------------------------------------------------------
-
-    @_friendly_errors
+    @friendly_errors
     def ablate_api(
         self, image, audio, text, use_audio=True, use_text=True, use_vision=True, video=None, method=None
     ) -> dict:
@@ -244,7 +160,9 @@ class DemoCallbacks:
         )
         return plots.ablation_record(rows, self.labels)
 
-    @_friendly_errors
+    # -- page --------------------------------------------------------------------------------------------------
+
+    @friendly_errors
     def predict_view(
         self,
         image,
@@ -289,10 +207,10 @@ class DemoCallbacks:
             plots.conversation_timeline(conversation.turns, self.labels) if conversation_on else None,
             conversation,
             prediction.without_profile,
-            self.status(profile),
+            self.person.status(profile),
         )
 
-    @_friendly_errors
+    @friendly_errors
     def live_view(
         self, frame, audio, text, use_audio, use_text, use_vision, method=None, profile=None, use_profile=False
     ):
@@ -307,7 +225,7 @@ class DemoCallbacks:
         overlay = plots.face_overlay(face) if face is not None else None
         return prediction.probabilities, plots.emotion_distribution(prediction), overlay, prediction.without_profile
 
-    @_friendly_errors
+    @friendly_errors
     def ablate_view(
         self,
         image,
@@ -358,7 +276,7 @@ class DemoCallbacks:
             profile=profile,
         )
 
-    @_friendly_errors
+    @friendly_errors
     def clip_api(
         self,
         clip,
@@ -372,12 +290,12 @@ class DemoCallbacks:
     ):
         """``/predict_clip``: the clip's windows with every combination's probabilities, and the pooled summary.
         ``enrolment``: a short calm clip of the person: the windows are read relative to them."""
-        methods, profile = [_method(method)], self._enrolled(enrolment)
+        methods, profile = [_method(method)], self.person.enrolled(enrolment)
         return self._score_clip(
             clip, transcript, text, use_audio, use_text, use_vision, methods, None, profile
         ).to_dict()
 
-    @_friendly_errors
+    @friendly_errors
     def clip_view(
         self,
         clip,
@@ -425,7 +343,7 @@ class DemoCallbacks:
     def cancel_clip(job: ClipJob) -> None:
         job.cancelled = True
 
-    @_friendly_errors
+    @friendly_errors
     def clip_timeline_view(self, result: ClipResult | None, combination: str, method=None):
         """Re-plot the timeline for another combination or method (no re-scoring; a method the clip was not scored
         with shows the first one scored)."""
@@ -434,7 +352,7 @@ class DemoCallbacks:
         method = _method(method) if _method(method) in result.methods else result.methods[0]
         return clip_plots.clip_timeline(result, method, combination or ALL)
 
-    @_friendly_errors
+    @friendly_errors
     def annotated_video_view(self, clip, result: ClipResult | None, combination: str):
         """The clip with the scores drawn on and its own soundtrack, as an MP4 to download."""
         if result is None or clip is None:

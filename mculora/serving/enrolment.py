@@ -100,6 +100,8 @@ def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProf
         reasons["face"].append(f"several faces in {several} frame(s) or image(s): enrol one person at a time")
         faces = []
     segments = _voice_segments([(TARGET_SAMPLE_RATE, s) for s in soundtracks] + voices, reasons["voice"])
+    if (soundtracks or voices) and not segments and not reasons["voice"]:
+        reasons["voice"].append(f"no stretch of {SEGMENT_S:.0f} s held speech")
     capture = Capture()
     profile = PersonProfile(checkpoint=predictor.fingerprint)
     capture.speech_s = sum(float(loud_frames(s).sum()) * FRAME_SAMPLES / TARGET_SAMPLE_RATE for s in segments)

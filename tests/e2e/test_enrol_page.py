@@ -47,6 +47,9 @@ def test_enrol_with_camera_and_microphone_then_predict_shows_both(
         page.wait_for_timeout(5_000)
         stop.click()
         expect(microphone.locator('[data-testid^="waveform-controls"]')).to_be_visible()
+        # Uploaded to the server (its copy's link), so that Enrol sends it rather than nothing.
+        download = microphone.locator('a[data-testid="download-link"]')
+        expect(download).to_have_attribute("href", re.compile(r"/gradio_api/file=.*\.wav$"))
 
         page.locator("#enrol").click()
         expect(page.locator("#enrol-face img")).to_be_visible(timeout=PREDICTION_TIMEOUT_MS)
