@@ -154,7 +154,18 @@ def predictor_section(predictor: Predictor, repeats: int) -> dict:
     stages = {stage: statistics.median(run[stage] for run in runs) for stage in runs[0]}
     vision_ms = median_ms(lambda: predictor.predict(image=str(FACE)), repeats)
     all_ms = median_ms(lambda: predictor.predict(**inputs), repeats)
+    # With a person's profile against without, call by call in turn so that both see the same machine.
+    profile = predictor.enrol(image=str(FACE), audio=str(SPEECH))
+    plain, personal = [], []
+    for _ in range(repeats):
+        for runs, extra in ((plain, {}), (personal, {"profile": profile})):
+            start = time.perf_counter()
+            predictor.predict(**inputs, **extra)
+            runs.append((time.perf_counter() - start) * 1e3)
     return {
+        "predict_without_profile_ms": statistics.median(plain),
+        "predict_with_profile_ms": statistics.median(personal),
+        "profile_ratio": statistics.median(personal) / statistics.median(plain),
         "predict_stages_ms": stages,
         "predict_ms": all_ms,
         "predict_combinations_ms": median_ms(lambda: predictor.predict_combinations(**inputs), repeats),
@@ -302,6 +313,8 @@ def markdown(results: dict) -> str:
     lines += [f"| predict stage `{s}` | {ms:.1f} ms |" for s, ms in predictor["predict_stages_ms"].items()]
     lines += [
         f"| `Predictor.predict` (bundled face + speech + a sentence) | {predictor['predict_ms']:.1f} ms |",
+        f"| `Predictor.predict` with a person's profile / without, in turn | {predictor['predict_with_profile_ms']:.1f} "
+        f"/ {predictor['predict_without_profile_ms']:.1f} ms ({predictor['profile_ratio']:.3f}x) |",
         f"| `Predictor.predict_combinations` | {predictor['predict_combinations_ms']:.1f} ms |",
         f"| vision only (live webcam work per frame) | {predictor['frames_per_second_vision_only']:.1f} frames/s |",
         f"| all three per frame | {predictor['frames_per_second_all_three']:.1f} frames/s |",
