@@ -313,8 +313,9 @@ def markdown(results: dict) -> str:
     lines += [f"| predict stage `{s}` | {ms:.1f} ms |" for s, ms in predictor["predict_stages_ms"].items()]
     lines += [
         f"| `Predictor.predict` (bundled face + speech + a sentence) | {predictor['predict_ms']:.1f} ms |",
-        f"| `Predictor.predict` with a person's profile / without, in turn | {predictor['predict_with_profile_ms']:.1f} "
-        f"/ {predictor['predict_without_profile_ms']:.1f} ms ({predictor['profile_ratio']:.3f}x) |",
+        "| `Predictor.predict` with a person's profile / without, in turn | "
+        f"{predictor['predict_with_profile_ms']:.1f} / {predictor['predict_without_profile_ms']:.1f} ms "
+        f"({predictor['profile_ratio']:.3f}x) |",
         f"| `Predictor.predict_combinations` | {predictor['predict_combinations_ms']:.1f} ms |",
         f"| vision only (live webcam work per frame) | {predictor['frames_per_second_vision_only']:.1f} frames/s |",
         f"| all three per frame | {predictor['frames_per_second_all_three']:.1f} frames/s |",
