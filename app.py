@@ -99,16 +99,7 @@ def build_demo(
             with gr.Column(scale=5):
                 with gr.Tabs():
                     with gr.Tab("Snapshot"):
-                        # Files, not arrays: the library decodes them and turns a broken upload into a notice.
-                        image = undecoded_uploads(
-                            gr.Image(
-                                sources=["webcam", "upload"],
-                                type="filepath",
-                                format="png",
-                                label="Face (webcam or image)",
-                                elem_id="image",
-                            )
-                        )
+                        image = face_image(["webcam", "upload"], "Face (webcam or image)", "image")
                     # Every frame of a stream would be a billed GPU call on ZeroGPU: snapshots only there.
                     with gr.Tab("Live webcam", visible=not server.on_zero_gpu()):
                         live = gr.Image(
@@ -145,15 +136,7 @@ def build_demo(
                             elem_id="enrol-clip",
                         )
                         with gr.Row():
-                            enrol_image = undecoded_uploads(
-                                gr.Image(
-                                    sources=["upload", "webcam"],
-                                    type="filepath",
-                                    format="png",
-                                    label="or a face photo",
-                                    elem_id="enrol-image",
-                                )
-                            )
+                            enrol_image = face_image(["upload", "webcam"], "or a face photo", "enrol-image")
                             enrol_audio = gr.Audio(
                                 sources=["microphone", "upload"],
                                 type="filepath",
@@ -328,6 +311,12 @@ def build_demo(
     # A full queue answers at once with "Queue is full, please try again" rather than keeping a caller waiting.
     demo.queue(default_concurrency_limit=server.CONCURRENCY, max_size=queue_size)
     return demo
+
+
+def face_image(sources: list[str], label: str, elem_id: str) -> gr.Image:
+    """A face input that hands files, not arrays, to the library: it decodes them and turns a broken upload into a
+    notice."""
+    return undecoded_uploads(gr.Image(sources=sources, type="filepath", format="png", label=label, elem_id=elem_id))
 
 
 def example_row(path: Path) -> list:

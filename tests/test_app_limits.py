@@ -81,9 +81,9 @@ def test_a_conversation_keeps_a_bounded_memory(predictor):
     callbacks = DemoCallbacks(predictor)
     conversation = Conversation()
     for turn in range(HISTORY_TURNS + 3):
-        *_, conversation = callbacks.predict_view(
+        conversation = callbacks.predict_view(
             None, None, f"turn {turn}: I am happy", None, True, True, True, True, conversation
-        )
+        )[7]
     assert len(conversation.features) == HISTORY_TURNS and len(conversation.turns) == HISTORY_TURNS + 3
     features, label = conversation.features[-1], conversation.turns[-1]
     for _ in range(TIMELINE_TURNS + 5):

@@ -85,8 +85,10 @@ def _call(client, endpoint: str, args: list) -> dict | str:
 def _call_raw(url: str, endpoint: str, args: list) -> dict | str:
     """Gradio's REST API by hand: POST the (ASCII-escaped) JSON, then read the event stream's last message."""
     base = f"{url.rstrip('/')}/gradio_api/call{endpoint}"
-    # A raw call sends every input, so the method (null: the served checkpoint's) ends the values.
-    body = json.dumps({"data": [*args, None]}).encode()  # ensure_ascii: lone surrogates become \ud800 escapes
+    # A raw call sends every input: the method (null: the served checkpoint's) and, for /predict, the enrolment clip
+    # (null: none) end the values.
+    trailing = [None, None] if endpoint == "/predict" else [None]
+    body = json.dumps({"data": [*args, *trailing]}).encode()  # ensure_ascii: lone surrogates become \ud800 escapes
     event = httpx.post(base, content=body, headers={"content-type": "application/json"}, timeout=60).json()
     stream = httpx.get(f"{base}/{event['event_id']}", timeout=60).text
     kind, data = re.findall(r"event: (\w+)\ndata: (.*)", stream)[-1]

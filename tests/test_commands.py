@@ -102,9 +102,9 @@ def test_reset_conversation_and_the_ablation_json_export(predictor):
     callbacks = DemoCallbacks(predictor)
     conversation = Conversation()
     for sentence in ("Hello there.", "I am furious!", "Now I feel better."):
-        *_, timeline, conversation = callbacks.predict_view(
+        timeline, conversation = callbacks.predict_view(
             None, None, sentence, None, True, True, True, True, conversation
-        )
+        )[6:8]
     assert len(conversation.turns) == 3 and len(conversation.features) == 3 and timeline is not None
     fresh, cleared = callbacks.reset_conversation()
     assert isinstance(fresh, Conversation) and fresh.turns == [] and fresh.features == [] and cleared is None
