@@ -90,7 +90,8 @@ def test_the_clip_tab_callback_and_cancel(predictor, clip, transcript):
         str(clip), str(transcript), "", True, True, True, None, False, job, progress=lambda *a, **k: None
     )
     assert f"**mcu-lora: {result.label()}**" in summary and "7 windows of 2 s every 1 s" in summary
-    assert len(timeline.data) == len(predictor.labels)  # one line per emotion
+    # one line per emotion, and the frames that carried each window's face vector
+    assert [trace.name for trace in timeline.data] == [*predictor.labels, "face frames"]
     assert list(strip.data[0].y)[0] == "atv" and len(strip.data[0].x) == 7
     assert table["headers"][:5] == ["seconds", "face", "speech", "text", "all modalities"] and len(table["data"]) == 7
     assert Path(csv_path).read_text().count("\n") == len(result.records()) + 1

@@ -11,8 +11,9 @@ How a clip is read: the video stream and the soundtrack are decoded together as 
 Faces are searched on a grid of `FRAME_RATE` frames per second, each frame encoded as it comes, so only feature
 vectors are kept. The clip is then cut into windows of ``window_s`` seconds every ``hop_s`` seconds. Per window:
 
-* vision: the mean vector of its frames that show a face (the largest face of a frame is scored; the window reports
-  how many faces its frames showed at most), or missing with the reason;
+* vision: its frames that show a face, pooled so that an expression held for half a second is not averaged away
+  (`mculora.serving.window_pooling`; each frame's weight is recorded); the largest face of a frame is scored and the
+  window reports how many faces its frames showed at most; or missing with the reason;
 * audio: its stretch of the soundtrack, when it holds speech: at least `MIN_SECONDS` of 10 ms frames within
   `TRIM_DB` of the clip's loudest frame (a quiet gap between sentences is not speech, whatever the microphone's noise);
 * text: the transcript cues that overlap it, or the typed sentence for every window, or none;
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mculora.encoders.face_net import FaceExpressionEncoder
 from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
 from mculora.modalities import Modality
 from mculora.person import PersonProfile
@@ -52,6 +54,7 @@ from mculora.preprocess.audio import (
 )
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.transcript import read_transcript, window_texts
+from mculora.serving.window_pooling import window_vision
 
 WINDOW_S, HOP_S = 2.0, 1.0
 # A window must hold a syllable or two and a change of expression; beyond 10 s it is a clip-level average again.
@@ -88,6 +91,8 @@ class ClipWindow:
     text: str | None
     missing: dict[str, str]  # modality -> why it is not used in this window
     rows: list = field(default_factory=list)  # `CombinationRow`s: every subset of its modalities, per method
+    # (time, weight) of each frame with a face that its vision vector pools; the heaviest carried the window
+    frame_weights: list[tuple[float, float]] = field(default_factory=list)
 
     def best(self, method: str) -> object | None:
         """The row from every modality the window has (None if it has none)."""
@@ -136,6 +141,7 @@ class ClipResult:
                         **{label: round(row.probabilities[label], 6) for label in self.labels},
                         "face": window.face,
                         "faces_seen": window.faces_seen,
+                        "frame_weights": " ".join(f"{time:.2f}:{weight:.3f}" for time, weight in window.frame_weights),
                         "speech": window.speech,
                         "text": window.text or "",
                     }
@@ -226,7 +232,8 @@ def score_clip(
 
     windows = [ClipWindow(i, start, end, False, 0, False, None, {}) for i, (start, end) in enumerate(spans)]
     vectors: list[dict[Modality, torch.Tensor]] = [{} for _ in spans]
-    _vision(windows, vectors, frames, reader, dropped)
+    weighted = isinstance(predictor.featurizer.encoders[Modality.VISION], FaceExpressionEncoder)
+    window_vision(windows, vectors, frames, reader.video_reason, dropped, weighted)
     _audio(predictor, windows, vectors, reader, dropped, timings)
     _text(predictor, windows, vectors, cues, text, dropped, timings)
     report(0.9, "scoring windows")
@@ -315,24 +322,6 @@ def _transcribed(reader: ClipReader, model, device, notes: list[str], timings, r
         cues = transcribe(reader.audio, model, device)
     notes.append(f"the text is a machine transcript by {model} ({len(cues)} cues)")
     return cues
-
-
-def _vision(windows, vectors, frames, reader: ClipReader, dropped) -> None:
-    for window, usable in zip(windows, vectors, strict=True):
-        if Modality.VISION in dropped:
-            window.missing[Modality.VISION.value] = DROPPED
-            continue
-        if reader.video_reason:
-            window.missing[Modality.VISION.value] = reader.video_reason
-            continue
-        inside = [f for f in frames if window.start <= f[0] < window.end]
-        window.faces_seen = max((seen for _, _, seen in inside), default=0)
-        faces = [vector for _, vector, _ in inside if vector is not None]
-        window.face = bool(faces)
-        if faces:
-            usable[Modality.VISION] = torch.stack(faces).mean(dim=0)
-        else:
-            window.missing[Modality.VISION.value] = f"no face found in the window's {len(inside)} sampled frame(s)"
 
 
 def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) -> None:

@@ -19,7 +19,8 @@ def _centre(window) -> float:
 
 def clip_timeline(result: ClipResult, method: str | None = None, combination: str = ALL) -> go.Figure:
     """One line per emotion across the windows (at each window's centre) for one method and combination; a window
-    without that combination leaves a gap. The clip's pooled label is in the title."""
+    without that combination leaves a gap. The clip's pooled label is in the title; with vision, the face frames are
+    marked along the bottom by how much they carried their windows."""
     method = method or result.methods[0]
     colours = label_colours(result.labels)
     rows = [(window, window.row(method, combination)) for window in result.windows]
@@ -41,12 +42,41 @@ def clip_timeline(result: ClipResult, method: str | None = None, combination: st
                 connectgaps=False,
             )
         )
+    if combination == ALL or "v" in combination:
+        _mark_face_frames(figure, result)
     figure.update_xaxes(title="seconds (window centre)", range=[0, max(result.duration_s, 0.1)])
     figure.update_yaxes(range=[0, 1], tickformat=".0%")
     which = "every modality each window has" if combination == ALL else combination
     label = result.label(method, combination)
     title = f"Emotion over time ({which}, {method}): clip {label or 'not scored'}"
     return _layout(figure, title, 340)
+
+
+def _mark_face_frames(figure: go.Figure, result: ClipResult) -> None:
+    """Each sampled frame with a face as a mark along the bottom, sized by the most it carried of a window's face
+    vector relative to an equal share (`mculora.serving.window_pooling`): a held expression's frames stand out."""
+    heaviest: dict[float, tuple[float, float, object]] = {}  # time -> (share x frames, weight, window)
+    for window in result.windows:
+        for time, weight in window.frame_weights:
+            relative = weight * len(window.frame_weights)
+            if relative > heaviest.get(time, (0.0,))[0]:
+                heaviest[time] = (relative, weight, window)
+    if not heaviest:
+        return
+    times = sorted(heaviest)
+    figure.add_trace(
+        go.Scatter(
+            x=times,
+            y=[0.0] * len(times),
+            name="face frames",
+            mode="markers",
+            marker={"symbol": "triangle-up", "color": "#555555", "size": [4 + 5 * heaviest[t][0] for t in times]},
+            customdata=[
+                f"{heaviest[t][1]:.0%} of {heaviest[t][2].start:.1f}–{heaviest[t][2].end:.1f} s" for t in times
+            ],
+            hovertemplate="frame at %{x:.2f} s: %{customdata}<extra></extra>",
+        )
+    )
 
 
 def clip_strip(result: ClipResult, methods: Sequence[str] | None = None) -> go.Figure:
