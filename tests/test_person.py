@@ -207,3 +207,38 @@ def test_enrolment_from_a_clip_with_face_and_voice(predictor, tmp_path):
         result.windows[0].row(result.methods[0], "v").probabilities
         != plain.windows[0].row(plain.methods[0], "v").probabilities
     )
+
+
+@pytest.mark.slow
+def test_the_clip_command_reads_relative_to_an_enrolment_or_a_saved_profile(predictor, demo_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    from mculora.serving.clip_writer import compose_clip
+
+    face = np.asarray(Image.open(FACE).convert("RGB"))
+    speech = np.concatenate([prepare_audio(str(path)).samples for path in (SAD_SPEECH, SPEECH)])
+    clip = compose_clip(tmp_path / "calm.mp4", [(face, speech, speech.size / 16_000)])
+
+    def command(*options: str) -> subprocess.CompletedProcess:
+        args = [sys.executable, "-m", "mculora.serving.clip", str(clip), "--out", str(tmp_path / "out")]
+        return subprocess.run(
+            [*args, "--checkpoint", str(demo_checkpoint), *options], capture_output=True, text=True, timeout=300
+        )
+
+    enrolled = command("--enrol", str(clip))
+    assert enrolled.returncode == 0, enrolled.stderr[-2000:]
+    record = json.loads((tmp_path / "out" / "calm.json").read_text())
+    assert record["without_profile"] is not None and record["summary"] != record["without_profile"]
+    saved = predictor.enrol(clip=str(clip))
+    saved.save(tmp_path / "me.json")
+    from_file = command("--profile", str(tmp_path / "me.json"))
+    assert from_file.returncode == 0, from_file.stderr[-2000:]
+    again = json.loads((tmp_path / "out" / "calm.json").read_text())["summary"]
+    for method, per_combination in record["summary"].items():
+        for combination, probabilities in per_combination.items():
+            assert again[method][combination] == pytest.approx(probabilities, abs=1e-5)
+    saved.checkpoint = "0123456789abcdef"
+    saved.save(tmp_path / "theirs.json")
+    refused = command("--profile", str(tmp_path / "theirs.json"))
+    assert refused.returncode != 0 and "made with another checkpoint" in refused.stderr
