@@ -62,6 +62,11 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
         "ECE before" in card and "| atv |" in card and "synthetic" in card and "Not for decisions about people" in card
     )
     assert "Cross-fitted features" in card and "Collapse check" in card and "corpus it never heard" in card
+    # The person reference beside the weights, and what it does for the unseen speakers (two in a tiny run).
+    person = metrics["person_adaptation"]
+    assert person["speech"]["people"] == ["ravdess-actor-19", "ravdess-actor-20"]
+    assert set(person["paired_calibration"]["conditions"]["session"]) == {"a", "at", "av", "atv"}
+    assert (out / "person_reference.safetensors").is_file() and "Reading one person" in card
     _, au_config = load_checkpoint(out / "ravdess_au")
     assert au_config.encoders["profile"] == "ravdess-au"
     _, config = load_checkpoint(out)

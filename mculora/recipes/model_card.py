@@ -195,10 +195,29 @@ def person_table(metrics: dict) -> str:
             _pct(c["mean_person_accuracy"]),
         ]
         for part, r in report.items()
+        if part in names
         for condition, c in r["conditions"].items()
     ]
     columns = ["people never seen", "profile", "accuracy", "macro-F1", "ECE", "largest class share, %"]
-    return _table([*columns, "mean per-person accuracy"], rows)
+    table = _table([*columns, "mean per-person accuracy"], rows)
+    paired = report.get("paired_calibration")
+    if paired is None:
+        return table
+    without, session = paired["conditions"]["without"], paired["conditions"]["session"]
+    calibration = _table(
+        ["combination", "accuracy without / with a session", "ECE without / with a session"],
+        (
+            [c, f"{_pct(without[c]['accuracy'])} / {_pct(session[c]['accuracy'])}",
+             f"{without[c]['ece']:.3f} / {session[c]['ece']:.3f}"]
+            for c in without
+        ),
+    )  # fmt: skip
+    intro = (
+        "Calibration on the unseen speakers: their voices joined with a test text and a test face of the same label "
+        f"({paired['pairs']} class-balanced pairs), after the checkpoint's temperatures, without a profile and with a "
+        "session of 16 of the speaker's recordings:"
+    )
+    return f"{table}\n\n{textwrap.fill(intro, WIDTH)}\n\n{calibration}"
 
 
 def transfer_table(metrics: dict) -> str:

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -37,7 +38,16 @@ from mculora.preprocess.audio import prepare_audio
 from mculora.recipes import model_card
 from mculora.recipes.pairing import make_batch
 from mculora.recipes.ravdess_au import AU_DIM, AU_FOLDS
-from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, Item, emodb_items, fer2013_items, ravdess_items
+from mculora.recipes.sources import (
+    EKMAN,
+    RAVDESS_TO_EKMAN,
+    Item,
+    emodb_items,
+    fer2013_items,
+    goemotions_items,
+    meld_items,
+    ravdess_items,
+)
 from mculora.training.calibration import expected_calibration_error, softmax
 from mculora.training.evaluate import predict_conditions
 from mculora.training.metrics import balanced_draw, classification_report, collapse_check
@@ -57,6 +67,8 @@ DRAWS = 5
 FACE_REFERENCE_IMAGES = 400
 ENCODE_BATCH = 32
 CONDITIONS = ("without", "enrolment", "another_person", "session")
+PAIRED_CONDITIONS = ("a", "at", "av", "atv")  # the combinations that hold the person's voice
+PARTNERS_PER_LABEL = 60
 TINY_SPEAKERS = ("ravdess-actor-19", "ravdess-actor-20")
 
 
@@ -102,16 +114,26 @@ def build_reference(
     )
 
 
+def logits_under(
+    network: torch.nn.Module, given: dict[Modality, np.ndarray], conditions: list[str]
+) -> dict[str, np.ndarray]:
+    """The network's logits [N, C] per condition for the modalities ``given`` (the others absent)."""
+    size = len(next(iter(given.values())))
+    dims = network.config.feature_dims
+    inputs = {
+        m: given[m].astype(np.float32) if m in given else np.zeros((size, dims[m.value]), np.float32)
+        for m in MODALITIES
+    }
+    available = np.tile(np.array([m in given for m in MODALITIES]), (size, 1))
+    batch = make_batch(inputs, np.zeros(size, np.int64), available)
+    outputs = predict_conditions(network, [batch], conditions, torch.device("cpu"))
+    return {condition: logits for condition, (_, logits) in outputs.items()}
+
+
 def alone_logits(network: torch.nn.Module, modality: Modality, vectors: np.ndarray) -> np.ndarray:
     """The network's logits [N, C] for ``modality`` alone."""
-    dims = network.config.feature_dims
-    inputs = {m: np.zeros((len(vectors), dims[m.value]), np.float32) for m in MODALITIES}
-    inputs[modality] = vectors.astype(np.float32)
-    available = np.zeros((len(vectors), len(MODALITIES)), bool)
-    available[:, MODALITIES.index(modality)] = True
-    batch = make_batch(inputs, np.zeros(len(vectors), np.int64), available)
     condition = modality.value[0]
-    return predict_conditions(network, [batch], [condition], torch.device("cpu"))[condition][1]
+    return logits_under(network, {modality: vectors}, [condition])[condition]
 
 
 @dataclass
@@ -194,6 +216,73 @@ def _summary(per_person: dict[str, list], temperature: float, seed: int) -> dict
     }
 
 
+def partner_vectors(
+    featurizer: Featurizer, items: list[Item], modality: Modality, per_label: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``per_label`` random test texts or faces of each label, encoded as a prediction encodes them."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in EKMAN:
+        pool = [item for item in items if item.modality is modality and item.split == "test" and item.label == label]
+        chosen += [pool[i] for i in rng.permutation(len(pool))[:per_label]]
+    if modality is Modality.TEXT:
+        encoded = featurizer.texts([item.text for item in chosen], {})
+    else:
+        encoded = []
+        for item in chosen:
+            try:
+                encoded.append(featurizer.vision(str(item.path), None, {})[0])
+            except UnusableInput as reason:
+                encoded.append(reason)
+    kept = [(vector, item) for vector, item in zip(encoded, chosen, strict=True) if not isinstance(vector, Exception)]
+    return np.stack([v.numpy() for v, _ in kept]), np.array([EKMAN.index(item.label) for _, item in kept])
+
+
+def paired_calibration(
+    network: torch.nn.Module,
+    temperatures: dict[str, float],
+    reference: PersonReference,
+    people: People,
+    partners: dict[Modality, tuple[np.ndarray, np.ndarray]],
+    seed: int = 0,
+) -> dict:
+    """The unseen speakers' voices joined with a test text and a test face of the same label, under every
+    combination with the voice: accuracy and ECE after the checkpoint's temperatures, without a profile and with a
+    session of `session_min` of the speaker's other recordings (scored on the rest), over `DRAWS` draws."""
+    rng = np.random.default_rng(seed)
+    voices: dict[str, list] = {"without": [], "session": []}
+    rows_used = []
+    labelled = [tags for _, tags in partners.values()]
+    for person in people.peers:
+        rows = np.flatnonzero(people.people == person)
+        # Only labels that have partners (EmoDB has no surprise, and a tiny run few texts and faces).
+        paired = rows[np.isin(people.labels[rows], functools.reduce(np.intersect1d, labelled))]
+        for _ in range(DRAWS):
+            session = rng.choice(rows, reference.session_min, replace=False)
+            scored = np.setdiff1d(paired, session)
+            profile = _profile(Modality.AUDIO, session=people.vectors[session])
+            voices["without"].append(people.vectors[scored])
+            voices["session"].append(people.vectors[scored] + reference.shift(Modality.AUDIO, profile))
+            rows_used.append(scored)
+    labels = people.labels[np.concatenate(rows_used)]
+    given = {
+        m: vectors[[rng.choice(np.flatnonzero(tags == label)) for label in labels]]
+        for m, (vectors, tags) in partners.items()
+    }
+    pick = balanced_draw(labels, seed)
+    report = {}
+    for name, parts in voices.items():
+        outputs = logits_under(network, {**given, Modality.AUDIO: np.concatenate(parts)}, list(PAIRED_CONDITIONS))
+        report[name] = {
+            c: {
+                "accuracy": float((logits[pick].argmax(1) == labels[pick]).mean()),
+                "ece": expected_calibration_error(softmax(logits[pick], temperatures.get(c, 1.0)), labels[pick]),
+            }
+            for c, logits in outputs.items()
+        }
+    return {"pairs": int(len(pick)), "conditions": report}
+
+
 def speech_people(speech: list[Item], vectors: np.ndarray) -> People:
     """The RAVDESS and EmoDB speakers no served network trained on (validation and test speakers); a stranger is
     another of them from the same corpus."""
@@ -247,10 +336,16 @@ def measure(checkpoint: Path, data_root: Path, tiny: bool = False) -> dict:
     faces = fer2013_items(data_root)
     reference = build_reference(network, featurizer, speech, vectors, faces, 20 if tiny else FACE_REFERENCE_IMAGES)
     reference.save(checkpoint / REFERENCE_FILE)
+    people = speech_people(speech, vectors)
+    per_label = 8 if tiny else PARTNERS_PER_LABEL
+    texts = goemotions_items(data_root) + meld_items(data_root)
+    partners = {
+        Modality.TEXT: partner_vectors(featurizer, texts, Modality.TEXT, per_label, seed=1),
+        Modality.VISION: partner_vectors(featurizer, faces, Modality.VISION, per_label, seed=2),
+    }
     return {
-        "speech": unseen_people_report(
-            network, Modality.AUDIO, reference, speech_people(speech, vectors), config.temperatures.get("a", 1.0)
-        ),
+        "speech": unseen_people_report(network, Modality.AUDIO, reference, people, config.temperatures.get("a", 1.0)),
+        "paired_calibration": paired_calibration(network, config.temperatures, reference, people, partners),
         "face_units": face_units_report(checkpoint, data_root),
     }
 
@@ -277,12 +372,14 @@ def main(argv: list[str] | None = None) -> None:
         report = run(args.checkpoint, args.data_root)
     except FileNotFoundError as error:
         raise SystemExit(f"error: {error}") from None
-    for name, part in report.items():
-        for condition, values in part["conditions"].items():
+    for name in ("speech", "face_units"):
+        for condition, values in report[name]["conditions"].items():
             print(
                 f"{name:10s} {condition:15s} accuracy {values['accuracy']:.3f}  macro-F1 {values['macro_f1']:.3f}  "
                 f"ECE {values['ece']:.3f}  largest share {values['largest_share']:.2f}"
             )
+    for profile, conditions in report["paired_calibration"]["conditions"].items():
+        print(f"paired     {profile:10s} " + "  ".join(f"{c} ECE {v['ece']:.3f}" for c, v in conditions.items()))
 
 
 if __name__ == "__main__":
