@@ -22,6 +22,7 @@ combination that remains.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterable, Sequence
@@ -223,10 +224,7 @@ class Predictor:
 
     def _adapted(self, utterances: Sequence[UtteranceFeatures], profile: PersonProfile) -> list[UtteranceFeatures]:
         """``utterances`` with their vectors read relative to ``profile`` (`PersonReference.adapt`)."""
-        return [
-            UtteranceFeatures(self.reference.adapt(u.vectors, profile), u.missing, u.face, u.notes, u.timings_ms)
-            for u in utterances
-        ]
+        return [dataclasses.replace(u, vectors=self.reference.adapt(u.vectors, profile)) for u in utterances]
 
     # -- model --------------------------------------------------------------------------------------------------
 
