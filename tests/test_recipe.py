@@ -53,6 +53,10 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
     for direction in metrics["unseen_corpus"].values():
         assert set(direction["conditions"]) == set(CONDITIONS) and direction["stitch"]["items"] > 0
         assert all(0 <= c["ece"] <= 1 for c in direction["conditions"].values())
+        assert set(direction["voice_session"]) == set(CONDITIONS)
+    # Calibration of test voices moved by a session of their speaker, under the same temperatures.
+    assert set(metrics["calibration_voice_session"]) == set(CONDITIONS)
+    assert metrics["training"]["recipe"]["session_share"] == "0.5"
     assert list(metrics["speech_transfer"]) == [
         "ravdess->emodb, 3 augmented copies",
         "emodb->ravdess, 3 augmented copies",
@@ -62,6 +66,7 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
         "ECE before" in card and "| atv |" in card and "synthetic" in card and "Not for decisions about people" in card
     )
     assert "Cross-fitted features" in card and "Collapse check" in card and "corpus it never heard" in card
+    assert "voices with a session" in card and "with a session: accuracy / ECE / top class" in card
     # The person reference beside the weights, and what it does for the unseen speakers (two in a tiny run).
     person = metrics["person_adaptation"]
     assert person["speech"]["people"] == ["ravdess-actor-19", "ravdess-actor-20"]

@@ -49,10 +49,11 @@ from mculora.model import MCULoRAConfig
 from mculora.recipes import face_crops, model_card, person_adaptation, speech_transfer
 from mculora.recipes.cross_fitting import LOGITS, network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
-from mculora.recipes.pairing import fixed_pairs, paired_batch, unimodal_batches, with_feature_noise
+from mculora.recipes.pairing import Pool, fixed_pairs, paired_batch, unimodal_batches, with_feature_noise
 from mculora.recipes.ravdess_au import ravdess_au_benchmark
 from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample
-from mculora.recipes.unseen_corpus import unseen_corpus_report
+from mculora.recipes.speaker_sessions import SpeakerSessions
+from mculora.recipes.unseen_corpus import unseen_corpus_pairs, unseen_corpus_report, unseen_corpus_voices
 from mculora.training.adapter_health import adapter_health
 from mculora.training.calibration import calibration_report, fit_temperatures
 from mculora.training.evaluate import CONDITIONS, disagreement_report, predict_conditions
@@ -87,13 +88,18 @@ class RecipeConfig:
     # Off: removing each mel band's mean cost 11.5 points from RAVDESS to EmoDB (docs/generalisation.md).
     speech_band_normalised: bool = field(default=False, metadata={"help": "remove the speech network's band means"})
     folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
+    # The fold networks give the vectors the fusion trains on, the served ones those it is tested and served on: at
+    # half the served epochs the fused face path fell 4 points on FER-2013 PublicTest (docs/generalisation.md).
     fold_epoch_scale: float = field(
-        default=0.5, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
+        default=1.0, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
     )
     # Measured on the cached pools (6 epochs, seed 66): 0.5 raised the pairs 2-4 points and moved the best validation
     # epoch from the first to the last; 1.0 was worse on speech alone (docs/generalisation.md).
     feature_noise: float = field(
         default=0.5, metadata={"help": "noise on the fusion's training vectors, in units of each feature's spread"}
+    )
+    session_share: float = field(
+        default=0.5, metadata={"help": "share of training voices moved by a session of their speaker's other clips"}
     )
     tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
     device: str | None = None
@@ -107,6 +113,20 @@ PAIR_SEED_OFFSETS = {"val": 1, "test": 2, "train": 3}
 def recipe_pairs(pools: dict, config: RecipeConfig, split: str) -> list[Batch]:
     """The recipe's fixed label-paired samples of ``split``."""
     return fixed_pairs(pools, split, config.pairs_per_label, config.seed + PAIR_SEED_OFFSETS[split])
+
+
+def voice_sessions(pools: dict, items: list[Item], split: str) -> SpeakerSessions:
+    """Sessions over the voices of ``split``, moving them towards the training voices' mean (the fusion's)."""
+    pool = pools[Modality.AUDIO, split]
+    speaker_of = {item.id: item.group for item in items if item.modality is Modality.AUDIO}
+    return SpeakerSessions.of(pool.vectors, pool.ids, speaker_of, pools[Modality.AUDIO, "train"].vectors.mean(0))
+
+
+def with_sessions(pools: dict, items: list[Item], split: str, seed: int) -> dict:
+    """``pools`` with the voices of ``split`` each moved by one seeded session of their speaker's other clips."""
+    pool = pools[Modality.AUDIO, split]
+    moved = Pool(voice_sessions(pools, items, split).all_moved(seed), pool.labels, pool.sources, pool.ids)
+    return {**pools, (Modality.AUDIO, split): moved}
 
 
 def recipe_items(config: RecipeConfig) -> list[Item]:
@@ -128,8 +148,11 @@ def report(labels: np.ndarray, logits: np.ndarray, label_subset: tuple[str, ...]
     return classification_report(np.array([remap[c] for c in labels[keep]]), logits[keep][:, columns], label_subset)
 
 
-def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatures: dict[str, float]) -> dict:
+def evaluate_default(
+    model, pools: dict, config: RecipeConfig, device, temperatures: dict[str, float], items: list[Item]
+) -> dict:
     test_pairs = [b.to(device) for b in recipe_pairs(pools, config, "test")]
+    session_pairs = recipe_pairs(with_sessions(pools, items, "test", config.seed), config, "test")
     dims = {m: pools[m, "test"].vectors.shape[1] for m in MODALITIES}
     unimodal, collapse = {}, {}
     for modality, sources in UNIMODAL_TESTS.items():
@@ -151,6 +174,10 @@ def evaluate_default(model, pools: dict, config: RecipeConfig, device, temperatu
         "iemocap4_subset": {c: report(*outputs, IEMOCAP4) for c, outputs in paired.items()},
         "unimodal_test": unimodal,
         "calibration": calibration_report(paired, temperatures),
+        # The same test pairs, each voice moved by a session of its speaker's other test clips.
+        "calibration_voice_session": calibration_report(
+            predict_conditions(model, [b.to(device) for b in session_pairs], CONDITIONS, device), temperatures
+        ),
     }
 
 
@@ -189,8 +216,15 @@ def train_config(config: RecipeConfig, model: MCULoRAConfig | None = None) -> Tr
 
 
 def train_default(
-    config: RecipeConfig, pools: dict, val_pairs: list[Batch], device: torch.device, log_path: Path
+    config: RecipeConfig,
+    pools: dict,
+    val_pairs: list[Batch],
+    device: torch.device,
+    log_path: Path,
+    sessions: SpeakerSessions | None = None,
 ) -> tuple:
+    """Train the fusion on label-paired training samples; with ``sessions`` (of the training voices) a share
+    ``config.session_share`` of the voices is moved by a session of their speaker (`speaker_sessions`)."""
     settings = train_config(config)
     seed_everything(config.seed)
     method = build_method(config.method, settings)
@@ -209,7 +243,8 @@ def train_default(
 
     def epoch_batches(epoch: int):
         for _ in range(steps):
-            batch = paired_batch(pools, "train", rng.integers(0, len(EKMAN), config.batch_size), rng)
+            labels = rng.integers(0, len(EKMAN), config.batch_size)
+            batch = paired_batch(pools, "train", labels, rng, sessions, config.session_share)
             yield with_feature_noise(batch, config.feature_noise, spread) if config.feature_noise else batch
 
     log_path.unlink(missing_ok=True)
@@ -251,15 +286,11 @@ def run(config: RecipeConfig) -> dict:
 
     val_pairs = [b.to(device) for b in recipe_pairs(pools, config, "val")]
     log_path = config.work / f"training_log_{config.method}.jsonl"
-    model, settings, result = train_default(config, pools, val_pairs, device, log_path)
+    sessions = voice_sessions(pools, items, "train")
+    model, settings, result = train_default(config, pools, val_pairs, device, log_path, sessions)
     trained = time.perf_counter()
-    temperatures = fit_temperatures(model, val_pairs, device)
-    metrics = evaluate_default(model, pools, config, device, temperatures)
-    descriptor = extractor.encoders[Modality.AUDIO].descriptor.spec()
-    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, train_config(config), pools, descriptor, device)
-    evaluated = time.perf_counter()
     # The speech network where it matters most: on the corpus it never heard (its fold networks' epochs).
-    metrics["speech_transfer"] = speech_transfer.run(
+    transfer = speech_transfer.run(
         [item for item in items if item.modality is Modality.AUDIO],
         epochs=max(1, round(config.speech_epochs * config.fold_epoch_scale)),
         variants=[config.speech_augment_variants],
@@ -267,14 +298,29 @@ def run(config: RecipeConfig) -> dict:
         seed=config.seed,
         band_normalised=config.speech_band_normalised,
     )
+
+    def corpus_voices(split: str) -> dict:
+        audio = extractor.folders[Modality.AUDIO]
+        work = config.work / "speech_transfer"
+        return unseen_corpus_voices(items, audio, work, config.speech_augment_variants, split, config.seed)
+
+    transferred = time.perf_counter()
+    # Fitted where the users are: on validation speakers no network trained on, each pair as it is and with its
+    # voice moved by a session of its speaker, and on validation speakers of the corpus a transfer network never heard.
+    calibration_pairs = val_pairs + recipe_pairs(with_sessions(pools, items, "val", config.seed), config, "val")
+    for voices, _ in corpus_voices("val").values():
+        calibration_pairs += unseen_corpus_pairs(pools, voices, "val", config.pairs_per_label, config.seed)
+    temperatures = fit_temperatures(model, [b.to(device) for b in calibration_pairs], device)
+    metrics = evaluate_default(model, pools, config, device, temperatures, items)
+    descriptor = extractor.encoders[Modality.AUDIO].descriptor.spec()
+    au_metrics, au_model, au_encoders = ravdess_au_benchmark(config, train_config(config), pools, descriptor, device)
+    metrics["speech_transfer"] = transfer
     metrics["unseen_corpus"] = unseen_corpus_report(
         model,
         temperatures,
         pools,
         items,
-        extractor.folders[Modality.AUDIO],
-        config.work / "speech_transfer",
-        config.speech_augment_variants,
+        corpus_voices("test"),
         config.pairs_per_label,
         config.seed + PAIR_SEED_OFFSETS["test"],
         device,
@@ -320,8 +366,8 @@ def run(config: RecipeConfig) -> dict:
         "extraction_cumulative": sum(each.seconds_spent() for each in extractors),
         "face_crops": face_crops.seconds_spent(config.work / "face_crops"),
         "training": trained - extracted,
-        "evaluation_and_au_benchmark": evaluated - trained,
-        "speech_transfer": finished - evaluated,
+        "speech_transfer": transferred - trained,
+        "evaluation_and_au_benchmark": finished - transferred,
         "total": finished - start,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, {device}",
     }

@@ -115,10 +115,13 @@ def adapter_table(metrics: dict) -> str:
 
 def calibration_table(metrics: dict) -> str:
     rows = []
+    session = metrics.get("calibration_voice_session")
     for condition in CONDITIONS:
         r = metrics["calibration"][condition]
-        rows.append([condition, f"{r['temperature']:.2f}"] + [f"{r[k]:.3f}" for k in CALIBRATION_FIGURES])
-    return _table(["condition", "temperature", "ECE before", "ECE after", "NLL before", "NLL after"], rows)
+        row = [condition, f"{r['temperature']:.2f}"] + [f"{r[k]:.3f}" for k in CALIBRATION_FIGURES]
+        rows.append(row + ([f"{session[condition]['ece_after']:.3f}"] if session else []))
+    columns = ["condition", "temperature", "ECE before", "ECE after", "NLL before", "NLL after"]
+    return _table(columns + (["ECE after, voices with a session"] if session else []), rows)
 
 
 CALIBRATION_FIGURES = ("ece_before", "ece_after", "nll_before", "nll_after")
@@ -174,8 +177,14 @@ def unseen_corpus_table(metrics: dict) -> str:
         for condition in ("a", "at", "av", "atv"):
             c, followed = r["conditions"][condition], r["disagreement"].get(condition)
             follows = f"{_pct(followed['follows_right'])} / {_pct(followed['follows_wrong'])}" if followed else ""
-            rows.append([direction, condition, _pct(c["accuracy"]), f"{c['ece']:.3f}", _top_class(c), follows])
+            row = [direction, condition, _pct(c["accuracy"]), f"{c['ece']:.3f}", _top_class(c)]
+            if "voice_session" in r:
+                moved = r["voice_session"][condition]
+                row.append(f"{_pct(moved['accuracy'])} / {moved['ece']:.3f} / {_top_class(moved)}")
+            rows.append([*row, follows])
     columns = ["direction", "combination", "accuracy", "ECE", "most predicted class (share, %)"]
+    if any("voice_session" in r for r in metrics["unseen_corpus"].values()):
+        columns.append("with a session: accuracy / ECE / top class")
     return _table([*columns, "pair follows the right / wrong member"], rows)
 
 
@@ -394,6 +403,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         fold_epoch_scale=metrics["cross_fitting"]["fold_epoch_scale"],
         pairs_per_label=training["recipe"]["pairs_per_label"],
         feature_noise=training["recipe"]["feature_noise"],
+        session_share=float(training["recipe"].get("session_share", 0)),
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         fold_minutes=f"{sum(r['seconds'] for fold in metrics['folds'] for r in fold.values()) / 60:.1f}",
         crop_minutes=f"{timing['face_crops'] / 60:.1f}",

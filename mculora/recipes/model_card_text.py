@@ -81,7 +81,10 @@ encoder feeds the model the acoustic descriptor, the network's pooled features a
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
 speech clip and one face that share a label, drawn afresh every batch with class-balanced labels, with Gaussian
 noise of {feature_noise} times each feature's training spread added to the descriptors and embeddings (not to the
-encoder networks' logits; without it the model fitted the pools' exact vectors within the first epoch).
+encoder networks' logits; without it the model fitted the pools' exact vectors within the first epoch). In
+{session_share:.0%} of the samples the voice is moved by a session of 16 to 48 of its speaker's other training clips
+(`mculora.recipes.speaker_sessions`), as a person's profile moves it once they let the page grow it: the model
+learns to read voices both as they come and relative to their speaker.
 {method_training}
 
 The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
@@ -129,10 +132,13 @@ gives accuracy, macro-F1 and per-class recall, in %.
 {unimodal}
 
 **Calibration.** The probabilities the demo shows are temperature-scaled: each combination's logits are divided by a
-temperature fitted on the validation pairs (minimum negative log-likelihood), so that the confidence shown comes
-closer to how often the model is right. The predicted class does not change. Expected calibration error (ECE, 15
-equal-width confidence bins: the average gap between confidence and accuracy) and negative log-likelihood on the
-paired test samples, before and after:
+temperature fitted on validation pairs (minimum negative log-likelihood): speakers, dialogues and images no network
+trained on, each pair once as it is and once with its voice moved by a session of the speaker's other clips (as the
+page serves people with and without a profile), and pairs whose voice is a validation speaker of the corpus a
+leave-one-corpus-out network never heard (below). The confidence shown comes closer to how often the model is
+right; the predicted class does not change. Expected calibration error (ECE, 15 equal-width confidence bins: the
+average gap between confidence and accuracy) and negative log-likelihood on the paired test samples, before and
+after, and the ECE after with each test voice moved by a session of its speaker:
 
 {calibration}
 
@@ -155,7 +161,8 @@ over to a corpus never heard.
 **The fused model on a corpus it never heard.** Each leave-one-corpus-out network's outputs on the other corpus's
 test speakers, mapped onto the served speech network's coordinates (fitted on the clips both learned from), joined
 with test texts and faces of the same label (the six shared classes, {pairs_per_label} pairs each): the served
-model and its temperatures on speech from an unseen corpus (`mculora.recipes.unseen_corpus`):
+model and its temperatures on speech from an unseen corpus (`mculora.recipes.unseen_corpus`), as it is and with
+each voice moved by a session of 16 to 48 of its speaker's other clips (`mculora.recipes.speaker_sessions`):
 
 {unseen_corpus}
 

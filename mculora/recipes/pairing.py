@@ -16,6 +16,7 @@ import torch
 from mculora.data import Batch
 from mculora.modalities import MODALITIES, Modality
 from mculora.recipes.sources import EKMAN
+from mculora.recipes.speaker_sessions import SpeakerSessions
 
 
 @dataclass
@@ -44,16 +45,34 @@ def make_batch(vectors: dict[Modality, np.ndarray], labels: np.ndarray, availabl
     )
 
 
-def paired_batch(pools: dict, split: str, labels: np.ndarray, rng: np.random.Generator) -> Batch:
-    """For each label, one random vector of that label from every modality's pool."""
-    vectors = {}
+def paired_rows(pools: dict, split: str, labels: np.ndarray, rng: np.random.Generator) -> dict[Modality, np.ndarray]:
+    """For each label, one random row of that label in every modality's pool: {modality: rows [B]}."""
+    chosen = {}
     for modality in MODALITIES:
         pool = pools[modality, split]
         rows = np.empty(len(labels), dtype=np.int64)
         for label in np.unique(labels):
             where = labels == label
             rows[where] = rng.choice(pool.by_label(int(label)), size=int(where.sum()))
-        vectors[modality] = pool.vectors[rows]
+        chosen[modality] = rows
+    return chosen
+
+
+def paired_batch(
+    pools: dict,
+    split: str,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    voice_sessions: SpeakerSessions | None = None,
+    session_share: float = 0.0,
+) -> Batch:
+    """For each label, one random vector of that label from every modality's pool; with ``voice_sessions`` (made
+    from the audio pool of ``split``) a random ``session_share`` of the voices moved by a session of their speaker."""
+    rows = paired_rows(pools, split, labels, rng)
+    vectors = {m: pools[m, split].vectors[rows[m]] for m in MODALITIES}
+    if voice_sessions is not None and session_share > 0:
+        moving = rng.random(len(labels)) < session_share
+        vectors[Modality.AUDIO][moving] = voice_sessions.moved(rows[Modality.AUDIO][moving], rng)
     return make_batch(vectors, labels, np.ones((len(labels), len(MODALITIES)), dtype=bool))
 
 
