@@ -15,6 +15,8 @@ os.environ["GRADIO_EXAMPLES_CACHE"] = str(_GRADIO_TMP / "cached_examples")
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"  # gradio_client would report each test client to the Hub
 
+from real_data import data_missing  # noqa: E402
+
 from mculora.data.synthetic import write_synthetic  # noqa: E402  (after the environment above)
 
 
@@ -52,11 +54,12 @@ def synthetic_mosi(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data sets beside the project (../shared/data, or MCULORA_DATA_ROOT); skip when absent."""
+    """The real data sets beside the project (../shared/data, or MCULORA_DATA_ROOT); skip when absent (fail under
+    CI: `real_data.data_missing`)."""
     default = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
     root = Path(os.environ.get("MCULORA_DATA_ROOT", default)).resolve()
     if not root.is_dir():
-        pytest.skip(f"real data not found at {root} (set MCULORA_DATA_ROOT to the shared data folder)")
+        data_missing(f"real data not found at {root} (set MCULORA_DATA_ROOT to the shared data folder)")
     return root
 
 

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+from real_data import data_missing
 
 from mculora.encoders import acoustic_descriptor as acoustic
 from mculora.encoders.acoustic_descriptor import BLOCKS, AcousticDescriptor, block_slices
@@ -30,7 +31,7 @@ def encoder() -> AcousticDescriptor:
 def _dataset(shared_data: Path, name: str) -> Path:
     root = shared_data / name
     if not (root / "labels.csv").is_file():
-        pytest.skip(f"{name} not found under {shared_data}")
+        data_missing(f"{name} not found under {shared_data}")
     return root
 
 

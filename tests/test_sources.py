@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from real_data import data_missing
 
 from mculora.data.extract import read_manifest
 from mculora.modalities import Modality
@@ -170,3 +171,16 @@ def test_manifest_round_trip(items: list[Item], tmp_path: Path) -> None:
 def test_missing_corpus_folder_is_named(loader, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="folder .*/ not found"):
         loader(tmp_path)
+
+
+def test_missing_real_data_skips_on_a_desk_and_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        data_missing("no data here")
+    for value in ("true", "1"):
+        monkeypatch.setenv("CI", value)
+        with pytest.raises(pytest.fail.Exception, match="under CI the real data must be there"):
+            data_missing("no data here")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception):
+        data_missing("no data here")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from real_data import data_missing
 from skimage import data
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -259,7 +260,7 @@ def _blank(path: Path) -> bool:
 def fer_root(shared_data: Path) -> Path:
     root = shared_data / "fer2013"
     if not (root / "labels.csv").is_file():
-        pytest.skip(f"FER-2013 not found at {root}")
+        data_missing(f"FER-2013 not found at {root}")
     return root
 
 
