@@ -4,6 +4,7 @@ ratios compare the same function (`benchmarks/suite.py`)."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -36,13 +37,25 @@ def test_the_dense_formulation_equals_the_routed_one():
 def test_the_serving_comparison_times_full_requests_three_ways(predictor, monkeypatch):
     """The three ways of serving a full request are timed, the torch-thread way really hands the whole call over,
     and the served batch limit is restored afterwards."""
-    handed_over = []
-    run = predictor.torch_thread.run
+    handed_over, batch_limits = [], []
+    run, predict = predictor.torch_thread.run, predictor.predict
+
+    def limited(**inputs):
+        batch_limits.append(predictor.torch_thread.max_batch)
+        return predict(**inputs)
+
     monkeypatch.setattr(predictor.torch_thread, "run", lambda fn, *a, **k: handed_over.append(fn) or run(fn, *a, **k))
+    monkeypatch.setattr(predictor, "predict", limited)
     served_batch = predictor.torch_thread.max_batch
+    started = time.perf_counter()
     result = suite.serving_section(predictor, rounds=1, per_round=2)
-    ways = ("batched", "one_at_a_time", "all_on_torch_thread")
-    assert all(result[f"{way}_per_s"] > 0 for way in ways)
-    assert result["batching_gain"] == result["batched_per_s"] / result["one_at_a_time_per_s"]
-    assert handed_over.count(predictor.predict) == 4  # the third way's 2 warm-up and 2 timed calls
+    elapsed = time.perf_counter() - started
+    # Each way's 2 timed requests took part of the section's wall time, so its rate is at least 2 / that time.
+    for way in ("batched", "one_at_a_time", "all_on_torch_thread"):
+        assert 2 / elapsed <= result[f"{way}_per_s"] < float("inf"), way
+    # The third way hands the whole call over: its warm-up and 2 timed calls.
+    assert len(handed_over) == result["threads"] + 2 and all(fn is predictor.predict for fn in handed_over)
+    # The served way ran under the served batch limit, the other two one request at a time.
+    threads = result["threads"]
+    assert batch_limits == [served_batch] * (threads + 2) + [1] * 2 * (threads + 2), batch_limits
     assert predictor.torch_thread.max_batch == served_batch

@@ -1,6 +1,7 @@
 """`python -m mculora.training.compare`: every method on identical splits, one table, and the missing-rate curves."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -31,12 +32,19 @@ def test_comparison_writes_one_table_and_curves_for_every_method(synthetic_iemoc
     out = tmp_path / "compare"
     argv = ["--dataset", "iemocap4", "--data-root", str(synthetic_iemocap), "--out", str(out), "--folds", "1"]
     argv += ["--methods", "mcu-lora", "wander", "--seeds", "1", "2", "--epochs", "2", "--model-hidden", "32"]
+    started = time.perf_counter()
     main([*argv, "--model-depth", "1"])
+    elapsed = time.perf_counter() - started
     comparison = json.loads((out / "comparison.json").read_text())
     assert list(comparison["methods"]) == ["mcu-lora", "wander"] and comparison["metric"] == "accuracy"
     for entry in comparison["methods"].values():
         assert set(entry["conditions"]) == {"a", "t", "v", "at", "av", "tv", "atv"}
-        assert entry["parameters"]["trainable"] > 0 and entry["seconds_per_epoch"] > 0
+        assert 0 < entry["parameters"]["trainable"] <= entry["parameters"]["total"]
+        # 2 seeds x 2 epochs of each method fit in the run's wall time.
+        assert 0 < 4 * entry["seconds_per_epoch"] < elapsed
+    # MCULoRA carries an adapter per combination on every linear layer: more parameters than Wander at this size.
+    methods = comparison["methods"]
+    assert methods["mcu-lora"]["parameters"]["total"] > methods["wander"]["parameters"]["total"]
     for curve in comparison["missing_rate_curves"].values():
         assert [f"{r:.1f}" for r in MISSING_RATES] == [k for k in curve if not k.endswith("_std")]
     table = (out / "comparison.md").read_text()

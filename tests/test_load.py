@@ -16,9 +16,13 @@ import load  # noqa: E402
 def test_concurrent_clients_get_their_expected_answers(demo_checkpoint):
     mixed, full = load.run_load(demo_checkpoint, clients=4, requests=6, profiles=("mix", "full"))
     assert (mixed.profile, mixed.requests, full.profile, full.requests) == ("mix", 24, "full", 24)
+    # The memory read is the server's: it holds the checkpoint's weights, and never more than its own peak.
+    weights_mb = sum(f.stat().st_size for f in demo_checkpoint.glob("*.safetensors")) / 2**20
     for report in (mixed, full):
         assert report.failures == 0, report.failed
-        assert report.rss_before_mb > 0 and report.rss_after_mb > 0
+        assert weights_mb < report.rss_before_mb <= report.rss_peak_mb, report
+        assert weights_mb < report.rss_after_mb <= report.rss_peak_mb, report
+        assert 0 < report.p50_ms <= report.p95_ms
 
 
 def test_the_full_request_is_what_a_browser_sends(tmp_path):

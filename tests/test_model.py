@@ -130,7 +130,16 @@ def test_no_nan_gradients_when_a_modality_is_missing_everywhere():
     features, mask = _inputs()
     out = model(features, mask, index_to_mask(torch.full((4,), 5)))  # text only
     out.logits[mask].sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
+    # Gradient reaches the present modality's path and the text-only combination's adapters, nothing reaches the
+    # other combinations' adapters, and the missing modalities' input weights see none of the loss.
+    for name in ("in_proj.text.base.weight", "layers.text.0.attention.v.weight", "head.lora_B.t.weight"):
+        assert grads[name] is not None and grads[name].abs().sum() > 0, name
+    others = [name for name in grads if ".lora_" in name and name.rsplit(".", 2)[-2] not in ("shared", "t")]
+    assert others and all(grads[name] is None for name in others)
+    for modality in ("audio", "vision"):
+        assert grads[f"in_proj.{modality}.base.weight"].abs().sum() == 0, modality
 
 
 def test_config_validation():

@@ -103,6 +103,7 @@ def speech(seconds: float = 3.0) -> np.ndarray:
 
 def test_a_named_model_is_fetched_and_gives_timed_cues(published, tmp_path):
     cues = transcribe.transcribe(speech(), REPO)
+    assert cues, "no cues"
     assert all(isinstance(cue, Cue) and 0 <= cue.start <= cue.end <= 3.0 and cue.text for cue in cues)
     directory = transcribe.model_directory(REPO)
     assert (directory / "model.safetensors").is_file() and (directory / "merges.txt").is_file()
