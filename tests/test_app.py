@@ -78,8 +78,8 @@ def test_bad_input_gives_a_clear_message_and_the_server_keeps_serving(served_app
 def test_server_settings(served_app):
     demo, client = served_app
     assert demo.config["analytics_enabled"] is False
-    assert demo._queue.max_size == server.QUEUE_SIZE == 32
-    assert demo.max_file_size == 50 * 1024 * 1024 and demo.show_error
+    assert demo._queue.max_size == server.QUEUE_SIZE
+    assert demo.max_file_size == int(server.MAX_UPLOAD.removesuffix("mb")) * 1024 * 1024 and demo.show_error
     assert demo.delete_cache == server.CACHE_CLEANUP == (600, 3600)
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(endpoints) == {"/predict", "/ablate", "/predict_clip"}
