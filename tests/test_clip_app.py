@@ -3,9 +3,11 @@ clear message while the server keeps serving, and the Clip tab's callback gives 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
+import av
 import pytest
 from clips import confident_part, two_part_clip
 from gradio_client import handle_file
@@ -90,15 +92,37 @@ def test_the_clip_tab_callback_and_cancel(predictor, clip, transcript):
         str(clip), str(transcript), "", True, True, True, None, False, job, progress=lambda *a, **k: None
     )
     assert f"**mcu-lora: {result.label()}**" in summary and "7 windows of 2 s every 1 s" in summary
-    # one line per emotion, and the frames that carried each window's face vector
+    # one line per emotion at the windows' centres, its values the windows' probabilities, and the frames that
+    # carried each window's face vector
     assert [trace.name for trace in timeline.data] == [*predictor.labels, "face frames"]
-    assert list(strip.data[0].y)[0] == "atv" and len(strip.data[0].x) == 7
+    method = result.methods[0]
+    centres = [(w.start + w.end) / 2 for w in result.windows]
+    for trace in timeline.data[:-1]:
+        assert list(trace.x) == pytest.approx(centres)
+        assert list(trace.y) == pytest.approx([w.best(method).probabilities[trace.name] for w in result.windows])
+    frames = {round(t, 6) for w in result.windows for t, _ in w.frame_weights}
+    assert {round(t, 6) for t in timeline.data[-1].x} == frames and frames
+    # the strip: a row per combination, each cell the label that combination gives the window
+    heat = strip.data[0]
+    assert list(heat.y)[0] == "atv" and len(heat.x) == 7
+    for combination, cells in zip(heat.y, heat.z, strict=True):
+        rows = [w.row(method, combination) for w in result.windows]
+        expected = [None if r is None else predictor.labels.index(r.label) + 0.5 for r in rows]
+        assert list(cells) == expected, combination
     assert table["headers"][:5] == ["seconds", "face", "speech", "text", "all modalities"] and len(table["data"]) == 7
     assert Path(csv_path).read_text().count("\n") == len(result.records()) + 1
-    assert Path(json_path).is_file()
-    assert callbacks.clip_timeline_view(result, "v").data[0].x is not None
+    exported = json.loads(Path(json_path).read_text())
+    assert exported == json.loads(result.json()) and len(exported["windows"]) == 7
+    face_only = callbacks.clip_timeline_view(result, "v").data[0]
+    faces = [w.row(method, "v") for w in result.windows]
+    expected = [None if r is None else pytest.approx(r.probabilities[face_only.name]) for r in faces]
+    assert any(faces) and expected == list(face_only.y)
     video = callbacks.annotated_video_view(str(clip), result, "all")
-    assert Path(video).suffix == ".mp4" and Path(video).stat().st_size > 10_000
+    # the annotated video decodes: a frame per sampled frame of the clip, its soundtrack as long as the clip
+    with av.open(video) as container:
+        assert container.streams.video and container.streams.audio
+        seconds = float(container.duration / av.time_base)
+    assert seconds == pytest.approx(result.duration_s, abs=0.5)
 
     import gradio as gr
 
