@@ -14,7 +14,7 @@ API for it; the reference: one call per combination, the only way its forward ta
 the two in alternating blocks of calls, so that a slow spell of the machine falls on both sides.
 Prints the commit, the threads, the parameter counts and a markdown table of medians and ratios.
 
-Its training script's epoch time is compared separately (docs/performance.md gives the commands): it reads
+Its training script's epoch time is compared separately (docs/reports/performance.md gives the commands): it reads
 hard-coded data paths from its config.py, which a scratch copy points at a synthetic set.
 """
 

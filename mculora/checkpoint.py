@@ -74,9 +74,9 @@ class CheckpointConfig:
         if not isinstance(model_data, dict):
             raise fail("'model' must be an object")
         if architecture == "mculora":
-            # Checkpoints written before the combination stream had an identity path used the plain chain.
+            # A config without `combination_stream` describes the plain chain (the format's first version).
             model_data = {"combination_stream": "chain", **model_data}
-            # Before the baseline had the late-fusion network, MCULoRA's config said whether it had adapters.
+            # The format's first version also said whether the network had adapters; without them it was a baseline.
             if model_data.pop("adapters", True) is not True:
                 raise fail("an MCULoRA network without adapters: a baseline from an older mculora, retrain it")
         known = {f.name for f in fields(model_cls)}

@@ -41,9 +41,7 @@ COMBINATION_BRANCHES = ("with_base", "adapter_only")
 COMBINATION_STREAMS = ("residual", "chain")
 # `MCULoRA.forward_conditions` on at most this many rows (batch x utterances x conditions) runs as one forward over the
 # conditions stacked on the batch: there each layer's cost is its per-call overhead, which one batched call pays once.
-# Above it, sharing the conditions' common work wins. Measured on 2 cores, 7 conditions, IEMOCAP-4 sizes (shared / one
-# stacked forward): one utterance 12.4 / 5.7 ms, 16 single utterances 18.8 / 18.8, a 30-utterance dialogue 29.7 /
-# 34.7 ms.
+# Above it, sharing the conditions' common work wins (`make bench` times both sides of the crossover).
 STACKED_ROWS = 112
 
 

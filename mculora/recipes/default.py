@@ -85,16 +85,17 @@ class RecipeConfig:
     text_epochs: int = 3
     speech_epochs: int = 60
     speech_augment_variants: int = field(default=3, metadata={"help": "copies of each clip under browser conditions"})
-    # Off: removing each mel band's mean cost 11.5 points from RAVDESS to EmoDB (docs/generalisation.md).
+    # Off: a band's mean carries emotion (arousal raises the high bands), not only the microphone
+    # (docs/reports/generalisation.md measures it).
     speech_band_normalised: bool = field(default=False, metadata={"help": "remove the speech network's band means"})
     folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
-    # The fold networks give the vectors the fusion trains on, the served ones those it is tested and served on: at
-    # half the served epochs the fused face path fell 4 points on FER-2013 PublicTest (docs/generalisation.md).
+    # The fold networks give the vectors the fusion trains on, the served ones those it is tested and served on: trained
+    # for fewer epochs, their outputs are weaker than the served ones and the fusion learns to under-trust them.
     fold_epoch_scale: float = field(
         default=1.0, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
     )
-    # Measured on the cached pools (6 epochs, seed 66): 0.5 raised the pairs 2-4 points and moved the best validation
-    # epoch from the first to the last; 1.0 was worse on speech alone (docs/generalisation.md).
+    # Without noise the fusion fits its pools' exact vectors within an epoch (a pool is small next to the pairs drawn
+    # from it); too much drowns the weaker modalities (docs/reports/generalisation.md).
     feature_noise: float = field(
         default=0.5, metadata={"help": "noise on the fusion's training vectors, in units of each feature's spread"}
     )
@@ -235,8 +236,7 @@ def train_default(
     rng = np.random.default_rng(config.seed)
     steps = max(1, config.samples_per_epoch // config.batch_size)
     # Noise on the descriptors and embeddings only: each encoder network's own logits (the vector's last values) carry
-    # over best from out-of-fold to unseen items, and noise on them taught the fusion to discount them (text alone
-    # lost 4.5 macro-F1 points on GoEmotions).
+    # over best from out-of-fold to unseen items, and noise on them teaches the fusion to discount them.
     spread = {m: torch.from_numpy(pools[m, "train"].vectors.std(0)) for m in MODALITIES}
     for values in spread.values():
         values[-LOGITS:] = 0.0

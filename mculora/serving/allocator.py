@@ -3,13 +3,12 @@
 glibc's malloc serves every block above its mmap threshold (128 KiB at first, then rising to the largest block freed
 so far) with a fresh mapping, whose pages the kernel faults in and zeroes on first touch, and gives heap memory above
 its trim threshold back to the system on every free. A prediction allocates and frees blocks of a few MiB (the pitch
-tracker's autocorrelation of a 5 s clip alone is 7 MiB), and in a fresh process each call paid for them again: the
-speech encoder took 12.5 ms there, and 8.3 ms with the thresholds at 32 and 64 MiB (docs/performance.md).
+tracker's autocorrelation of a 5 s clip alone is 7 MiB), and with the default thresholds each call pays for them
+again; thresholds of 32 and 64 MiB keep them (docs/reports/performance.md measures both).
 
 The trim threshold holds per arena, and glibc gives threads up to 8 arenas per CPU: a server's request threads (16
-events at once, each decoding an upload) grew the served process by 5.7 % over 512 full requests as their arenas each
-kept what they freed. One arena per CPU bounds what a process keeps unused at 64 MiB per CPU: +0.9 % over the same
-load, at the same throughput.
+events at once, each decoding an upload) grow the served process as their arenas each keep what they freed. One arena
+per CPU bounds what a process keeps unused at 64 MiB per CPU.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ torch runs its CPU kernels on an OpenMP team, and every thread that calls into t
 lets a team's workers spin between parallel regions, ready at once, only while it manages no more threads than the
 machine has CPUs; a second team puts it over, and from then on every region wakes its workers from sleep. A web
 server is exactly that case: the model loads on the main thread and each request runs on one of the server's worker
-threads. On 2 cores `Predictor.predict` took 34-36 ms when one thread loaded and ran it, and 46-51 ms on a worker
-thread once the main thread had loaded it (docs/performance.md). Running both on one thread keeps one team; calls
-from several threads queue there, which on a CPU is what their kernels would do anyway.
+threads, and each prediction then pays for waking its team (docs/reports/performance.md measures it). Running both on
+one thread keeps one team; calls from several threads queue there, which on a CPU is what their kernels would do
+anyway.
 
 Calls that queue can also be served together (`TorchThread.gather`): whatever piled up while the thread was busy runs
 as one batch, so concurrent requests share the encoders' and the network's weight reads and per-call overhead. None

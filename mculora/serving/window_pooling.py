@@ -25,8 +25,8 @@ from mculora.modalities import Modality
 NEUTRAL = 4
 # The lowest temperature (the most weight on a held expression) whose windows of 8 different neutral faces, and of 8
 # faces of one emotion, keep the plain mean's label within 1.5 points, chosen on one half of FER-2013 PublicTest and
-# reported on the other (benchmarks/window_pooling.py, docs/generalisation.md). Lower ones find more peaks and turn
-# more neutral windows expressive.
+# reported on the other (benchmarks/window_pooling.py). Lower ones find more peaks and turn more neutral windows
+# expressive.
 TEMPERATURE = 1.0
 
 
