@@ -18,13 +18,21 @@ $(BIN)/python:
 		&& "$$interpreter" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# mediapipe pins the GUI build of OpenCV, which needs the system's libGL.so.1 (a Space gets it from packages.txt). Here
+# the same version's headless build takes its place after every install, so a fresh machine needs no system package.
+OPENCV_HEADLESS := opencv-contrib-python-headless==4.11.0.86
+HEADLESS_OPENCV = $(BIN)/python -m pip uninstall --quiet --yes opencv-contrib-python \
+	&& $(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(OPENCV_HEADLESS)
+
 $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install --no-deps -e .
+	$(HEADLESS_OPENCV)
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(HEADLESS_OPENCV)
 	touch $@
 
 demo: $(VENV)/.installed

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
@@ -396,3 +398,13 @@ def test_image_limits_at_their_boundaries(height, width, refusal):
     else:
         with pytest.raises(UnusableInput, match=refusal):
             to_rgb(image)
+
+
+@pytest.mark.skipif(shutil.which("ldd") is None, reason="reads the libraries' links with ldd")
+def test_opencv_needs_no_system_gl_library():
+    """`make` installs the headless OpenCV build: a fresh machine without libGL.so.1 imports cv2 (and mediapipe)."""
+    libraries = list(Path(cv2.__file__).parent.glob("*.so"))
+    assert libraries
+    for library in libraries:
+        links = subprocess.run(["ldd", str(library)], capture_output=True, text=True, check=True).stdout
+        assert "libGL.so" not in links, f"{library.name} links libGL:\n{links}"
