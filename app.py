@@ -30,9 +30,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from mculora import hub_download
 from mculora.checkpoint import CheckpointError, sibling_checkpoints  # noqa: E402
 from mculora.encoders import EncoderMismatch  # noqa: E402
-from mculora.hosting import hub
 from mculora.modalities import COMBINATIONS  # noqa: E402
 from mculora.serving import plots, server  # noqa: E402
 from mculora.serving.allocator import keep_freed_memory  # noqa: E402
@@ -365,9 +365,9 @@ def main() -> None:
     # so torch keeps one OpenMP team whose workers stay awake (`mculora.serving.torch_thread`).
     torch_thread = TorchThread()
     try:
-        checkpoint = hub.resolve(args.checkpoint)
+        checkpoint = hub_download.resolve(args.checkpoint)
         if args.compare_with is not None:
-            compared = [hub.resolve(other) for other in args.compare_with]
+            compared = [hub_download.resolve(other) for other in args.compare_with]
         else:  # the other methods beside a local checkpoint; a Hub checkpoint has no neighbours
             compared = sibling_checkpoints(checkpoint) if Path(args.checkpoint).is_dir() else []
         predictor = Predictor.from_pretrained(checkpoint, compare_with=compared, torch_thread=torch_thread)

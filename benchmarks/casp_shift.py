@@ -26,15 +26,15 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mculora.config import TrainConfig  # noqa: E402
 from mculora.encoders.acoustic_descriptor import AcousticDescriptor  # noqa: E402
-from mculora.methods import build_method  # noqa: E402
 from mculora.modalities import Modality  # noqa: E402
 from mculora.model import MCULoRAConfig  # noqa: E402
 from mculora.preprocess.audio import prepare_audio  # noqa: E402
 from mculora.recipes.pairing import chunked, shuffled  # noqa: E402
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN  # noqa: E402
 from mculora.training.adapt import AdaptSettings, adapt, evaluate  # noqa: E402
+from mculora.training.config import TrainConfig  # noqa: E402
+from mculora.training.methods import build_method  # noqa: E402
 from mculora.training.metrics import mean_and_std  # noqa: E402
 from mculora.training.train import Workers, feature_statistics, fit, seed_everything  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mculora.config import parse_args
+from mculora.training.config import parse_args
 from mculora.training.evaluate import CONDITIONS
 from mculora.training.train import run
 

@@ -211,9 +211,9 @@ def serving_section(predictor: Predictor, rounds: int = 5, per_round: int = 32) 
 
 
 def training_section() -> dict:
-    from mculora.config import parse_args
     from mculora.data import load_corpus
     from mculora.data.synthetic import write_synthetic
+    from mculora.training.config import parse_args
     from mculora.training.train import run
 
     with tempfile.TemporaryDirectory() as folder:

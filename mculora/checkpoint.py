@@ -17,16 +17,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mculora import __version__
-from mculora.methods import architectures
 from mculora.modalities import COMBINATIONS
 from mculora.model import MCULoRAConfig
+from mculora.networks import ARCHITECTURES
 
 CHECKPOINT_FORMAT = "mculora-checkpoint"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-# architecture name -> network (with its ``config_class``): every method's network is saved and loaded alike
-ARCHITECTURES = architectures()
 TASKS = ("classification", "regression")
 
 
@@ -226,3 +224,12 @@ def sibling_checkpoints(directory: str | Path) -> list[Path]:
         ):
             found.append(candidate)
     return found
+
+
+def strip_front_matter(text: str) -> str:
+    """A model card (a checkpoint's README.md) without its YAML front matter: the part people read."""
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        if end != -1:
+            return text[end + len("\n---\n") :]
+    return text

@@ -240,7 +240,7 @@ def routed_modalities(available: torch.Tensor) -> torch.Tensor:
 
 
 class FusionNetwork(nn.Module):
-    """What MCULoRA and the late-fusion backbone (`mculora.methods.late_fusion`) share: per-feature standardisation
+    """What MCULoRA and the late-fusion backbone (`mculora.networks.late_fusion`) share: per-feature standardisation
     of each modality's inputs, part of the checkpoint (identity until the trainer sets training-set statistics); one
     encoder per modality (``in_proj`` and ``layers``); and their parameter counts."""
 

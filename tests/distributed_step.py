@@ -10,11 +10,11 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from mculora.config import TrainConfig
 from mculora.data import Dialogue, collate_dialogues
 from mculora.dpft import ModalityDraw
-from mculora.methods import build_method
 from mculora.modalities import MODALITIES
+from mculora.training.config import TrainConfig
+from mculora.training.methods import build_method
 from mculora.training.train import train_step
 
 DIMS = {"audio": 6, "text": 8, "vision": 7}

@@ -14,6 +14,7 @@ import yaml
 from hub_standin import HubStandIn
 from huggingface_hub import constants
 
+from mculora import hub_download
 from mculora.checkpoint import CheckpointError, read_checkpoint_config
 from mculora.hosting import hub
 from mculora.serving.predictor import Predictor
@@ -100,8 +101,8 @@ def test_a_second_push_is_a_new_revision_and_old_ones_stay_loadable(standin, tmp
     (checkpoint / "metrics.json").write_text(json.dumps({"test": {"atv": {"accuracy": 0.5, "macro_f1": 0.4}}}))
     second = hub.push(checkpoint, REPO, license="mit", token="hf_test").rsplit("/", 1)[-1]
     assert first != second
-    old = hub.download(f"{REPO}@{first}")
-    new = hub.download(REPO)
+    old = hub_download.download(f"{REPO}@{first}")
+    new = hub_download.download(REPO)
     assert not (old / "metrics.json").exists() and (new / "metrics.json").exists()
     assert "model-index" not in front_matter((old / "README.md").read_text())
     assert front_matter((new / "README.md").read_text())["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.5
@@ -109,10 +110,10 @@ def test_a_second_push_is_a_new_revision_and_old_ones_stay_loadable(standin, tmp
 
 def test_unknown_names_and_revisions_are_named_in_the_error(standin, tmp_path):
     hub.push(tiny_checkpoint(tmp_path / "ckpt"), REPO, license="mit", token="hf_test")
-    with pytest.raises(hub.HubError, match="someone/nothing-here was not found"):
-        hub.download("someone/nothing-here")
-    with pytest.raises(hub.HubError, match="has no revision 'v9'"):
-        hub.download(f"{REPO}@v9")
+    with pytest.raises(hub_download.HubError, match="someone/nothing-here was not found"):
+        hub_download.download("someone/nothing-here")
+    with pytest.raises(hub_download.HubError, match="has no revision 'v9'"):
+        hub_download.download(f"{REPO}@v9")
 
 
 def test_a_broken_checkpoint_is_never_published(standin, tmp_path):
@@ -124,37 +125,37 @@ def test_a_broken_checkpoint_is_never_published(standin, tmp_path):
 
 
 def test_offline_the_answer_comes_at_once_and_says_what_to_do(no_network, cache):
-    with pytest.raises(hub.HubError, match="cannot be reached from this machine and no copy is cached"):
+    with pytest.raises(hub_download.HubError, match="cannot be reached from this machine and no copy is cached"):
         Predictor.from_pretrained("someone/mculora-demo@main", device="cpu")
     assert len(no_network) == 1  # one connection attempt, no retries with back-off
-    with pytest.raises(hub.HubError, match="cannot publish"):
+    with pytest.raises(hub_download.HubError, match="cannot publish"):
         hub.push(ROOT / "checkpoints" / "default", REPO, license="mit", token="hf_test")
 
 
 def test_offline_mode_uses_the_cache_only(monkeypatch, cache, demo_checkpoint, request):
     """HF_HUB_OFFLINE: nothing cached is an error that says so; a cached copy loads without a connection."""
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(hub.HubError, match="HF_HUB_OFFLINE is set"):
-        hub.download(REPO)
+    with pytest.raises(hub_download.HubError, match="HF_HUB_OFFLINE is set"):
+        hub_download.download(REPO)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with HubStandIn() as server:  # cache a published copy while the Hub can be reached
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         hub.push(demo_checkpoint, REPO, license="mit")
-        fetched = hub.download(REPO)
+        fetched = hub_download.download(REPO)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     attempts = request.getfixturevalue("no_network")  # from here on, every connection is refused
-    assert hub.download(REPO) == fetched and attempts == []
+    assert hub_download.download(REPO) == fetched and attempts == []
     assert Predictor.from_pretrained(REPO, device="cpu").predict(text=TEXT).label
 
 
 def test_local_directories_win_and_bad_names_are_explained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "someone" / "model").mkdir(parents=True)
-    assert hub.resolve("someone/model") == Path("someone/model")  # an existing directory is never looked up
-    assert hub.resolve(Path("other/model")) == Path("other/model")
-    with pytest.raises(hub.HubError, match="neither a checkpoint directory nor a Hub name"):
-        hub.parse_reference("not a name")
-    assert hub.parse_reference("owner/name@v1.0") == ("owner/name", "v1.0")
+    assert hub_download.resolve("someone/model") == Path("someone/model")  # an existing directory is never looked up
+    assert hub_download.resolve(Path("other/model")) == Path("other/model")
+    with pytest.raises(hub_download.HubError, match="neither a checkpoint directory nor a Hub name"):
+        hub_download.parse_reference("not a name")
+    assert hub_download.parse_reference("owner/name@v1.0") == ("owner/name", "v1.0")
 
 
 def test_app_refuses_an_unreachable_hub_checkpoint_with_a_message(tmp_path):

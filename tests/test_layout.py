@@ -1,13 +1,15 @@
-"""The package's layering: serving (the Predictor, the demo, the app) and hosting load nothing from training, and the
-core (the model, its adapters, methods, encoders, checkpoints) imports neither at module level.
+"""The package's layering: serving (the Predictor, the demo, the app) and hosting load nothing from training, serving
+nothing from hosting, and the core (the model, the networks, encoders, checkpoints, Hub downloads) imports no side, at
+any depth.
 
-    mculora/            core: modalities, dropout, lora, model, dpft, config, checkpoint, device, methods/, encoders/,
-                        preprocess/
+    mculora/            core: modalities, dropout, lora, model, dpft, checkpoint, device, person, hub_download,
+                        networks/, encoders/, preprocess/
     mculora/data/       benchmark data, batching and feature extraction (training side)
-    mculora/training/   trainer, evaluation, metrics, calibration, comparison, adaptation, adapter health
+    mculora/training/   trainer, its config, the methods' training hooks (methods/), evaluation, metrics, calibration,
+                        comparison, adaptation, adapter health
     mculora/recipes/    the shipped checkpoints' recipes (training side)
     mculora/serving/    Predictor, clips, plots, the demo's callbacks, server settings
-    mculora/hosting/    Hub round trip, Space bundle
+    mculora/hosting/    publishing on the Hub, Space bundle
 """
 
 import ast
@@ -21,14 +23,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "mculora"
 TRAINING_SIDE = ("mculora.training", "mculora.recipes", "mculora.data")
+SIDE_FOLDERS = ("data", "training", "recipes", "serving", "hosting")
 
 
-def imported_modules(path: Path, module_level_only: bool) -> set[str]:
-    """Every ``mculora…`` module a file imports (only its top-level statements with ``module_level_only``)."""
-    tree = ast.parse(path.read_text())
-    nodes = tree.body if module_level_only else list(ast.walk(tree))
+def imported_modules(path: Path) -> set[str]:
+    """Every ``mculora…`` name a file imports, at any depth (inside functions too)."""
     names = set()
-    for node in nodes:
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
@@ -41,22 +42,25 @@ def offending(names: set[str], prefixes: tuple[str, ...]) -> list[str]:
     return sorted(name for name in names if name.startswith(prefixes))
 
 
-@pytest.mark.parametrize("side", ["serving", "hosting"])
-def test_serving_and_hosting_code_never_imports_training(side: str) -> None:
+@pytest.mark.parametrize(
+    "side, banned",
+    [("serving", (*TRAINING_SIDE, "mculora.hosting")), ("hosting", TRAINING_SIDE)],
+)
+def test_serving_and_hosting_code_never_imports_training(side: str, banned: tuple[str, ...]) -> None:
+    """Serving runs without the training side; publishing (hosting) builds on serving, never the other way."""
     found = {
-        str(path.relative_to(ROOT)): offending(imported_modules(path, module_level_only=False), TRAINING_SIDE)
+        str(path.relative_to(ROOT)): offending(imported_modules(path), banned)
         for path in sorted((PACKAGE / side).rglob("*.py"))
     }
     assert {path: names for path, names in found.items() if names} == {}
 
 
-def test_the_core_imports_no_side_at_module_level() -> None:
-    """The model, its methods and encoders are what every side builds on; a training hook of a method may import
-    training code inside its body (it runs only while training)."""
-    core = [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in ("data", "training", "recipes")]
-    core = [p for p in core if p.relative_to(PACKAGE).parts[0] not in ("serving", "hosting")]
-    sides = (*TRAINING_SIDE, "mculora.serving")
-    found = {str(p.relative_to(ROOT)): offending(imported_modules(p, module_level_only=True), sides) for p in core}
+def test_the_core_imports_no_side() -> None:
+    """The model, the networks, encoders, preprocessing and checkpoints are what every side builds on: no import of
+    theirs, at any depth (inside functions too), reaches the training side, serving or hosting."""
+    sides = (*TRAINING_SIDE, "mculora.serving", "mculora.hosting")
+    core = [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in SIDE_FOLDERS]
+    found = {str(p.relative_to(ROOT)): offending(imported_modules(p), sides) for p in core}
     assert {path: names for path, names in found.items() if names} == {}
 
 

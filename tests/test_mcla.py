@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from mculora.checkpoint import load_checkpoint
-from mculora.config import parse_args
 from mculora.data import collate_dialogues, load_corpus
 from mculora.lora import SHARED, adapter_layers
-from mculora.methods import build_method
 from mculora.modalities import COMBINATIONS
 from mculora.training.adapter_health import DEAD_RATIO, adapter_report, decoupling, on_path
 from mculora.training.adapter_health import main as inspect_main
+from mculora.training.config import parse_args
+from mculora.training.methods import build_method
 from mculora.training.train import run, seed_everything
 
 PAPER = ["--model-combination-stream", "chain", "--lora-plus-ratio", "1"]
@@ -135,8 +135,8 @@ def test_trainer_logs_every_adapter_each_epoch(trainer_args, tmp_path):
 
 
 def test_reference_protocol_selects_on_test_and_uses_the_reference_settings(trainer_args, tmp_path):
-    from mculora.config import parse_args
     from mculora.dpft import CombinationSampler, DPFTConfig
+    from mculora.training.config import parse_args
     from mculora.training.metrics import PRIMARY_METRIC
     from mculora.training.train import apply_protocol, main
 

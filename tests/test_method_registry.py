@@ -1,5 +1,6 @@
-"""Adding a method is adding one module to `mculora/methods/`: its network, its settings and its name registered there
-reach the trainer's flags and YAML, `build_method` and checkpoints, with no other file edited."""
+"""Adding a method is adding two modules: its network in `mculora/networks/` and its training in
+`mculora/training/methods/`. Registered there, they reach the trainer's flags and YAML, `build_method` and
+checkpoints, with no other file edited."""
 
 import shutil
 import subprocess
@@ -7,21 +8,21 @@ import sys
 import textwrap
 from pathlib import Path
 
-from mculora.checkpoint import ARCHITECTURES
-from mculora.config import parse_args
-from mculora.methods import METHODS
+from mculora.networks import ARCHITECTURES
+from mculora.training.config import parse_args
+from mculora.training.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TOY_METHOD = """
+TOY_NETWORK = """
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from mculora.methods.base import register
-from mculora.methods.late_fusion import LateFusionBackbone, LateFusionMethod
 from mculora.model import BackboneConfig
+from mculora.networks.late_fusion import LateFusionBackbone
+from mculora.networks.registry import register_network
 
 
 @dataclass
@@ -34,11 +35,7 @@ class ToyConfig(BackboneConfig, ToyGate):
     pass
 
 
-@dataclass
-class ToySettings(ToyGate):
-    pass
-
-
+@register_network
 class ToyNet(LateFusionBackbone):
     architecture = "toy"
     config_class = ToyConfig
@@ -49,6 +46,19 @@ class ToyNet(LateFusionBackbone):
 
     def fusion_input(self, encoded, keep):
         return super().fusion_input(encoded, keep) * self.gate.mean()
+"""
+
+TOY_METHOD = """
+from dataclasses import dataclass
+
+from mculora.networks.toy import ToyGate, ToyNet
+from mculora.training.methods.base import register
+from mculora.training.methods.late_fusion import LateFusionMethod
+
+
+@dataclass
+class ToySettings(ToyGate):
+    pass
 
 
 @register
@@ -63,8 +73,8 @@ import sys
 import torch
 import mculora
 from mculora.checkpoint import CheckpointConfig, load_checkpoint, save_checkpoint
-from mculora.config import load_yaml, parse_args
-from mculora.methods import build_method
+from mculora.training.config import load_yaml, parse_args
+from mculora.training.methods import build_method
 from mculora.modalities import MODALITIES
 
 assert mculora.__file__.startswith(sys.argv[3]), mculora.__file__  # the copy with the toy module
@@ -87,10 +97,11 @@ print("the toy method trains, saves and loads")
 """
 
 
-def test_a_method_module_dropped_into_the_package_is_everywhere(tmp_path: Path) -> None:
+def test_a_network_and_a_method_module_dropped_into_the_package_are_everywhere(tmp_path: Path) -> None:
     package = tmp_path / "src" / "mculora"
     shutil.copytree(ROOT / "mculora", package, ignore=shutil.ignore_patterns("__pycache__"))
-    (package / "methods" / "toy.py").write_text(TOY_METHOD)
+    (package / "networks" / "toy.py").write_text(TOY_NETWORK)
+    (package / "training" / "methods" / "toy.py").write_text(TOY_METHOD)
     (tmp_path / "toy.yaml").write_text("method: toy\ntoy:\n  width: 5\n")
     done = subprocess.run(
         [

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from mculora.config import TrainConfig
-from mculora.methods import build_method
-from mculora.methods.late_fusion import LateFusionBackbone
 from mculora.modalities import MODALITIES, Modality, index_to_mask
 from mculora.model import STACKED_ROWS, MCULoRA, MCULoRAConfig
+from mculora.networks.late_fusion import LateFusionBackbone
+from mculora.training.config import TrainConfig
+from mculora.training.methods import build_method
 
 DIMS = {"audio": 10, "text": 14, "vision": 12}
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from mculora.checkpoint import load_checkpoint
-from mculora.config import TrainConfig
 from mculora.data import Batch
 from mculora.dpft import ModalityDraw
-from mculora.methods import build_method
-from mculora.methods.cggm import CGGMMethod
 from mculora.modalities import MODALITIES, Modality, combination_index, index_to_mask
+from mculora.training.config import TrainConfig
 from mculora.training.evaluate import CONDITIONS
+from mculora.training.methods import build_method
+from mculora.training.methods.cggm import CGGMMethod
 from mculora.training.train import main, optimizer_for, train_step
 
 DIMS = {"audio": 12, "text": 10, "vision": 8}

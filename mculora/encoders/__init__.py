@@ -57,9 +57,9 @@ def _offline_vision(device, weights: Path | None) -> Encoder:
 
 def _hub(name: str) -> Callable[[torch.device, Path | None], Encoder]:
     def build(device, weights) -> Encoder:
-        from mculora.encoders import hub
+        from mculora.encoders import hub_encoders
 
-        return getattr(hub, name)(device)
+        return getattr(hub_encoders, name)(device)
 
     return build
 

@@ -12,7 +12,7 @@
    (`mculora.recipes.cross_fitting`). Extract features with the demo's offline encoders (`mculora.data.extract`):
    validation and test items through the served networks, each training item through the networks that held it
    out (`mculora.recipes.features`). All is cached in ``--work``; an interrupted run resumes.
-3. Train MCULoRA (or ``--method``, a peer of `mculora.methods`) over all 7 modality combinations with DPFT. The
+3. Train MCULoRA (or ``--method``, a peer of `mculora.training.methods`) over all 7 modality combinations with DPFT. The
    corpora were not recorded together, so each training sample is built by label-conditioned pairing: one text,
    one speech clip and one face of the same label, drawn afresh every epoch, labels drawn uniformly
    (class-balanced). The model is selected on validation pairs.
@@ -39,11 +39,9 @@ import numpy as np
 import torch
 
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
-from mculora.config import TrainConfig, settings_of
 from mculora.data import Batch
 from mculora.device import select_device
 from mculora.encoders import copy_encoder_weights, describe_encoders
-from mculora.methods import METHODS, build_method
 from mculora.modalities import MODALITIES, Modality
 from mculora.model import MCULoRAConfig
 from mculora.recipes import face_crops, model_card, person_adaptation, speech_transfer
@@ -56,7 +54,9 @@ from mculora.recipes.speaker_sessions import SpeakerSessions
 from mculora.recipes.unseen_corpus import unseen_corpus_pairs, unseen_corpus_report, unseen_corpus_voices
 from mculora.training.adapter_health import adapter_health
 from mculora.training.calibration import calibration_report, fit_temperatures
+from mculora.training.config import TrainConfig, settings_of
 from mculora.training.evaluate import CONDITIONS, disagreement_report, predict_conditions
+from mculora.training.methods import METHODS, build_method
 from mculora.training.metrics import classification_report, collapse_check
 from mculora.training.train import Workers, feature_statistics, fit, seed_everything
 

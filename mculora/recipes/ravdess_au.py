@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mculora.config import TrainConfig
 from mculora.data import Batch
 from mculora.encoders.acoustic_descriptor import AcousticDescriptor
-from mculora.methods import build_method
 from mculora.modalities import Modality
 from mculora.model import MCULoRAConfig
 from mculora.recipes.pairing import chunked, shuffled
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS
+from mculora.training.config import TrainConfig
 from mculora.training.evaluate import predict_conditions
+from mculora.training.methods import build_method
 from mculora.training.metrics import classification_report, mean_and_std
 from mculora.training.train import Workers, feature_statistics, fit, seed_everything
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import gradio as gr
 
+from mculora.checkpoint import strip_front_matter
 from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures
-from mculora.hosting.hub import strip_front_matter
 from mculora.modalities import MODALITIES
 from mculora.person import PersonProfile
 from mculora.serving import clip_plots, plots

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mculora import hub_download
 from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
 from mculora.encoders.featurize import Featurizer, PreparedInputs, UtteranceFeatures, stopwatch
-from mculora.hosting import hub
 from mculora.lora import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
 from mculora.person import REFERENCE_FILE, PersonProfile, PersonReference, ProfileError, checkpoint_fingerprint
@@ -167,16 +167,16 @@ class Predictor:
     ) -> Predictor:
         """Load ``path`` and the encoders recorded in it, on ``device`` (default: chosen once from MCULORA_DEVICE,
         else CUDA, else CPU). ``path`` is a checkpoint directory, or ``owner/name[@revision]`` on the Hugging Face Hub
-        (downloaded once, then cached; see `mculora.hosting.hub`). ``compare_with``: checkpoints of other methods over
+        (downloaded once, then cached; see `mculora.hub_download`). ``compare_with``: checkpoints of other methods over
         the same encoders (only their networks are loaded; the encoders are shared). ``torch_thread``: load and predict
         on that thread, whichever thread calls (a server's choice, `mculora.serving.torch_thread`; the app makes one).
         Loading changes nothing process-wide: a server may also call `mculora.serving.allocator.keep_freed_memory`."""
         if torch_thread is not None and not torch_thread.is_current():
             return torch_thread.run(cls.from_pretrained, path, device, compare_with, torch_thread)
         device = select_device(device)
-        directory = hub.resolve(path)
+        directory = hub_download.resolve(path)
         model, config = load_checkpoint(directory, device)
-        others = [load_checkpoint(hub.resolve(other), device) for other in compare_with]
+        others = [load_checkpoint(hub_download.resolve(other), device) for other in compare_with]
         encoders = build_encoders(config.encoders["profile"], device, weights=directory)
         reference_path = directory / REFERENCE_FILE
         reference = (

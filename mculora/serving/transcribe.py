@@ -2,9 +2,9 @@
 
 The default profile never transcribes: a clip's text comes from a timed transcript or a typed sentence. With
 ``transcribe="owner/name[@revision]"`` (``--transcribe`` on the command line and in the app) the model is downloaded
-once into the Hub cache through `mculora.hosting.hub.snapshot` (an unreachable Hub fails at once with a clear message, a
-cached copy is used offline) and transformers' automatic-speech-recognition pipeline turns the soundtrack into timed
-cues, which then give each window its text like a transcript file would. A local model directory works too.
+once into the Hub cache through `mculora.hub_download.snapshot` (an unreachable Hub fails at once with a clear
+message, a cached copy is used offline) and transformers' automatic-speech-recognition pipeline turns the soundtrack
+into timed cues, which then give each window its text like a transcript file would. A local model directory works too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mculora.hosting import hub
+from mculora import hub_download
 from mculora.preprocess.audio import TARGET_SAMPLE_RATE
 from mculora.preprocess.transcript import Cue
 
@@ -38,8 +38,8 @@ def model_directory(model: str | Path) -> Path:
     if local.is_dir():
         return local
     try:
-        return hub.snapshot(str(model), MODEL_PATTERNS, "speech-to-text model")
-    except hub.HubError as error:
+        return hub_download.snapshot(str(model), MODEL_PATTERNS, "speech-to-text model")
+    except hub_download.HubError as error:
         raise TranscriptionError(str(error)) from None
 
 

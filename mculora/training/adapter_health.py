@@ -28,9 +28,9 @@ from mculora.checkpoint import CheckpointError, load_checkpoint
 from mculora.data import Batch
 from mculora.dpft import combination_divergence, probe_combinations
 from mculora.lora import SHARED, adapter_layers
-from mculora.methods import task_loss
 from mculora.modalities import COMBINATIONS, MODALITIES, Modality, combination_modalities, index_to_mask
 from mculora.training.evaluate import outputs_under
+from mculora.training.methods import task_loss
 
 ADAPTERS = (SHARED, *COMBINATIONS)
 DEAD_RATIO = 1e-3  # a routed adapter whose gradient is below this share of the shared adapter's does not learn

@@ -29,11 +29,11 @@ import numpy as np
 import torch
 
 from mculora.checkpoint import load_checkpoint
-from mculora.config import parse_args
 from mculora.data import Batch, load_corpus
-from mculora.methods import METHODS
 from mculora.model import routed_modalities
+from mculora.training.config import parse_args
 from mculora.training.evaluate import CONDITIONS
+from mculora.training.methods import METHODS
 from mculora.training.metrics import PRIMARY_METRIC, mean_and_std, task_metrics
 from mculora.training.train import apply_protocol, collate_in_batches, run
 

@@ -28,16 +28,16 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
-from mculora.config import TrainConfig, parse_args
 from mculora.data import Batch, Dialogue, FeatureCorpus, Split, collate_dialogues, load_corpus
 from mculora.device import select_device
 from mculora.dpft import ModalityDraw
 from mculora.encoders import copy_encoder_weights
 from mculora.lora import adapter_layers
-from mculora.methods import Method, build_method
 from mculora.modalities import MODALITIES, Modality, combination_index
 from mculora.training.adapter_health import adapter_health, adapter_report
+from mculora.training.config import TrainConfig, parse_args
 from mculora.training.evaluate import CONDITIONS, evaluate_conditions, selection_score
+from mculora.training.methods import Method, build_method
 from mculora.training.metrics import PRIMARY_METRIC, mean_and_std, mean_metrics
 
 

@@ -7,9 +7,10 @@ from dataclasses import replace
 import torch
 
 from mculora.dpft import CombinationSampler, measure_separability
-from mculora.methods.base import Method, register
 from mculora.modalities import COMBINATIONS
 from mculora.model import MCULoRA
+from mculora.training.methods.base import Method, register
+from mculora.training.metrics import PRIMARY_METRIC
 
 
 @register
@@ -32,9 +33,5 @@ class MCULoRAMethod(Method):
         if self.config.dpft.mode == "separability":
             sampler.observe_separability(measure_separability(model, val_batches, device, self.config.dpft.divergence))
         elif self.config.dpft.mode == "accuracy":
-            # Imported here: a method module is also what serving loads a checkpoint's network from, and serving
-            # imports nothing under mculora.training (tests/test_layout.py).
-            from mculora.training.metrics import PRIMARY_METRIC
-
             metric = PRIMARY_METRIC[task]
             sampler.observe_accuracy(torch.tensor([val_results[name][metric] for name in COMBINATIONS]))

@@ -11,8 +11,8 @@ from pathlib import Path
 import yaml
 
 from mculora.dpft import DPFTConfig
-from mculora.methods import METHODS
 from mculora.model import MCULoRAConfig
+from mculora.training.methods import METHODS
 
 # Reference schedules (batch size in dialogues/videos, epochs) per benchmark.
 PROTOCOLS = ("standard", "reference")
@@ -23,7 +23,7 @@ DEFAULT_SCHEDULE = {"iemocap4": (16, 300), "iemocap6": (16, 300), "mosi": (32, 3
 class TrainConfig:
     dataset: str = field(default="iemocap4", metadata={"help": "iemocap4 | iemocap6 | mosi | mosei"})
     data_root: str | None = field(default=None, metadata={"help": "folder of the dataset's label pickle + features/"})
-    method: str = field(default="mcu-lora", metadata={"help": "training method (see mculora.methods)"})
+    method: str = field(default="mcu-lora", metadata={"help": "training method (see mculora.training.methods)"})
     epochs: int | None = field(default=None, metadata={"help": "default: the reference schedule of the dataset"})
     batch_size: int | None = field(default=None, metadata={"help": "dialogues per batch; default: reference"})
     lr: float = 1e-4

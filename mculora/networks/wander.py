@@ -20,8 +20,7 @@ the backbone's concatenated representation, so a fresh adapter changes nothing.
 The token-level factor of the paper (mixing a sequence's time steps) has nothing to mix here: the inputs are one
 vector per utterance, and the utterances of a dialogue are already mixed by the backbone's attention.
 
-Two-stage recipe (``--wander-pretrain-epochs N``): the backbone is trained on complete samples first, then frozen;
-the adapter and the head train with missing modalities (the paper's setting: an adapter on a frozen model).
+The method that trains it: `mculora.training.methods.wander`.
 """
 
 from __future__ import annotations
@@ -32,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.methods.base import register
-from mculora.methods.late_fusion import LateFusionBackbone, LateFusionMethod
 from mculora.modalities import MODALITIES
 from mculora.model import BackboneConfig
+from mculora.networks.late_fusion import LateFusionBackbone
+from mculora.networks.registry import register_network
 
 
 @dataclass
@@ -49,13 +48,6 @@ class WanderAdapterSize:
 @dataclass
 class WanderConfig(BackboneConfig, WanderAdapterSize):
     """The network's architecture, as checkpoints save it: the backbone and the adapter's ranks."""
-
-
-@dataclass
-class WanderSettings(WanderAdapterSize):
-    """The trainer's ``--wander-*`` settings: the adapter's ranks and the two-stage recipe."""
-
-    pretrain_epochs: int = 0  # > 0: the two-stage recipe (frozen pre-trained backbone, trained adapter)
 
 
 class CPFusionAdapter(nn.Module):
@@ -83,6 +75,7 @@ class CPFusionAdapter(nn.Module):
         return self.out(self.fused(encoded, present))
 
 
+@register_network
 class WanderNet(LateFusionBackbone):
     architecture = "wander"
     config_class = WanderConfig
@@ -93,21 +86,3 @@ class WanderNet(LateFusionBackbone):
 
     def fusion_input(self, encoded: list[torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
         return super().fusion_input(encoded, keep) + self.adapter(encoded, keep)
-
-
-@register
-class WanderMethod(LateFusionMethod):
-    name = "wander"
-    network = WanderNet
-    settings_class = WanderSettings
-
-    def pretraining_parameters(self, model: WanderNet) -> list[nn.Parameter]:
-        """The backbone alone: the adapter comes after pre-training."""
-        adapter = {id(p) for p in model.adapter.parameters()}
-        return [p for p in model.parameters() if id(p) not in adapter]
-
-    def freeze_after_pretraining(self, model: WanderNet) -> None:
-        """An adapter on a frozen model: only the adapter and the head keep training."""
-        model.requires_grad_(False)
-        for parameter in [*model.adapter.parameters(), *model.head.parameters()]:
-            parameter.requires_grad_(True)

@@ -6,23 +6,20 @@ encoder (generated features, prompt tokens) and what the fused representation ge
     fusion:        h0 = [x_a, x_t, x_v] (+ an adapter's output);  hidden = dropout(relu(fusion(h0))) + h0
     head:          logits = head(hidden)
 
-The sizes come from the trainer's ``model`` settings, as MCULoRA's do (hidden 256, depth 4, 2 heads), so a comparison
-differs only in the method. Missing modalities are zeroed and masked out of attention, as in MCULoRA.
+The sizes are MCULoRA's (`BackboneConfig`: hidden, depth, heads), so a comparison differs only in the method.
+Missing modalities are zeroed and masked out of attention, as in MCULoRA.
 """
 
 from __future__ import annotations
-
-from dataclasses import fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.dpft import CombinationSampler
 from mculora.dropout import Dropout
-from mculora.methods.base import Method, uniform_combinations
 from mculora.modalities import MODALITIES, Modality, mask_to_index
 from mculora.model import BackboneConfig, FusionNetwork, ModelOutput, UtteranceAttention, keep_mask
+from mculora.networks.registry import register_network
 
 
 class EncoderLayer(nn.Module):
@@ -39,6 +36,7 @@ class EncoderLayer(nn.Module):
         return x + attended + self.dropout(self.fc2(self.dropout(F.gelu(self.fc1(attended)))))
 
 
+@register_network
 class LateFusionBackbone(FusionNetwork):
     architecture = "late-fusion"
     config_class = BackboneConfig
@@ -109,30 +107,3 @@ def plain_output(logits: torch.Tensor, modality_mask: torch.Tensor, reprs: dict[
         shared_repr=reprs,
         combination_repr=reprs,
     )
-
-
-class LateFusionMethod(Method):
-    """What the methods on this backbone share: its size from the trainer's ``model`` settings, and the combination
-    sampling of the baseline (every combination with probability 1/7), so that a comparison differs only in the
-    method."""
-
-    network = LateFusionBackbone
-
-    def network_config(self, feature_dims: dict[str, int], num_outputs: int):
-        """The network's config: the trainer's backbone size, the data's dims, and the method's own architecture
-        fields from its settings (those of ``network.config_class`` beyond `BackboneConfig`)."""
-        backbone = {f.name: getattr(self.config.model, f.name) for f in fields(BackboneConfig)}
-        backbone.update(feature_dims=feature_dims, num_outputs=num_outputs)
-        own = {f.name for f in fields(self.network.config_class)} - set(backbone)
-        return self.network.config_class(**backbone, **{name: getattr(self.settings, name) for name in own})
-
-    def build_model(self, feature_dims: dict[str, int], num_outputs: int) -> LateFusionBackbone:
-        return self.network(self.network_config(feature_dims, num_outputs))
-
-    def make_sampler(self) -> CombinationSampler:
-        return uniform_combinations()
-
-    @property
-    def pretrain_epochs(self) -> int:
-        """The two-stage recipe's first stage, for the methods whose settings have one."""
-        return getattr(self.settings, "pretrain_epochs", 0)

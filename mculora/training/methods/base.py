@@ -38,7 +38,7 @@ class Method(ABC):
     pretrain_epochs: int = 0
 
     def __init__(self, config):
-        self.config = config  # a `mculora.config.TrainConfig`
+        self.config = config  # a `mculora.training.config.TrainConfig`
         self.settings = config.method_settings.get(self.name)
 
     @abstractmethod

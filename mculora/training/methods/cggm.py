@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mculora.lora import CombinationLoRALinear
-from mculora.methods.base import METHODS, Method, register, task_loss
 from mculora.modalities import MODALITIES
+from mculora.training.methods.base import METHODS, Method, register, task_loss
 
 BACKBONES = ("baseline", "mcu-lora")
 

@@ -13,7 +13,7 @@ import torch
 
 from mculora.encoders.base import Encoder, EncoderUnavailable
 from mculora.encoders.sentence_encoder import TransformerSentenceEncoder
-from mculora.hosting.hub import hub_reachable
+from mculora.hub_download import hub_reachable
 from mculora.modalities import Modality
 
 HUB_TEXT_MODEL = "sentence-transformers/all-mpnet-base-v2"

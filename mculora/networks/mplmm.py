@@ -13,9 +13,7 @@ Three kinds of prompts, all selected per sample from its modality mask in one ba
   vector per modality and state, M_m: a hidden-size map per modality), the paper's factorisation of 7 type prompts
   into per-modality parts.
 
-Two-stage recipe (``--mplmm-pretrain-epochs N``): the backbone is first trained on complete samples only (the
-paper's pre-training), then frozen except its input projections and head, and the prompts and generators are trained
-with missing modalities. With 0 (the default) everything trains together from the start.
+The method that trains it: `mculora.training.methods.mplmm`.
 """
 
 from __future__ import annotations
@@ -26,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mculora.methods.base import register
-from mculora.methods.late_fusion import LateFusionBackbone, LateFusionMethod, plain_output
 from mculora.modalities import MODALITIES
 from mculora.model import BackboneConfig, keep_mask
+from mculora.networks.late_fusion import LateFusionBackbone, plain_output
+from mculora.networks.registry import register_network
 
 
 @dataclass
@@ -45,13 +43,7 @@ class MPLMMConfig(BackboneConfig, MPLMMPrompts):
     """The network's architecture, as checkpoints save it: the backbone and the prompts."""
 
 
-@dataclass
-class MPLMMSettings(MPLMMPrompts):
-    """The trainer's ``--mplmm-*`` settings: the prompts' sizes and the two-stage recipe."""
-
-    pretrain_epochs: int = 0  # > 0: the two-stage recipe (complete-data pre-training, then prompts)
-
-
+@register_network
 class MPLMMNet(LateFusionBackbone):
     architecture = "mplmm"
     config_class = MPLMMConfig
@@ -104,16 +96,3 @@ class MPLMMNet(LateFusionBackbone):
             reprs[m] = self.encode(m, x, utterance_mask, prompts[:, j])
             encoded.append(reprs[m])
         return plain_output(self.fuse(torch.cat(encoded, dim=-1)), modality_mask, reprs)
-
-
-@register
-class MPLMMMethod(LateFusionMethod):
-    name = "mplmm"
-    network = MPLMMNet
-    settings_class = MPLMMSettings
-
-    def freeze_after_pretraining(self, model: MPLMMNet) -> None:
-        """The paper's second stage: the pre-trained backbone is frozen except its input projections and head."""
-        model.requires_grad_(False)
-        for parameter in [*model.prompt_parameters(), *model.in_proj.parameters(), *model.head.parameters()]:
-            parameter.requires_grad_(True)
