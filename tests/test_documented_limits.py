@@ -1,6 +1,6 @@
-"""The README's limits are the code's: every number in its limits table (and the ZeroGPU duration and the clean-up
-times above it) is read from the README and compared with the constant that enforces it, so neither can change
-alone."""
+"""The documented limits are the code's: every number in the limits table of docs/reference/limits.md (and the
+clean-up times above it, and the ZeroGPU duration in docs/reference/hosting.md) is read from the page and compared
+with the constant that enforces it, so neither can change alone."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from mculora.preprocess import audio, text, transcript, vision
 from mculora.preprocess import clip as clip_reader
 from mculora.serving import clip, demo, server
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "reference"
+LIMITS = (REFERENCE / "limits.md").read_text()
+HOSTING = (REFERENCE / "hosting.md").read_text()
 
 
 def limit_row(name: str) -> str:
-    match = re.search(rf"^\| {re.escape(name)} \| (.+?) \|", README, re.MULTILINE)
-    assert match, f"no row {name!r} in the README's limits table"
+    match = re.search(rf"^\| {re.escape(name)} \| (.+?) \|", LIMITS, re.MULTILINE)
+    assert match, f"no row {name!r} in the limits table"
     return match[1]
 
 
@@ -53,11 +55,19 @@ def test_the_limits_table_states_the_enforced_values(row, expected):
 
 
 def test_the_zero_gpu_duration_and_the_clean_up_times():
-    assert f"@spaces.GPU(duration={server.GPU_SECONDS})" in README
-    assert f"(the page uses {clip.WINDOW_S:g} s every {clip.HOP_S:g} s)" in README
-    # "deleted an hour after upload (checked every 10 minutes; the ablation's ... exports too)": the README's words.
+    assert f"@spaces.GPU(duration={server.GPU_SECONDS})" in HOSTING
+    assert f"(the page uses {clip.WINDOW_S:g} s every {clip.HOP_S:g} s)" in LIMITS
+    # "deleted an hour after upload (checked every 10 minutes; the ablation's ... exports too)": the page's words.
     every, older_than = server.CACHE_CLEANUP
     words = {"an hour": 3600, "10 minutes": 600}
-    match = re.search(r"deleted (an hour) after upload \(checked every (10 minutes)", README)
-    assert match, "the README no longer states the clean-up times"
+    match = re.search(r"deleted (an hour) after upload \(checked every (10 minutes)", LIMITS)
+    assert match, "the limits page no longer states the clean-up times"
     assert (older_than, demo.EXPORT_TTL_S, every) == (words[match[1]], words[match[1]], words[match[2]])
+
+
+def test_the_readme_states_the_clip_windows_the_page_uses():
+    readme = (REFERENCE.parents[1] / "README.md").read_text()
+    match = re.search(r"windows of (\d+(?:\.\d+)?) s every (second|\d+(?:\.\d+)? s)", readme)
+    assert match, "the README no longer states the clip windows"
+    hop = 1.0 if match[2] == "second" else float(match[2].removesuffix(" s"))
+    assert (float(match[1]), hop) == (clip.WINDOW_S, clip.HOP_S)

@@ -391,7 +391,7 @@ def test_unreadable_videos_are_unusable(tmp_path: Path) -> None:
     ],
 )
 def test_image_limits_at_their_boundaries(height, width, refusal):
-    """Each limit admits its boundary value and refuses one pixel more (README's limits table)."""
+    """Each limit admits its boundary value and refuses one pixel more (docs/reference/limits.md)."""
     image = np.zeros((height, width, 3), np.uint8)
     if refusal is None:
         assert to_rgb(image).shape == (height, width, 3)
