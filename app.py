@@ -36,7 +36,7 @@ from mculora.encoders import EncoderMismatch  # noqa: E402
 from mculora.modalities import COMBINATIONS  # noqa: E402
 from mculora.serving import plots, server  # noqa: E402
 from mculora.serving.allocator import keep_freed_memory  # noqa: E402
-from mculora.serving.clip import ALL  # noqa: E402
+from mculora.serving.clip_result import ALL  # noqa: E402
 from mculora.serving.demo import (  # noqa: E402
     ClipJob,
     Conversation,

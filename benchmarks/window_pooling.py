@@ -84,12 +84,11 @@ def build_windows(faces: pd.DataFrame, per_label: int, seed: int) -> list[tuple[
 def shares(predictor, faces: pd.DataFrame, windows, temperature: float | None) -> dict[str, float]:
     """Per kind (and per label of the peak windows), the share of windows whose vision-alone label is the expected
     one (``temperature`` None: the plain mean)."""
-    network = predictor.network(None)
     hits = defaultdict(list)
     for kind, label, frames in windows:
         vectors = torch.stack(list(faces.vector[frames]))
         weights = frame_weights(vectors, temperature) if temperature else torch.full((len(frames),), 1 / len(frames))
-        (row,) = predictor.combination_rows(UtteranceFeatures({Modality.VISION: weights @ vectors}, {}), (), [network])
+        (row,) = predictor.combination_rows(UtteranceFeatures({Modality.VISION: weights @ vectors}, {}))
         hits[kind].append(row.label == label)
         if kind == "peak":
             hits[f"peak {label}"].append(row.label == label)
@@ -98,13 +97,12 @@ def shares(predictor, faces: pd.DataFrame, windows, temperature: float | None) -
 
 def peak_alone(predictor, faces: pd.DataFrame, windows) -> float:
     """The share of peak faces the model labels L on their own: what a window of that face throughout would get."""
-    network = predictor.network(None)
     hits = []
     for kind, label, frames in windows:
         if kind == "peak":
             held = next(frame for frame, after in zip(frames[:-1], frames[1:], strict=True) if frame == after)
             features = UtteranceFeatures({Modality.VISION: faces.vector[held]}, {})
-            hits.append(predictor.combination_rows(features, (), [network])[0].label == label)
+            hits.append(predictor.combination_rows(features)[0].label == label)
     return float(np.mean(hits))
 
 

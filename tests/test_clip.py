@@ -15,7 +15,8 @@ from clips import confident_part, two_part_clip
 
 from mculora.preprocess import UnusableInput
 from mculora.serving.annotate import write_annotated_video
-from mculora.serving.clip import ALL, MAX_WINDOWS, ClipCancelled, window_spans
+from mculora.serving.clip import MAX_WINDOWS, ClipCancelled, window_spans
+from mculora.serving.clip_result import ALL
 from mculora.serving.clip_writer import compose_clip
 from mculora.serving.plots import label_colours
 
@@ -84,7 +85,7 @@ def test_windows_report_faces_speech_and_every_combination(scored):
 def test_the_summary_pools_windows_by_certainty_not_a_plain_mean(scored):
     """Recomputed here from the rows: weights 1 - entropy / log(7); and unlike the plain mean it follows confident
     windows (checked on a made-up pair of windows in the unit test below)."""
-    rows = [w.best("mcu-lora") for w in scored.windows]
+    rows = [w.all_modalities("mcu-lora") for w in scored.windows]
     p = np.array([[row.probabilities[label] for label in scored.labels] for row in rows])
     weights = 1 - (-(p * np.log(p)).sum(axis=1)) / np.log(len(scored.labels))
     expected = (weights[:, None] * p).sum(axis=0) / weights.sum()
@@ -94,7 +95,8 @@ def test_the_summary_pools_windows_by_certainty_not_a_plain_mean(scored):
 
 
 def test_pooling_favours_the_confident_window():
-    from mculora.serving.clip import ClipWindow, _pooled
+    from mculora.serving.clip import _pooled
+    from mculora.serving.clip_result import ClipWindow
     from mculora.serving.predictor import CombinationRow
 
     labels = ["neutral", "sadness"]
@@ -219,7 +221,7 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         [
             sys.executable,
             "-m",
-            "mculora.serving.clip",
+            "mculora.serving.clip_command",
             str(two_label_clip),
             "--out",
             str(tmp_path),
@@ -239,7 +241,9 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         assert {s.type for s in video.streams} == {"video", "audio"}
     assert "7 windows over 8.0 s" in done.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "mculora.serving.clip", str(tmp_path / "missing.mp4")], capture_output=True, text=True
+        [sys.executable, "-m", "mculora.serving.clip_command", str(tmp_path / "missing.mp4")],
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode != 0 and "no such file" in bad.stderr
 

@@ -99,7 +99,9 @@ def test_the_clip_tab_callback_and_cancel(predictor, clip, transcript):
     centres = [(w.start + w.end) / 2 for w in result.windows]
     for trace in timeline.data[:-1]:
         assert list(trace.x) == pytest.approx(centres)
-        assert list(trace.y) == pytest.approx([w.best(method).probabilities[trace.name] for w in result.windows])
+        assert list(trace.y) == pytest.approx(
+            [w.all_modalities(method).probabilities[trace.name] for w in result.windows]
+        )
     frames = {round(t, 6) for w in result.windows for t, _ in w.frame_weights}
     assert {round(t, 6) for t in timeline.data[-1].x} == frames and frames
     # the strip: a row per combination, each cell the label that combination gives the window

@@ -15,8 +15,8 @@ from PIL import Image
 from mculora.modalities import Modality
 from mculora.preprocess.clip import FRAME_RATE
 from mculora.recipes.sources import EKMAN
-from mculora.serving.clip import ClipWindow
 from mculora.serving.clip_plots import clip_timeline
+from mculora.serving.clip_result import ClipWindow
 from mculora.serving.clip_writer import compose_clip
 from mculora.serving.window_pooling import NEUTRAL, frame_weights, window_vision
 

@@ -221,7 +221,7 @@ def test_the_clip_command_reads_relative_to_an_enrolment_or_a_saved_profile(pred
     clip = compose_clip(tmp_path / "calm.mp4", [(face, speech, speech.size / 16_000)])
 
     def command(*options: str) -> subprocess.CompletedProcess:
-        args = [sys.executable, "-m", "mculora.serving.clip", str(clip), "--out", str(tmp_path / "out")]
+        args = [sys.executable, "-m", "mculora.serving.clip_command", str(clip), "--out", str(tmp_path / "out")]
         return subprocess.run(
             [*args, "--checkpoint", str(demo_checkpoint), *options], capture_output=True, text=True, timeout=300
         )

@@ -109,7 +109,8 @@ def test_the_real_corpus_exported_for_the_trainer_and_the_comparison(shared_data
     assert (len(loaded.given_train), len(loaded.given_val), len(loaded.given_test)) == (35, 42, 42)  # 7 labels
     spec = json.loads((corpus / "dataset.json").read_text())
     assert spec["encoders"] == json.loads((out / "config.json").read_text())["encoders"]  # the demo's features
-    from mculora.recipes.default import RecipeConfig, recipe_items
+    from mculora.recipes.default import recipe_items
+    from mculora.recipes.recipe_config import RecipeConfig
 
     labels = {item.id: item.label for item in recipe_items(RecipeConfig(data_root=shared_data, tiny=True))}
     for pair in csv.DictReader((corpus / "pairs.csv").open()):

@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mculora.encoders import Encoder
+from mculora.encoders.face_net import FaceExpressionEncoder
 from mculora.modalities import MODALITIES, Modality
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import READ_SECONDS, PreparedAudio, prepare_audio
@@ -171,7 +173,29 @@ class Featurizer:
                 results[i].timings_ms.update(timings)
         return results
 
-    # -- one modality, for batch extraction and clips --------------------------------------------------------
+    # -- one modality, for batch extraction, clips and enrolment ---------------------------------------------
+
+    def face_in(self, image) -> Face:
+        """The largest face of an image or RGB frame. Raises `UnusableInput`."""
+        return self.face_finder.find(image)
+
+    def faces_in(self, frames: Iterable) -> list[Face | None]:
+        """Each RGB frame's largest face, or None where it shows none."""
+        return self.face_finder.find_many(frames)
+
+    def encode_faces(self, faces: Sequence[Face]) -> torch.Tensor:
+        """The vision encoder's vectors [N, D] of found faces."""
+        return self.encoders[Modality.VISION].encode(list(faces))
+
+    def encode_speech(self, clips: Sequence[np.ndarray]) -> torch.Tensor:
+        """The audio encoder's vectors [N, D] of prepared 16 kHz speech (`mculora.preprocess.audio`)."""
+        return self.encoders[Modality.AUDIO].encode(list(clips))
+
+    @property
+    def face_logits(self) -> bool:
+        """Whether the vision vectors end with the face network's logits, by which a clip window weighs its frames
+        (`mculora.serving.window_pooling`)."""
+        return isinstance(self.encoders[Modality.VISION], FaceExpressionEncoder)
 
     def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
         """Any supported audio input -> the audio encoder's vector. Raises `UnusableInput`."""

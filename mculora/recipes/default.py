@@ -32,7 +32,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ from mculora.recipes.cross_fitting import LOGITS, network_accuracy
 from mculora.recipes.features import cross_fitted_networks, extract_features
 from mculora.recipes.pairing import Pool, fixed_pairs, paired_batch, unimodal_batches, with_feature_noise
 from mculora.recipes.ravdess_au import ravdess_au_benchmark
+from mculora.recipes.recipe_config import RecipeConfig
 from mculora.recipes.sources import EKMAN, SPLITS, Item, all_items, subsample
 from mculora.recipes.speaker_sessions import SpeakerSessions
 from mculora.recipes.unseen_corpus import unseen_corpus_pairs, unseen_corpus_report, unseen_corpus_voices
@@ -66,44 +67,6 @@ UNIMODAL_TESTS = {
     Modality.AUDIO: ("ravdess", "emodb"),
     Modality.VISION: ("fer2013",),
 }
-
-
-@dataclass
-class RecipeConfig:
-    data_root: Path = Path("../shared/data")
-    work: Path = field(default=Path("runs/default"), metadata={"help": "feature cache, manifest and logs"})
-    method: str = field(default="mcu-lora", metadata={"help": "mcu-lora, or a peer method (mplmm, wander, ...)"})
-    out: Path | None = field(default=None, metadata={"help": "default: checkpoints/default, or checkpoints/METHOD"})
-    epochs: int = 20
-    samples_per_epoch: int = 16384
-    batch_size: int = 64
-    lr: float = 1e-4
-    seed: int = 66
-    pairs_per_label: int = field(default=150, metadata={"help": "label-paired validation/test samples per label"})
-    au_epochs: int = 60
-    face_epochs: int = 20
-    text_epochs: int = 3
-    speech_epochs: int = 60
-    speech_augment_variants: int = field(default=3, metadata={"help": "copies of each clip under browser conditions"})
-    # Off: a band's mean carries emotion (arousal raises the high bands), not only the microphone
-    # (docs/reports/generalisation.md measures it).
-    speech_band_normalised: bool = field(default=False, metadata={"help": "remove the speech network's band means"})
-    folds: int = field(default=2, metadata={"help": "K of the encoders' cross-fitting (K >= 2)"})
-    # The fold networks give the vectors the fusion trains on, the served ones those it is tested and served on: trained
-    # for fewer epochs, their outputs are weaker than the served ones and the fusion learns to under-trust them.
-    fold_epoch_scale: float = field(
-        default=1.0, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
-    )
-    # Without noise the fusion fits its pools' exact vectors within an epoch (a pool is small next to the pairs drawn
-    # from it); too much drowns the weaker modalities (docs/reports/generalisation.md).
-    feature_noise: float = field(
-        default=0.5, metadata={"help": "noise on the fusion's training vectors, in units of each feature's spread"}
-    )
-    session_share: float = field(
-        default=0.5, metadata={"help": "share of training voices moved by a session of their speaker's other clips"}
-    )
-    tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
-    device: str | None = None
 
 
 # The fixed label-paired validation and test samples are drawn with these offsets from the recipe's seed (the

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,12 +20,10 @@ from mculora.recipes.cross_fitting import Stitch, held_out, without_fold
 from mculora.recipes.face import FaceTrainConfig, trained_face_net
 from mculora.recipes.face_crops import path_crops
 from mculora.recipes.pairing import Pool
+from mculora.recipes.recipe_config import RecipeConfig
 from mculora.recipes.sources import EKMAN, SPLITS, Item, write_manifest
 from mculora.recipes.speech import SpeechTrainConfig, trained_speech_net
 from mculora.recipes.text import TextTrainConfig, trained_text_net
-
-if TYPE_CHECKING:
-    from mculora.recipes.default import RecipeConfig
 
 
 def encoder_networks(config: RecipeConfig, items: list[Item], name: str, epoch_scale: float = 1.0) -> tuple[Path, dict]:

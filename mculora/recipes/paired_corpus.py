@@ -29,9 +29,10 @@ import numpy as np
 from mculora.data.extract import write_label_set
 from mculora.device import select_device
 from mculora.modalities import MODALITIES
-from mculora.recipes.default import PAIR_SEED_OFFSETS, RecipeConfig, recipe_items, tiny_settings
+from mculora.recipes.default import PAIR_SEED_OFFSETS, recipe_items, tiny_settings
 from mculora.recipes.features import cross_fitted_networks, extract_features
 from mculora.recipes.pairing import fixed_pair_rows
+from mculora.recipes.recipe_config import RecipeConfig
 from mculora.recipes.sources import EKMAN, SPLITS
 
 NAME = "ekman7-paired"

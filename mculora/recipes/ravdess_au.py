@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,15 +14,13 @@ from mculora.encoders.acoustic_descriptor import AcousticDescriptor
 from mculora.modalities import Modality
 from mculora.model import MCULoRAConfig
 from mculora.recipes.pairing import chunked, shuffled
+from mculora.recipes.recipe_config import RecipeConfig
 from mculora.recipes.sources import EKMAN, RAVDESS_TO_EKMAN, SPLITS
 from mculora.training.config import TrainConfig
 from mculora.training.evaluate import predict_conditions
 from mculora.training.methods import build_method
 from mculora.training.metrics import classification_report, mean_and_std
 from mculora.training.train import Workers, feature_statistics, fit, seed_everything
-
-if TYPE_CHECKING:
-    from mculora.recipes.default import RecipeConfig
 
 AU_FOLDS = 5
 AU_DIM = 35  # 17 AU intensities + 18 AU presences (the clip-level OpenFace statistics)

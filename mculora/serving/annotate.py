@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from mculora.preprocess.clip import ClipReader
-from mculora.serving.clip import ALL, ClipResult, ClipWindow
+from mculora.serving.clip_result import ALL, ClipResult, ClipWindow
 from mculora.serving.clip_writer import ClipWriter
 from mculora.serving.plots import label_colours
 

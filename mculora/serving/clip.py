@@ -1,11 +1,9 @@
 """A recorded clip scored window by window under every combination of the modalities each window has.
 
-    python -m mculora.serving.clip talk.mp4 [--transcript talk.srt | --text "..."] [--out DIR] [--window 2 --hop 1]
-
-writes ``DIR/<clip>.csv``, ``DIR/<clip>.json`` and ``DIR/<clip>.annotated.mp4``. In Python:
-
     result = predictor.predict_clip("talk.mp4", transcript="talk.srt")
     result.summary["mcu-lora"]["all"], result.windows[3].rows
+
+(`mculora.serving.clip_result` holds what comes back, `mculora.serving.clip_command` the command line.)
 
 How a clip is read: the video stream and the soundtrack are decoded together as a stream (`mculora.preprocess.clip`).
 Faces are searched on a grid of `FRAME_RATE` frames per second, each frame encoded as it comes, so only feature
@@ -27,20 +25,16 @@ modality it has. The per-window rows stay beside the summary in every export.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from mculora.encoders.face_net import FaceExpressionEncoder
-from mculora.encoders.featurize import DROPPED, NOT_GIVEN, UtteranceFeatures, as_modality, stopwatch
+from mculora.encoders.featurize import DROPPED, NOT_GIVEN, Featurizer, UtteranceFeatures, as_modality, stopwatch
 from mculora.modalities import Modality
 from mculora.person import PersonProfile
 from mculora.preprocess import UnusableInput
@@ -53,7 +47,9 @@ from mculora.preprocess.audio import (
     loud_frames,
 )
 from mculora.preprocess.clip import ClipReader
-from mculora.preprocess.transcript import read_transcript, window_texts
+from mculora.preprocess.transcript import Cue, read_transcript, window_texts
+from mculora.serving.clip_result import ALL, ClipResult, ClipWindow, FaceTrack
+from mculora.serving.prediction import CombinationRow
 from mculora.serving.window_pooling import window_vision
 
 WINDOW_S, HOP_S = 2.0, 1.0
@@ -62,7 +58,6 @@ MIN_WINDOW_S, MAX_WINDOW_S = 0.5, 10.0
 MIN_HOP_S = 0.25
 # 120 s at the smallest hop; bounds the rows a request can make (windows x 7 combinations x methods).
 MAX_WINDOWS = 480
-ALL = "all"  # the pseudo-combination "every modality the window has"
 _FACE_BATCH = 16  # face crops encoded at once (each crop is 150 kB; a clip's frames are never all held)
 
 
@@ -70,116 +65,22 @@ class ClipCancelled(Exception):
     """Raised by a progress callback to stop scoring a clip."""
 
 
-@dataclass
-class FaceTrack:
-    """A sampled frame in which a face was found: when, where (``box`` in the upright frame's pixels) and the
-    frame's size, for drawing on the clip."""
+class ClipScorer(Protocol):
+    """What scoring a clip needs of a `Predictor`: its public face."""
 
-    time: float
-    box: tuple[int, int, int, int]
-    frame_size: tuple[int, int]
-
-
-@dataclass
-class ClipWindow:
-    index: int
-    start: float
-    end: float
-    face: bool
-    faces_seen: int  # the most faces one of its frames showed (0: none); the largest is the one scored
-    speech: bool
-    text: str | None
-    missing: dict[str, str]  # modality -> why it is not used in this window
-    rows: list = field(default_factory=list)  # `CombinationRow`s: every subset of its modalities, per method
-    # (time, weight) of each frame with a face that its vision vector pools; the heaviest carried the window
-    frame_weights: list[tuple[float, float]] = field(default_factory=list)
-
-    def best(self, method: str) -> object | None:
-        """The row from every modality the window has (None if it has none)."""
-        return next((row for row in self.rows if row.method == method), None)
-
-    def row(self, method: str, combination: str) -> object | None:
-        if combination == ALL:
-            return self.best(method)
-        return next((r for r in self.rows if r.method == method and r.combination == combination), None)
-
-
-@dataclass
-class ClipResult:
-    name: str
-    duration_s: float
-    window_s: float
-    hop_s: float
     labels: list[str]
-    methods: list[str]
-    windows: list[ClipWindow]
-    summary: dict[str, dict[str, dict[str, float]]]  # method -> combination (or "all") -> pooled probabilities
-    notes: list[str]
-    timings_ms: dict[str, float]
-    tracks: list[FaceTrack]
-    # Scored with a person's profile: ``summary`` is with it, and this the same pooling without it.
-    without_profile: dict[str, dict[str, dict[str, float]]] | None = None
+    device: torch.device
+    featurizer: Featurizer
 
-    def label(self, method: str | None = None, combination: str = ALL) -> str | None:
-        pooled = self.summary.get(method or self.methods[0], {}).get(combination)
-        return max(pooled, key=pooled.get) if pooled else None
+    def method_names(self, methods: Sequence[str | None] | None) -> list[str]: ...
 
-    def records(self) -> list[dict]:
-        """One flat row per window, method and combination: what the CSV and JSON exports hold."""
-        records = []
-        for window in self.windows:
-            for row in window.rows:
-                records.append(
-                    {
-                        "window": window.index,
-                        "start_s": round(window.start, 3),
-                        "end_s": round(window.end, 3),
-                        "method": row.method,
-                        "combination": row.combination,
-                        "all_modalities": row is window.best(row.method),
-                        "label": row.label,
-                        **{label: round(row.probabilities[label], 6) for label in self.labels},
-                        "face": window.face,
-                        "faces_seen": window.faces_seen,
-                        "frame_weights": " ".join(f"{time:.2f}:{weight:.3f}" for time, weight in window.frame_weights),
-                        "speech": window.speech,
-                        "text": window.text or "",
-                    }
-                )
-        return records
-
-    def to_dict(self) -> dict:
-        """JSON-ready: the summary, each window with its flags, reasons and rows, and the notes."""
-        return {
-            "clip": self.name,
-            "duration_s": round(self.duration_s, 3),
-            "window_s": self.window_s,
-            "hop_s": self.hop_s,
-            "labels": self.labels,
-            "methods": self.methods,
-            "pooling": "certainty-weighted mean of window probabilities, weight 1 - entropy / log(classes)",
-            "summary": self.summary,
-            "label": {method: self.label(method) for method in self.methods},
-            "without_profile": self.without_profile,
-            "windows": [
-                {**{k: v for k, v in asdict(window).items() if k != "rows"}, "rows": [asdict(r) for r in window.rows]}
-                for window in self.windows
-            ],
-            "notes": self.notes,
-            "timings_ms": {stage: round(ms, 1) for stage, ms in self.timings_ms.items()},
-        }
-
-    def csv(self) -> str:
-        records = self.records()
-        buffer = io.StringIO()
-        columns = list(records[0]) if records else ["window", "start_s", "end_s", "method", "combination"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        return buffer.getvalue()
-
-    def json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1)
+    def combination_rows(
+        self,
+        current: UtteranceFeatures,
+        history: Sequence[UtteranceFeatures] = (),
+        methods: Sequence[str | None] | None = None,
+        profile: PersonProfile | None = None,
+    ) -> list[CombinationRow]: ...
 
 
 def window_spans(duration_s: float, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> list[tuple[float, float]]:
@@ -196,7 +97,7 @@ def window_spans(duration_s: float, window_s: float = WINDOW_S, hop_s: float = H
 
 
 def score_clip(
-    predictor,
+    predictor: ClipScorer,
     clip: str | Path,
     transcript: str | Path | None = None,
     text: str | None = None,
@@ -211,14 +112,14 @@ def score_clip(
     """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread.
     ``transcribe``: a speech-to-text model (`mculora.serving.transcribe`, opt-in) for the text without a transcript."""
     window_spans(window_s, window_s, hop_s)  # refuse bad sizes before decoding anything
-    networks = [predictor.network(method) for method in (methods or [None])]
+    method_names = predictor.method_names(methods)  # an unknown method fails before any work
     dropped = {as_modality(m) for m in drop}
     report = progress or (lambda fraction, stage: None)
     timings: dict[str, float] = {}
     cues = read_transcript(transcript) if transcript is not None and Modality.TEXT not in dropped else None
 
     reader = ClipReader(clip)
-    frames, tracks = _face_frames(predictor, reader, Modality.VISION not in dropped, timings, report)
+    frames, tracks = _face_frames(predictor.featurizer, reader, Modality.VISION not in dropped, timings, report)
     spans = window_spans(reader.duration_s, window_s, hop_s)
     notes = list(reader.notes)
     if cues is not None and (late := sum(cue.start >= reader.duration_s for cue in cues)):
@@ -232,21 +133,19 @@ def score_clip(
 
     windows = [ClipWindow(i, start, end, False, 0, False, None, {}) for i, (start, end) in enumerate(spans)]
     vectors: list[dict[Modality, torch.Tensor]] = [{} for _ in spans]
-    weighted = isinstance(predictor.featurizer.encoders[Modality.VISION], FaceExpressionEncoder)
-    window_vision(windows, vectors, frames, reader.video_reason, dropped, weighted)
-    _audio(predictor, windows, vectors, reader, dropped, timings)
-    _text(predictor, windows, vectors, cues, text, dropped, timings)
+    window_vision(windows, vectors, frames, reader.video_reason, dropped, predictor.featurizer.face_logits)
+    _audio(predictor.featurizer, windows, vectors, reader, dropped, timings)
+    _text(predictor.featurizer, windows, vectors, cues, text, dropped, timings)
     report(0.9, "scoring windows")
     plain: list[ClipWindow] = []  # with a profile: the windows as scored without it
     with stopwatch(timings, "model"):
         for window, usable in zip(windows, vectors, strict=True):
             if usable:
                 features = UtteranceFeatures(usable, {})
-                window.rows = predictor.combination_rows(features, (), networks, profile)
+                window.rows = predictor.combination_rows(features, (), method_names, profile)
                 if profile is not None:
-                    plain.append(replace(window, rows=predictor.combination_rows(features, (), networks)))
+                    plain.append(replace(window, rows=predictor.combination_rows(features, (), method_names)))
     report(1.0, "done")
-    method_names = [settings.method for _, settings in networks]
     if not any(window.rows for window in windows):
         reasons = "; ".join(f"{m}: {r}" for m, r in windows[0].missing.items())
         raise UnusableInput(f"nothing in clip {reader.name} could be scored ({reasons})")
@@ -266,10 +165,14 @@ def score_clip(
     )
 
 
-def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, report):
+def _face_frames(
+    featurizer: Featurizer,
+    reader: ClipReader,
+    want_faces: bool,
+    timings: dict[str, float],
+    report: Callable[[float, str], None],
+) -> tuple[list[tuple[float, torch.Tensor | None, int]], list[FaceTrack]]:
     """Decode the clip; for each sampled frame ``(time, vision vector or None, faces seen)``, and the face tracks."""
-    encoder = predictor.featurizer.encoders[Modality.VISION]
-    finder = predictor.featurizer.face_finder
     frames: list[tuple[float, torch.Tensor | None, int]] = []
     pending: list[tuple[float, object]] = []
     tracks: list[FaceTrack] = []
@@ -277,7 +180,7 @@ def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, repor
 
     def encode_pending() -> None:
         with stopwatch(timings, "face_encode"):
-            encoded = encoder.encode([face for _, face in pending])
+            encoded = featurizer.encode_faces([face for _, face in pending])
         frames.extend((time, vector, face.faces_seen) for (time, face), vector in zip(pending, encoded, strict=True))
         pending.clear()
 
@@ -294,7 +197,7 @@ def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, repor
             continue
         with stopwatch(timings, "face_detect"):
             try:
-                face = finder.find(rgb)
+                face = featurizer.face_in(rgb)
             except UnusableInput:
                 face = None
         if face is None:
@@ -310,7 +213,14 @@ def _face_frames(predictor, reader: ClipReader, want_faces: bool, timings, repor
     return frames, tracks
 
 
-def _transcribed(reader: ClipReader, model, device, notes: list[str], timings, report):
+def _transcribed(
+    reader: ClipReader,
+    model: str | Path,
+    device: torch.device,
+    notes: list[str],
+    timings: dict[str, float],
+    report: Callable[[float, str], None],
+) -> list[Cue] | None:
     """Cues from the opt-in speech-to-text model, or None (with a note) when the clip has no sound to transcribe."""
     from mculora.serving.transcribe import transcribe
 
@@ -324,7 +234,14 @@ def _transcribed(reader: ClipReader, model, device, notes: list[str], timings, r
     return cues
 
 
-def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) -> None:
+def _audio(
+    featurizer: Featurizer,
+    windows: list[ClipWindow],
+    vectors: list[dict[Modality, torch.Tensor]],
+    reader: ClipReader,
+    dropped: set[Modality],
+    timings: dict[str, float],
+) -> None:
     if Modality.AUDIO in dropped or reader.audio is None:
         reason = DROPPED if Modality.AUDIO in dropped else reader.audio_reason
         for window in windows:
@@ -345,15 +262,21 @@ def _audio(predictor, windows, vectors, reader: ClipReader, dropped, timings) ->
             )
             continue
         try:
-            usable[Modality.AUDIO] = predictor.featurizer.audio(
-                (TARGET_SAMPLE_RATE, reader.audio[first:last]), timings, []
-            )
+            usable[Modality.AUDIO] = featurizer.audio((TARGET_SAMPLE_RATE, reader.audio[first:last]), timings, [])
             window.speech = True
         except UnusableInput as reason:
             window.missing[Modality.AUDIO.value] = str(reason)
 
 
-def _text(predictor, windows, vectors, cues, text, dropped, timings) -> None:
+def _text(
+    featurizer: Featurizer,
+    windows: list[ClipWindow],
+    vectors: list[dict[Modality, torch.Tensor]],
+    cues: list[Cue] | None,
+    text: str | None,
+    dropped: set[Modality],
+    timings: dict[str, float],
+) -> None:
     if Modality.TEXT in dropped:
         for window in windows:
             window.missing[Modality.TEXT.value] = DROPPED
@@ -365,7 +288,7 @@ def _text(predictor, windows, vectors, cues, text, dropped, timings) -> None:
         texts = [text or None] * len(windows)
         absent = NOT_GIVEN
     distinct = sorted({t for t in texts if t is not None})
-    encoded = dict(zip(distinct, predictor.featurizer.texts(distinct, timings), strict=True))
+    encoded = dict(zip(distinct, featurizer.texts(distinct, timings), strict=True))
     for window, usable, window_text in zip(windows, vectors, texts, strict=True):
         window.text = window_text
         vector = encoded.get(window_text) if window_text is not None else UnusableInput(absent)
@@ -387,78 +310,3 @@ def _pooled(windows: Sequence[ClipWindow], method: str, labels: Sequence[str]) -
         mean = (weights[:, None] * probabilities).sum(axis=0) / weights.sum()
         pooled[combination] = {label: float(p) for label, p in zip(labels, mean, strict=True)}
     return pooled
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Score a recorded clip window by window under every combination.")
-    parser.add_argument("clip", help="a video (mp4, mov, webm, mkv, avi) or audio-only file")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--transcript", help="an .srt or .vtt transcript; its cues give each window's text")
-    source.add_argument("--text", help="a sentence that applies to the whole clip")
-    parser.add_argument("--out", default=".", help="folder for the CSV, JSON and annotated MP4 (default: .)")
-    parser.add_argument("--checkpoint", default="checkpoints/default")
-    parser.add_argument("--compare-with", nargs="*", default=(), help="other methods' checkpoints, scored side by side")
-    parser.add_argument("--window", type=float, default=WINDOW_S, help=f"window length in seconds ({WINDOW_S})")
-    parser.add_argument("--hop", type=float, default=HOP_S, help=f"seconds between window starts ({HOP_S})")
-    parser.add_argument("--drop", nargs="*", default=(), help="modalities to leave out: audio, text, vision")
-    parser.add_argument(
-        "--transcribe",
-        metavar="MODEL",
-        help="opt-in: transcribe the soundtrack for the text with this Whisper model (owner/name[@revision] on the "
-        "Hugging Face Hub, downloaded once; or a local directory) when no transcript is given",
-    )
-    person = parser.add_mutually_exclusive_group()
-    person.add_argument("--enrol", metavar="CLIP", help="read the clip relative to this calm recording of the person")
-    person.add_argument("--profile", metavar="FILE", help="a saved person profile (.json or .safetensors)")
-    parser.add_argument("--device", default=None)
-    args = parser.parse_args(argv)
-
-    from tqdm import tqdm
-
-    from mculora.serving.annotate import write_annotated_video
-    from mculora.serving.enrolment import load_profile
-    from mculora.serving.predictor import Predictor
-
-    predictor = Predictor.from_pretrained(args.checkpoint, device=args.device, compare_with=args.compare_with)
-    try:
-        profile = load_profile(predictor, args.enrol, args.profile)
-    except ValueError as error:
-        raise SystemExit(f"error: {error}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=100, unit="%", desc=Path(args.clip).name) as bar:
-
-        def progress(fraction: float, stage: str) -> None:
-            bar.set_postfix_str(stage, refresh=False)
-            bar.update(round(100 * fraction) - bar.n)
-
-        try:
-            result = predictor.predict_clip(
-                args.clip,
-                transcript=args.transcript,
-                text=args.text,
-                window_s=args.window,
-                hop_s=args.hop,
-                methods=predictor.methods,
-                drop=args.drop,
-                progress=progress,
-                transcribe=args.transcribe,
-                profile=profile,
-            )
-        except (UnusableInput, ValueError) as error:
-            raise SystemExit(f"error: {error}") from None
-    stem = Path(args.clip).stem
-    paths = out / f"{stem}.csv", out / f"{stem}.json", out / f"{stem}.annotated.mp4"
-    paths[0].write_text(result.csv())
-    paths[1].write_text(result.json())
-    write_annotated_video(args.clip, result, paths[2])
-    for note in result.notes:
-        print(f"note: {note}")
-    summary = ", ".join(f"{method}: {result.label(method)}" for method in result.methods)
-    print(f"{len(result.windows)} windows over {result.duration_s:.1f} s; clip label {summary}")
-    for path in paths:
-        print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mculora.modalities import COMBINATIONS
-from mculora.serving.clip import ALL, ClipResult
+from mculora.serving.clip_result import ALL, ClipResult
 from mculora.serving.plots import _layout, label_colours
 
 
@@ -129,7 +129,7 @@ def clip_table(result: ClipResult, method: str | None = None) -> dict[str, list]
     present = [c for c in COMBINATIONS if any(w.row(method, c) is not None for w in result.windows)]
     data = []
     for w in result.windows:
-        best = w.best(method)
+        every = w.all_modalities(method)
         cells = [w.row(method, c) for c in present]
         data.append(
             [
@@ -137,7 +137,7 @@ def clip_table(result: ClipResult, method: str | None = None) -> dict[str, list]
                 f"yes ({w.faces_seen} seen)" if w.face and w.faces_seen > 1 else "yes" if w.face else "no",
                 "yes" if w.speech else "no",
                 (w.text or "")[:80],
-                f"{best.label} {best.probabilities[best.label]:.0%}" if best else "; ".join(w.missing.values()),
+                f"{every.label} {every.probabilities[every.label]:.0%}" if every else "; ".join(w.missing.values()),
                 *(f"{r.label} {r.probabilities[r.label]:.0%}" if r else "" for r in cells),
             ]
         )

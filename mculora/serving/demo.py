@@ -23,7 +23,8 @@ from mculora.modalities import MODALITIES
 from mculora.person import PersonProfile
 from mculora.serving import clip_plots, plots
 from mculora.serving.annotate import write_annotated_video
-from mculora.serving.clip import ALL, ClipCancelled, ClipResult
+from mculora.serving.clip import ClipCancelled
+from mculora.serving.clip_result import ALL, ClipResult
 from mculora.serving.friendly_errors import friendly_errors
 from mculora.serving.person_view import ProfileCallbacks
 from mculora.serving.predictor import Prediction, Predictor

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mculora.encoders.featurize import Featurizer
 from mculora.modalities import Modality
 from mculora.person import PersonProfile
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import FRAME_SAMPLES, TARGET_SAMPLE_RATE, loud_frames, prepare_audio
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.vision import Face
-
-if TYPE_CHECKING:
-    from mculora.serving.predictor import Predictor
 
 SEGMENT_S = 3.0
 MIN_SPEECH_S = 3.0
@@ -59,8 +56,9 @@ def as_list(value) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
-def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProfile:
-    """`Predictor.enrol`'s work (module docstring); call it on the predictor's torch thread."""
+def enrol(featurizer: Featurizer, checkpoint: str, clip=None, image=None, audio=None) -> PersonProfile:
+    """`Predictor.enrol`'s work (module docstring) with the predictor's ``featurizer``, for the checkpoint whose
+    fingerprint is ``checkpoint``; call it on the predictor's torch thread."""
     clips, images, voices = as_list(clip), as_list(image), as_list(audio)
     if not (clips or images or voices):
         raise EnrolmentError("give a short calm recording of the person: a clip, face images or voice files")
@@ -71,7 +69,7 @@ def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProf
     for path in clips:
         try:
             reader = ClipReader(path, frame_rate=FRAME_RATE, max_seconds=MAX_ENROL_SECONDS)
-            found = predictor.featurizer.face_finder.find_many([rgb for _, rgb in reader.frames()])
+            found = featurizer.faces_in([rgb for _, rgb in reader.frames()])
         except UnusableInput as reason:
             reasons["voice"].append(str(reason))
             reasons["face"].append(str(reason))
@@ -88,7 +86,7 @@ def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProf
             soundtracks.append(reader.audio)
     for source in images:
         try:
-            face = predictor.featurizer.face_finder.find(source)
+            face = featurizer.face_in(source)
         except UnusableInput as reason:
             reasons["face"].append(str(reason))
             continue
@@ -103,7 +101,7 @@ def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProf
     if (soundtracks or voices) and not segments and not reasons["voice"]:
         reasons["voice"].append(f"no stretch of {SEGMENT_S:.0f} s held speech")
     capture = Capture()
-    profile = PersonProfile(checkpoint=predictor.fingerprint)
+    profile = PersonProfile(checkpoint=checkpoint)
     capture.speech_s = sum(float(loud_frames(s).sum()) * FRAME_SAMPLES / TARGET_SAMPLE_RATE for s in segments)
     if segments and capture.speech_s < MIN_SPEECH_S:
         reasons["voice"].append(
@@ -111,12 +109,12 @@ def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProf
             "(read a few sentences)"
         )
     elif segments:
-        profile.add_calm(Modality.AUDIO, predictor.featurizer.encoders[Modality.AUDIO].encode(segments))
+        profile.add_calm(Modality.AUDIO, featurizer.encode_speech(segments))
         capture.segment_levels_dbfs = [
             float(10 * np.log10(np.mean(s.astype(np.float64) ** 2) + 1e-12)) for s in segments
         ]
     if faces:
-        profile.add_calm(Modality.VISION, predictor.featurizer.encoders[Modality.VISION].encode(faces))
+        profile.add_calm(Modality.VISION, featurizer.encode_faces(faces))
         capture.face_crop, capture.faces = faces[0].crop, len(faces)
     if not profile.calm:
         given = {"voice": bool(clips or voices), "face": bool(clips or images)}
@@ -128,18 +126,6 @@ def enrol(predictor: Predictor, clip=None, image=None, audio=None) -> PersonProf
         if (found := reasons[name]) and modality not in profile.calm
     ]
     profile.capture = capture
-    return profile
-
-
-def load_profile(predictor: Predictor, clip=None, path=None) -> PersonProfile | None:
-    """The command lines' ``--enrol CLIP`` / ``--profile FILE``: a profile enrolled from ``clip`` or read from
-    ``path``, checked against ``predictor``'s checkpoint (None when neither is given). Raises ValueError."""
-    if clip is not None:
-        return predictor.enrol(clip=clip)
-    if path is None:
-        return None
-    profile = PersonProfile.load(path)
-    profile.check_checkpoint(predictor.fingerprint)
     return profile
 
 

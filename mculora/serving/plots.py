@@ -12,16 +12,13 @@ import io
 import itertools
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mculora.preprocess.vision import Face, crop_square
-
-if TYPE_CHECKING:
-    from mculora.serving.predictor import CombinationRow, Prediction
+from mculora.serving.prediction import CombinationRow, Prediction
 
 EMOTION_COLOURS: dict[str, str] = {
     "anger": "#D55E00",

@@ -25,15 +25,16 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from mculora import hub_download
-from mculora.checkpoint import CheckpointError, load_checkpoint
+from mculora.checkpoint import CheckpointConfig, CheckpointError, load_checkpoint
 from mculora.device import select_device
 from mculora.encoders import Encoder, build_encoders, check_encoders
 from mculora.encoders.featurize import Featurizer, PreparedInputs, UtteranceFeatures, stopwatch
@@ -41,6 +42,9 @@ from mculora.lora import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
 from mculora.person import REFERENCE_FILE, PersonProfile, PersonReference, ProfileError, checkpoint_fingerprint
 from mculora.serving import enrolment
+from mculora.serving.clip import score_clip
+from mculora.serving.clip_result import ClipResult
+from mculora.serving.prediction import CombinationRow, Contributions, Prediction
 from mculora.serving.torch_thread import TorchThread, on_torch_thread
 
 
@@ -52,56 +56,11 @@ class UnknownMethod(ValueError):
     """A method the predictor has no checkpoint for; the message lists the ones it has."""
 
 
-@dataclass
-class Contributions:
-    """The exact split of each class logit into the head's base, shared-adapter and combination-adapter terms."""
+class MethodNetwork(NamedTuple):
+    """One method's loaded network and its checkpoint's config."""
 
-    combination: str  # the active combination, e.g. "at"
-    base: dict[str, float]
-    shared: dict[str, float]
-    adapter: dict[str, float]  # the combination adapter's term
-    logits: dict[str, float]  # base + shared + adapter
-    # Per modality: how much the combination adapters changed its representation, as ||combination-specific part|| /
-    # ||combination stream|| (0 when the modality is absent). See `mculora.model.ModelOutput.specific_share`.
-    combination_specific: dict[str, float]
-    adapters: bool = True  # False for a network without MCULoRA's adapters (a peer): all of its logit is the base term
-
-
-@dataclass
-class Prediction:
-    label: str
-    probabilities: dict[str, float]
-    used: list[str]
-    missing: dict[str, str]
-    contributions: Contributions
-    timings_ms: dict[str, float]
-    notes: list[str]
-    features: UtteranceFeatures = field(repr=False)  # the encoded inputs, for `history=` of the next call
-    method: str = "mcu-lora"  # the training method of the checkpoint that made the prediction
-    # With a profile: the probabilities the same input gets without it (``probabilities`` are with it).
-    without_profile: dict[str, float] | None = None
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (no arrays)."""
-        return {
-            "method": self.method,
-            "label": self.label,
-            "probabilities": self.probabilities,
-            "used": self.used,
-            "missing": self.missing,
-            "contributions": asdict(self.contributions),
-            "timings_ms": self.timings_ms,
-            "notes": self.notes,
-            "without_profile": self.without_profile,
-        }
-
-
-@dataclass
-class CombinationRow:
-    combination: str
-    label: str
-    probabilities: dict[str, float]
-    method: str = "mcu-lora"
+    network: torch.nn.Module
+    config: CheckpointConfig
 
 
 @dataclass
@@ -111,7 +70,7 @@ class _Request:
     prepared: PreparedInputs
     history: tuple[UtteranceFeatures, ...]
     network: torch.nn.Module
-    settings: object  # the network's CheckpointConfig
+    settings: CheckpointConfig
     start: float  # time.perf_counter() when the call began
     profile: PersonProfile | None = None
 
@@ -190,13 +149,17 @@ class Predictor:
         """The methods this predictor can run, the default first."""
         return list(self.models)
 
-    def network(self, method: str | None) -> tuple[torch.nn.Module, object]:
-        """``(network, its CheckpointConfig)`` of ``method`` (None: the default); `UnknownMethod` if not loaded."""
+    def network(self, method: str | None) -> MethodNetwork:
+        """``method``'s network and config (None: the default); `UnknownMethod` if it is not loaded."""
         if method is None:
-            return self.models[self.config.method]
+            return MethodNetwork(*self.models[self.config.method])
         if method not in self.models:
             raise UnknownMethod(f"no checkpoint for method {method!r}; this predictor has: {', '.join(self.models)}")
-        return self.models[method]
+        return MethodNetwork(*self.models[method])
+
+    def method_names(self, methods: Sequence[str | None] | None) -> list[str]:
+        """``methods`` by name (None, or a None among them: the default); `UnknownMethod` for one not loaded."""
+        return [self.network(method).config.method for method in (methods or [None])]
 
     # -- people -------------------------------------------------------------------------------------------------
 
@@ -208,7 +171,7 @@ class Predictor:
         reason when nothing is usable (no face, silence, too short, several people), `ProfileError` when this
         checkpoint has no person reference."""
         self._check_reference()
-        return enrolment.enrol(self, clip=clip, image=image, audio=audio)
+        return enrolment.enrol(self.featurizer, self.fingerprint, clip=clip, image=image, audio=audio)
 
     def _check_reference(self) -> None:
         if self.reference is None:
@@ -363,31 +326,32 @@ class Predictor:
         """The same input under every non-empty subset of its usable modalities, in one batched forward pass per
         method; ``methods`` (default, or a None among them: the first) are run on one encoding of the input, their rows
         one after another. ``profile``: read relative to that person (`enrol`)."""
-        networks = [self.network(method) for method in (methods or [None])]
+        names = self.method_names(methods)
         self._check_profile(profile)
         prepared = self._usable_inputs(image, audio, text, video, drop)
-        return self._combination_rows_of(prepared, history, networks, profile)
+        return self._combination_rows_of(prepared, history, names, profile)
 
     @on_torch_thread
     def _combination_rows_of(
         self,
         prepared: PreparedInputs,
         history: Sequence[UtteranceFeatures],
-        networks: Sequence[tuple],
+        methods: Sequence[str],
         profile: PersonProfile | None,
     ) -> list[CombinationRow]:
-        return self.combination_rows(self.featurizer.encode(prepared), history, networks, profile)
+        return self.combination_rows(self.featurizer.encode(prepared), history, methods, profile)
 
     def combination_rows(
         self,
         current: UtteranceFeatures,
-        history: Sequence[UtteranceFeatures],
-        networks: Sequence[tuple],
+        history: Sequence[UtteranceFeatures] = (),
+        methods: Sequence[str | None] | None = None,
         profile: PersonProfile | None = None,
     ) -> list[CombinationRow]:
-        """`predict_combinations` on encoded features: one batched pass per network (``(network, config)`` pairs
-        from `network`) over every non-empty subset of ``current``'s modalities, relative to ``profile`` when one
-        is given (checked by the caller). Call it on the torch thread."""
+        """`predict_combinations` on encoded features: one batched pass per method (default: the first) over every
+        non-empty subset of ``current``'s modalities, relative to ``profile`` when one is given (checked by the
+        caller). Call it on the torch thread."""
+        networks = [self.network(method) for method in (methods or [None])]
         if profile is not None:
             *history, current = self._adapted([*history, current], profile)
         usable = [m for m in MODALITIES if m in current.vectors]
@@ -419,20 +383,18 @@ class Predictor:
         hop_s: float = 1.0,
         methods: Sequence[str | None] | None = None,
         drop: Iterable[Modality | str] = (),
-        progress=None,
+        progress: Callable[[float, str], None] | None = None,
         transcribe: str | Path | None = None,
         profile: PersonProfile | None = None,
-    ):
+    ) -> ClipResult:
         """A recorded clip (video with its soundtrack, or either alone) scored window by window under every
-        combination of each window's modalities, with a pooled clip-level summary: `mculora.serving.clip.ClipResult`.
+        combination of each window's modalities, with a pooled clip-level summary (`mculora.serving.clip_result`).
         ``transcript``: an .srt/.vtt file for the windows' text; ``text``: one sentence for the whole clip.
         ``progress(fraction, stage)`` is called as it goes; raising from it (e.g. `mculora.serving.clip.ClipCancelled`)
         stops the work. ``transcribe``: opt-in speech-to-text model for the text when no transcript is given
         (`mculora.serving.transcribe`; downloads from the Hub). ``profile``: read every window relative to that person
         (`enrol`). Raises `UnusableInput` for a clip nothing can be read from, ValueError for bad sizes (and
         `mculora.serving.transcribe.TranscriptionError`, `ProfileError`)."""
-        from mculora.serving.clip import score_clip
-
         self._check_profile(profile)
         return score_clip(
             self, clip, transcript, text, window_s, hop_s, methods, list(drop), progress, transcribe, profile
