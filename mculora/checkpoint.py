@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from mculora import __version__
 from mculora.modalities import COMBINATIONS
-from mculora.model import MCULoRAConfig
+from mculora.model import BackboneConfig
 from mculora.networks import ARCHITECTURES
 
 CHECKPOINT_FORMAT = "mculora-checkpoint"
@@ -34,7 +34,8 @@ class CheckpointError(ValueError):
 
 @dataclass
 class CheckpointConfig:
-    model: MCULoRAConfig
+    # The network's architecture config: `ARCHITECTURES[architecture].config_class` (MCULoRA's or a peer's).
+    model: BackboneConfig
     task: str
     label_names: list[str]
     method: str
