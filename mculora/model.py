@@ -116,12 +116,13 @@ class MCULoRAConfig(BackboneConfig):
 
 @dataclass
 class ModelOutput:
-    """Everything one forward pass produces. All [B, L, C] terms satisfy ``logits == base + shared + combination``."""
+    """Everything one forward pass produces. All [B, L, C] terms satisfy
+    ``logits == base + shared + combination_term``."""
 
     logits: torch.Tensor  # [B, L, C]
     base: torch.Tensor  # [B, L, C]: the head's W h + b (counted twice in the with_base branch, as the code does)
     shared: torch.Tensor  # [B, L, C]: the head's shared adapter
-    combination: torch.Tensor  # [B, L, C]: the head's adapter of the sample's combination
+    combination_term: torch.Tensor  # [B, L, C]: the head's adapter of the sample's combination
     combination_index: torch.Tensor  # long [B]
     # [B, 3]: per modality, ||combination-specific part|| / ||combination stream||, averaged over the utterances where
     # the modality is present (0 where it is absent): how much the combination adapters changed that modality.
@@ -364,7 +365,7 @@ class MCULoRA(FusionNetwork):
             logits=base + head.shared + head_combination,
             base=base,
             shared=head.shared,
-            combination=head_combination,
+            combination_term=head_combination,
             combination_index=combination,
             specific_share=torch.stack(shares, dim=1),
             shared_repr={m: encoded[m].value for m in MODALITIES},

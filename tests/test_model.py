@@ -33,8 +33,8 @@ def test_logits_decompose_exactly_into_base_shared_and_combination(branch):
     model = _model(combination_branch=branch)
     features, mask = _inputs()
     out = model(features, mask, index_to_mask(torch.tensor([0, 3, 4, 6])))
-    torch.testing.assert_close(out.logits, out.base + out.shared + out.combination, rtol=0, atol=1e-6)
-    assert out.shared.abs().sum() > 0 and out.combination.abs().sum() > 0
+    torch.testing.assert_close(out.logits, out.base + out.shared + out.combination_term, rtol=0, atol=1e-6)
+    assert out.shared.abs().sum() > 0 and out.combination_term.abs().sum() > 0
     assert out.logits.shape == (4, 5, 4)
 
 
@@ -45,7 +45,7 @@ def test_zero_initialised_adapters_change_nothing():
     ).eval()
     features, mask = _inputs()
     out = fresh(features, mask, index_to_mask(torch.tensor([0, 1, 2, 5])))
-    assert torch.count_nonzero(out.shared) == 0 and torch.count_nonzero(out.combination) == 0
+    assert torch.count_nonzero(out.shared) == 0 and torch.count_nonzero(out.combination_term) == 0
     assert torch.count_nonzero(out.specific_share) == 0  # adapter-only streams are empty until trained
 
 
@@ -101,7 +101,7 @@ def test_routing_override_and_specific_share():
     forced = model(features, mask, complete, combination=torch.full((4,), 4))
     assert default.combination_index.tolist() == [0, 0, 0, 0]
     assert forced.combination_index.tolist() == [4, 4, 4, 4]
-    assert not torch.allclose(default.combination, forced.combination)
+    assert not torch.allclose(default.combination_term, forced.combination_term)
     assert (default.specific_share > 0).all() and default.specific_share.shape == (4, 3)
     # A modality the sample does not have gets no combination-specific part.
     text_only = model(features, mask, index_to_mask(torch.full((4,), 5)))
@@ -166,7 +166,7 @@ def test_single_utterance_attention_shortcut_is_exact():
 
 def _fields(out) -> list[torch.Tensor]:
     reprs = [out.shared_repr[m] for m in MODALITIES] + [out.combination_repr[m] for m in MODALITIES]
-    return [out.logits, out.base, out.shared, out.combination, out.specific_share, out.combination_index, *reprs]
+    return [out.logits, out.base, out.shared, out.combination_term, out.specific_share, out.combination_index, *reprs]
 
 
 @pytest.mark.parametrize("stream", ["residual", "chain"])

@@ -101,7 +101,7 @@ def plain_output(logits: torch.Tensor, modality_mask: torch.Tensor, reprs: dict[
         logits=logits,
         base=logits,
         shared=zeros,
-        combination=zeros,
+        combination_term=zeros,
         combination_index=mask_to_index(modality_mask.to(torch.bool)),
         specific_share=logits.new_zeros(logits.shape[0], len(MODALITIES)),
         shared_repr=reprs,

@@ -293,7 +293,7 @@ class Predictor:
             combination=combination_name(used),
             base=per_class(output.base),
             shared=per_class(output.shared),
-            adapter=per_class(output.combination),
+            adapter=per_class(output.combination_term),
             logits=per_class(output.logits),
             combination_specific={
                 m.value: float(v) for m, v in zip(MODALITIES, output.specific_share[row].cpu(), strict=True)
