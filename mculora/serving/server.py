@@ -20,12 +20,12 @@ F = TypeVar("F", bound=Callable)
 ZERO_GPU_ENV = "SPACES_ZERO_GPU"  # set to "true" by Hugging Face on ZeroGPU Spaces
 NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 # ZeroGPU bills each call at the duration it requests, and a shorter request is queued sooner; a call that overruns
-# is aborted. Measured with benchmarks/demo_latency.py on the 2-core CPU machine: the slowest event (the 7-combination
-# ablation on a 2 s video) takes 0.14 s (median), and the first call of a process 1.5 s (encoders warming up). 10 s
-# leaves room for a cold GPU start on top of that, at a sixth of the default 60 s.
+# is aborted. The slowest event (the 7-combination ablation on a 2 s video) takes a fraction of a second even on a
+# CPU, a process's first call a second or two (benchmarks/demo_latency.py measures both); 10 s leaves room for a cold
+# GPU start on top, at a sixth of the default 60 s.
 GPU_SECONDS = 10
-# A clip of the 120 s cap takes about 15 s on 2 CPU cores (benchmarks/clip.py), most of it the face mesh, which runs
-# on the CPU on any hardware; 60 s leaves room for a slower machine and a cold start.
+# A clip of the 120 s cap takes seconds on a CPU (benchmarks/clip.py), most of it the face mesh, which runs on the CPU
+# on any hardware; 60 s leaves room for a slower machine and a cold start.
 CLIP_GPU_SECONDS = 60
 
 # Limits of the public page (documented in the README). Uploads above MAX_UPLOAD are refused by the server before
