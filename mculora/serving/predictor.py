@@ -40,6 +40,7 @@ from mculora.encoders import Encoder, build_encoders, check_encoders
 from mculora.encoders.featurize import Featurizer, PreparedInputs, UtteranceFeatures, stopwatch
 from mculora.lora import adapter_layers
 from mculora.modalities import MODALITIES, Modality, combination_name
+from mculora.model import ModelOutput
 from mculora.person import REFERENCE_FILE, PersonProfile, PersonReference, ProfileError, checkpoint_fingerprint
 from mculora.serving import enrolment
 from mculora.serving.clip import score_clip
@@ -281,7 +282,13 @@ class Predictor:
         return {label: float(p) for label, p in zip(self.labels, probabilities, strict=True)}
 
     def _prediction(
-        self, current: UtteranceFeatures, output, row: int, probabilities: torch.Tensor, settings, timings: dict
+        self,
+        current: UtteranceFeatures,
+        output: ModelOutput,
+        row: int,
+        probabilities: torch.Tensor,
+        settings: CheckpointConfig,
+        timings: dict[str, float],
     ) -> Prediction:
         """The `Prediction` of row ``row`` of a network's output, whose current utterance is ``current``."""
 
@@ -401,7 +408,7 @@ class Predictor:
         )
 
     @staticmethod
-    def _probabilities(settings, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
+    def _probabilities(settings: CheckpointConfig, logits: torch.Tensor, combinations: Sequence[str]) -> torch.Tensor:
         """Softmax of each row's logits [B, C] divided by its combination's temperature: calibrated probabilities
         when the checkpoint has temperatures (`mculora.training.calibration`), the raw softmax otherwise."""
         temperature = torch.tensor([settings.temperatures.get(c, 1.0) for c in combinations])
