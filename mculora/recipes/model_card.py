@@ -365,6 +365,18 @@ TABLES = {
 }
 
 
+def session_training(share: float) -> str:
+    """The card's sentence on voices moved by simulated sessions during training (none when the share is 0)."""
+    if not share:
+        return ""
+    return "\n" + textwrap.fill(
+        f"In {share:.0%} of the samples the voice is moved by a session of 16 to 48 of its speaker's other training "
+        "clips (`mculora.recipes.speaker_sessions`), as a person's profile moves it once they let the page grow it: "
+        "the model learns to read voices both as they come and relative to their speaker.",
+        WIDTH,
+    )
+
+
 def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
     """README.md and the confusion figure in ``out``; ``versus``: the default MCULoRA checkpoint's metrics, set
     beside a peer's results."""
@@ -403,7 +415,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         fold_epoch_scale=metrics["cross_fitting"]["fold_epoch_scale"],
         pairs_per_label=training["recipe"]["pairs_per_label"],
         feature_noise=training["recipe"]["feature_noise"],
-        session_share=float(training["recipe"].get("session_share", 0)),
+        session_training=session_training(float(training["recipe"].get("session_share", 0))),
         speech_minutes=f"{metrics['speech_net']['seconds'] / 60:.1f}",
         fold_minutes=f"{sum(r['seconds'] for fold in metrics['folds'] for r in fold.values()) / 60:.1f}",
         crop_minutes=f"{timing['face_crops'] / 60:.1f}",

@@ -81,10 +81,8 @@ encoder feeds the model the acoustic descriptor, the network's pooled features a
 **The pairing is synthetic.** The corpora were not recorded together. Each training sample joins one text, one
 speech clip and one face that share a label, drawn afresh every batch with class-balanced labels, with Gaussian
 noise of {feature_noise} times each feature's training spread added to the descriptors and embeddings (not to the
-encoder networks' logits; without it the model fitted the pools' exact vectors within the first epoch). In
-{session_share:.0%} of the samples the voice is moved by a session of 16 to 48 of its speaker's other training clips
-(`mculora.recipes.speaker_sessions`), as a person's profile moves it once they let the page grow it: the model
-learns to read voices both as they come and relative to their speaker.
+encoder networks' logits; without it the model fitted the pools' exact vectors within the first
+epoch).{session_training}
 {method_training}
 
 The model therefore learned how the modalities agree *on a label*, not how one real person's face, voice and words go
