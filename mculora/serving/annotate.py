@@ -9,7 +9,8 @@ frame where the next window's centre is closer), drawn as:
 * small bars in the bottom-left corner: each combination's label and its probability for that window.
 
 A voice-only clip gets a plain 640x360 canvas with the same band and bars. The soundtrack is decoded and encoded again
-as AAC at its own sample rate (any input codec fits an MP4 that way).
+as AAC at its own sample rate where AAC has it (any input codec fits an MP4 that way). A clip that cannot be written
+raises `UnusableInput` with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import av
 import cv2
 import numpy as np
 
+from mculora.preprocess import UnusableInput
 from mculora.preprocess.clip import ClipReader
 from mculora.serving.clip_result import ALL, ClipResult, ClipWindow
 from mculora.serving.clip_writer import ClipWriter
@@ -64,29 +66,43 @@ def write_annotated_video(
         _draw_bars(picture, [r for r in window.rows if r.method == method], colours)
         return picture
 
-    source = av.open(str(Path(clip)), metadata_errors="ignore")
-    try:
+    with _opened(clip) as source:
         audio_stream = next(iter(source.streams.audio), None)
         channels = 1 if audio_stream is None or audio_stream.channels == 1 else 2
-        frames = _every_frame(clip, result.duration_s) if source.streams.video else iter(())
-        first = next(frames, None)
-        if first is None:  # a voice-only clip
-            fps = CANVAS_FPS
-            blank = np.full((CANVAS[1], CANVAS[0], 3), 32, np.uint8)
-            frames = ((k / fps, blank) for k in range(max(1, round(result.duration_s * fps))))
-            first = next(frames)
-        else:
-            fps = _fps(source)
-        height, width = first[1].shape[:2]
-        rate = audio_stream.rate if audio_stream is not None else None
+        rate = _aac_rate(audio_stream.rate) if audio_stream is not None else None
+        has_video = bool(source.streams.video)
+        fps = _fps(source) if has_video else CANVAS_FPS
+    frames = _every_frame(clip, result.duration_s) if has_video else iter(())
+    first = next(frames, None)
+    if first is None:  # a voice-only clip
+        fps = CANVAS_FPS
+        blank = np.full((CANVAS[1], CANVAS[0], 3), 32, np.uint8)
+        frames = ((k / fps, blank) for k in range(max(1, round(result.duration_s * fps))))
+        first = next(frames)
+    height, width = first[1].shape[:2]
+    try:
         with ClipWriter(out, width, height, fps, rate, channels) as writer:
             for time, rgb in itertools.chain([first], frames):
                 writer.add_frame(annotate(rgb, time), time=time)
             if rate is not None:
-                _copy_soundtrack(source, audio_stream, writer, result.duration_s, channels)
-    finally:
-        source.close()
+                _copy_soundtrack(clip, writer, rate, result.duration_s, channels)
+    except av.FFmpegError as error:
+        Path(out).unlink(missing_ok=True)
+        raise UnusableInput(f"the annotated video could not be written: {error}") from None
     return Path(out)
+
+
+def _opened(clip):
+    try:
+        return av.open(str(Path(clip)), metadata_errors="ignore")
+    except av.FFmpegError as error:
+        raise UnusableInput(f"the clip could not be opened again to annotate it: {error}") from None
+
+
+def _aac_rate(rate: int) -> int:
+    """The soundtrack's own rate where AAC can carry it, else the nearest rate above it that AAC can (or 48 kHz)."""
+    rates = sorted(av.codec.Codec("aac", "w").audio_rates)
+    return rate if rate in rates else next((r for r in rates if r > rate), 48_000)
 
 
 def _every_frame(clip, duration_s: float):
@@ -100,25 +116,28 @@ def _fps(container) -> float:
     return float(rate) if rate and 0 < float(rate) <= 240 else 30.0
 
 
-def _copy_soundtrack(source, stream, writer: ClipWriter, duration_s: float, channels: int) -> None:
-    source.seek(0)
-    layout = "mono" if channels == 1 else "stereo"
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=stream.rate)
-    limit = round(duration_s * stream.rate)
-    written = 0
-    start = stream.start_time * stream.time_base if stream.start_time is not None else Fraction(0)
-    skip = max(0, round(float(start) * stream.rate)) if start < 0 else 0
-    try:
-        for frame in source.decode(stream):
-            for converted in resampler.resample(frame):
-                samples = converted.to_ndarray().T[skip:]
-                skip = max(0, skip - converted.samples)
-                samples = samples[: max(0, limit - written)]
-                if samples.size:
-                    writer.add_audio(samples)
-                    written += samples.shape[0]
-    except av.FFmpegError:
-        pass  # a broken tail: the reader already noted it, and the soundtrack ends where the scores do
+def _copy_soundtrack(clip, writer: ClipWriter, rate: int, duration_s: float, channels: int) -> None:
+    """The clip's first audio stream, decoded from a fresh opening of the file (some demuxers, FLV's among them, cannot
+    seek back) and resampled to ``rate``, up to ``duration_s``."""
+    with _opened(clip) as source:
+        stream = source.streams.audio[0]
+        layout = "mono" if channels == 1 else "stereo"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        limit = round(duration_s * rate)
+        written = 0
+        start = stream.start_time * stream.time_base if stream.start_time is not None else Fraction(0)
+        skip = max(0, round(float(start) * rate)) if start < 0 else 0
+        try:
+            for frame in source.decode(stream):
+                for converted in resampler.resample(frame):
+                    samples = converted.to_ndarray().T[skip:]
+                    skip = max(0, skip - converted.samples)
+                    samples = samples[: max(0, limit - written)]
+                    if samples.size:
+                        writer.add_audio(samples)
+                        written += samples.shape[0]
+        except av.FFmpegError:
+            pass  # a broken tail: the reader already noted it, and the soundtrack ends where the scores do
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:

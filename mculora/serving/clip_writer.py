@@ -59,7 +59,9 @@ class ClipWriter:
             )
             # 4:2:0 needs even sides.
             self._video.width, self._video.height = width - width % 2, height - height % 2
-            self._video.pix_fmt = "yuv420p"
+            # 4:2:0, in the variant the codec lists first (MJPEG's is the full-range yuvj420p).
+            formats = [f.name for f in self._video.codec_context.codec.video_formats or ()]
+            self._video.pix_fmt = next((f for f in formats if f in ("yuv420p", "yuvj420p")), "yuv420p")
             self._video.time_base = _TIME_BASE
             self._video.codec_context.time_base = _TIME_BASE
             if self._video.codec_context.name == "libx264":
