@@ -2,6 +2,7 @@
 plumbing (routing, missing-modality reasons, batching, contributions), not the quality of the predictions."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,7 +19,10 @@ from mculora.encoders import (
     describe_encoders,
 )
 from mculora.model import MCULoRA, MCULoRAConfig
+from mculora.preprocess.audio import prepare_audio
 from mculora.serving.predictor import NothingToPredict, Predictor
+
+EXAMPLE_SPEECH = Path(__file__).resolve().parents[1] / "assets" / "examples" / "happy_speech.wav"
 
 LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
 
@@ -57,13 +61,8 @@ def face():
 
 @pytest.fixture(scope="module")
 def voice():
-    """A voiced, speech-like signal (harmonics of a gliding pitch, syllable-rate envelope) at 16 kHz."""
-    t = np.arange(int(2.0 * 16000)) / 16000
-    pitch = 140 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(pitch) / 16000
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 8))
-    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t))
-    return 16000, (0.2 * harmonics * envelope).astype(np.float32)
+    """Two seconds of the example recording of speech at 16 kHz (a synthetic voice is no voice to the detector)."""
+    return 16000, prepare_audio(str(EXAMPLE_SPEECH)).samples[: 2 * 16000]
 
 
 def test_missing_modalities_and_their_reasons(predictor, face, voice):

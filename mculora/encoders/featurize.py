@@ -27,6 +27,7 @@ from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import READ_SECONDS, PreparedAudio, prepare_audio
 from mculora.preprocess.text import prepare_text
 from mculora.preprocess.vision import Face, FaceFinder, read_video_frames
+from mculora.preprocess.voice_activity import require_speech
 
 NOT_GIVEN = "not given"
 DROPPED = "dropped by the user"
@@ -82,10 +83,15 @@ class Featurizer:
 
     # -- preparing: decoding and checks, no encoder ----------------------------------------------------------
 
-    def prepare_audio(self, source, timings: dict[str, float], notes: list[str]) -> PreparedAudio:
-        """Any supported audio input, decoded, resampled and trimmed. Raises `UnusableInput`."""
+    def prepare_audio(
+        self, source, timings: dict[str, float], notes: list[str], check_speech: bool = True
+    ) -> PreparedAudio:
+        """Any supported audio input, decoded, resampled and trimmed, that holds speech (``check_speech=False``: the
+        caller has checked already, as a clip does once for its whole soundtrack). Raises `UnusableInput`."""
         with stopwatch(timings, "audio_preprocess"):
             prepared = prepare_audio(source)
+            if check_speech:
+                require_speech(prepared.samples)
         if prepared.capped:
             notes.append(
                 f"the audio was longer than the limit: {prepared.duration_s:.0f} s of sound from the first "
@@ -197,9 +203,9 @@ class Featurizer:
         (`mculora.serving.window_pooling`)."""
         return isinstance(self.encoders[Modality.VISION], FaceExpressionEncoder)
 
-    def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
+    def audio(self, source, timings: dict[str, float], notes: list[str], check_speech: bool = True) -> torch.Tensor:
         """Any supported audio input -> the audio encoder's vector. Raises `UnusableInput`."""
-        prepared = self.prepare_audio(source, timings, notes)
+        prepared = self.prepare_audio(source, timings, notes, check_speech)
         with stopwatch(timings, "audio_encode"):
             return self.encoders[Modality.AUDIO].encode([prepared.samples])[0]
 

@@ -197,7 +197,7 @@ def _thread_pools() -> threadpoolctl.ThreadpoolController:
 
 
 @contextlib.contextmanager
-def _without_thread_team() -> Iterator[None]:
+def without_thread_team() -> Iterator[None]:
     """torch's kernels inside run on the calling thread alone. A thread that runs a parallel kernel gets an OpenMP
     team of its own, kept while the thread lives, and once libgomp manages more team threads than there are CPUs
     every team's workers sleep between kernels: after 8 of a server's request threads had each resampled one upload,
@@ -212,7 +212,7 @@ def _resample(audio: np.ndarray, rate: Fraction) -> np.ndarray:
     if ratio == 1:
         return audio
     # Decoding runs on a server's request threads (`mculora.encoders.featurize`), so it must not start a team.
-    with _without_thread_team():
+    with without_thread_team():
         waveform = AF.resample(torch.from_numpy(audio), orig_freq=ratio.denominator, new_freq=ratio.numerator)
     return waveform.numpy()
 

@@ -12,8 +12,9 @@ vectors are kept. The clip is then cut into windows of ``window_s`` seconds ever
 * vision: its frames that show a face, pooled so that an expression held for half a second is not averaged away
   (`mculora.serving.window_pooling`; each frame's weight is recorded); the largest face of a frame is scored and the
   window reports how many faces its frames showed at most; or missing with the reason;
-* audio: its stretch of the soundtrack, when it holds speech: at least `MIN_SECONDS` of 10 ms frames within
-  `TRIM_DB` of the clip's loudest frame (a quiet gap between sentences is not speech, whatever the microphone's noise);
+* audio: its stretch of the soundtrack, when it holds speech: at least `MIN_SECONDS` of it within the spans a voice
+  activity detector finds in the whole soundtrack (`mculora.preprocess.voice_activity`: a pause, a tone, music or a
+  fan is not speech, however loud);
 * text: the transcript cues that overlap it, or the typed sentence for every window, or none;
 * one batched pass per window and method over every non-empty subset of its usable modalities.
 
@@ -38,16 +39,10 @@ from mculora.encoders.featurize import DROPPED, NOT_GIVEN, Featurizer, Utterance
 from mculora.modalities import Modality
 from mculora.person import PersonProfile
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import (
-    FRAME_SAMPLES,
-    MIN_SECONDS,
-    SILENCE_PEAK_DBFS,
-    TARGET_SAMPLE_RATE,
-    TRIM_DB,
-    loud_frames,
-)
+from mculora.preprocess.audio import MIN_SECONDS, SILENCE_PEAK_DBFS, TARGET_SAMPLE_RATE
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.transcript import Cue, read_transcript, window_texts
+from mculora.preprocess.voice_activity import no_speech_reason, speech_seconds, speech_spans
 from mculora.serving.clip_result import ALL, ClipResult, ClipWindow, FaceTrack
 from mculora.serving.prediction import CombinationRow
 from mculora.serving.window_pooling import window_vision
@@ -251,18 +246,15 @@ def _audio(
         for window in windows:
             window.missing[Modality.AUDIO.value] = f"the soundtrack is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)"
         return
-    # A soundtrack louder than silence (checked above) has a loudest frame of more than digital silence.
-    loud = loud_frames(reader.audio)
-    frame = FRAME_SAMPLES
+    spans = speech_spans(reader.audio)
     for window, usable in zip(windows, vectors, strict=True):
         first, last = (int(t * TARGET_SAMPLE_RATE) for t in (window.start, window.end))
-        if loud[first // frame : max(first // frame, last // frame)].sum() * frame / TARGET_SAMPLE_RATE < MIN_SECONDS:
-            window.missing[Modality.AUDIO.value] = (
-                f"no speech in this window (less than {MIN_SECONDS} s within {TRIM_DB:.0f} dB of the clip's loudest)"
-            )
+        if (seconds := speech_seconds(spans, first, last)) < MIN_SECONDS:
+            window.missing[Modality.AUDIO.value] = no_speech_reason(seconds, "this window")
             continue
         try:
-            usable[Modality.AUDIO] = featurizer.audio((TARGET_SAMPLE_RATE, reader.audio[first:last]), timings, [])
+            samples = (TARGET_SAMPLE_RATE, reader.audio[first:last])
+            usable[Modality.AUDIO] = featurizer.audio(samples, timings, [], check_speech=False)
             window.speech = True
         except UnusableInput as reason:
             window.missing[Modality.AUDIO.value] = str(reason)

@@ -3,7 +3,8 @@
 What is read, per modality:
 
 * voice: a clip's soundtrack and every voice file, each prepared as a prediction's audio is (decoded, trimmed,
-  levelled), then cut into `SEGMENT_S` pieces, about one spoken sentence each: each piece with speech gives one
+  levelled), then cut into `SEGMENT_S` pieces, about one spoken sentence each: each piece with speech (by the voice
+  activity detector, `mculora.preprocess.voice_activity`) gives one
   vector, so a few sentences give the statistics a few points to stand on. Less than `MIN_SPEECH_S` of speech in
   all is too short to describe a voice.
 * face: a clip's frames (`FRAME_RATE` a second) and every face image. A frame or image that shows several faces
@@ -24,9 +25,10 @@ from mculora.encoders.featurize import Featurizer
 from mculora.modalities import Modality
 from mculora.person import PersonProfile
 from mculora.preprocess import UnusableInput
-from mculora.preprocess.audio import FRAME_SAMPLES, TARGET_SAMPLE_RATE, loud_frames, prepare_audio
+from mculora.preprocess.audio import MIN_SECONDS, TARGET_SAMPLE_RATE, prepare_audio
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.vision import Face
+from mculora.preprocess.voice_activity import no_speech_reason, speech_seconds, speech_spans
 
 SEGMENT_S = 3.0
 MIN_SPEECH_S = 3.0
@@ -97,12 +99,12 @@ def enrol(featurizer: Featurizer, checkpoint: str, clip=None, image=None, audio=
     if several and several >= len(faces):
         reasons["face"].append(f"several faces in {several} frame(s) or image(s): enrol one person at a time")
         faces = []
-    segments = _voice_segments([(TARGET_SAMPLE_RATE, s) for s in soundtracks] + voices, reasons["voice"])
+    segments, speech_s = _voice_segments([(TARGET_SAMPLE_RATE, s) for s in soundtracks] + voices, reasons["voice"])
     if (soundtracks or voices) and not segments and not reasons["voice"]:
         reasons["voice"].append(f"no stretch of {SEGMENT_S:.0f} s held speech")
     capture = Capture()
     profile = PersonProfile(checkpoint=checkpoint)
-    capture.speech_s = sum(float(loud_frames(s).sum()) * FRAME_SAMPLES / TARGET_SAMPLE_RATE for s in segments)
+    capture.speech_s = speech_s
     if segments and capture.speech_s < MIN_SPEECH_S:
         reasons["voice"].append(
             f"too short: {capture.speech_s:.1f} s of speech, at least {MIN_SPEECH_S:.0f} s needed "
@@ -129,9 +131,11 @@ def enrol(featurizer: Featurizer, checkpoint: str, clip=None, image=None, audio=
     return profile
 
 
-def _voice_segments(sources: Sequence, reasons: list[str]) -> list[np.ndarray]:
-    """Each voice source prepared as a prediction's audio, cut into `SEGMENT_S` pieces that hold speech."""
+def _voice_segments(sources: Sequence, reasons: list[str]) -> tuple[list[np.ndarray], float]:
+    """Each voice source prepared as a prediction's audio, cut into `SEGMENT_S` pieces that hold speech (by the voice
+    activity detector), and the seconds of speech in those pieces."""
     segments: list[np.ndarray] = []
+    speech_s = 0.0
     step = int(SEGMENT_S * TARGET_SAMPLE_RATE)
     for source in sources:
         try:
@@ -139,9 +143,16 @@ def _voice_segments(sources: Sequence, reasons: list[str]) -> list[np.ndarray]:
         except UnusableInput as reason:
             reasons.append(str(reason))
             continue
+        spans = speech_spans(samples)
+        if speech_seconds(spans) < MIN_SECONDS:
+            reasons.append(no_speech_reason(speech_seconds(spans)))
+            continue
         for start in range(0, samples.size, step):
+            if (seconds := speech_seconds(spans, start, start + step)) < MIN_SECONDS:
+                continue  # a pause between sentences, or the tail of the recording
             try:
                 segments.append(prepare_audio((TARGET_SAMPLE_RATE, samples[start : start + step])).samples)
             except UnusableInput:
-                continue  # a pause between sentences, or the tail of the recording
-    return segments
+                continue
+            speech_s += seconds
+    return segments, speech_s
