@@ -61,8 +61,9 @@ Predictor.from_pretrained(sys.argv[1], device="cpu")
 loaded = len(calls)
 sys.path.insert(0, sys.argv[2])
 import app
+from mculora.serving import page
 
-app.launch = lambda *args, **kwargs: None  # no server: only what main() sets up
+page.launch = lambda *args, **kwargs: None  # no server: only what main() sets up
 sys.argv = ["app.py", "--checkpoint", sys.argv[1], "--compare-with"]
 app.main()
 print(loaded, len(calls))

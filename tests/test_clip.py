@@ -221,8 +221,10 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         [
             sys.executable,
             "-m",
-            "mculora.serving.clip_command",
+            "mculora.cli",
+            "clip",
             str(two_label_clip),
+            "--annotate",
             "--out",
             str(tmp_path),
             "--checkpoint",
@@ -233,15 +235,15 @@ def test_the_command_writes_the_three_files(two_label_clip, tmp_path, demo_check
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    stem = two_label_clip.stem
-    csv_text = (tmp_path / f"{stem}.csv").read_text()
-    record = json.loads((tmp_path / f"{stem}.json").read_text())
+    name = two_label_clip.name
+    csv_text = (tmp_path / f"{name}.csv").read_text()
+    record = json.loads((tmp_path / f"{name}.json").read_text())
     assert len(record["windows"]) == 7 and csv_text.count("\n") > 7
-    with av.open(str(tmp_path / f"{stem}.annotated.mp4")) as video:
+    with av.open(str(tmp_path / f"{name}.annotated.mp4")) as video:
         assert {s.type for s in video.streams} == {"video", "audio"}
-    assert "7 windows over 8.0 s" in done.stdout
+    assert "1 scored, 0 already done, 0 failed" in done.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "mculora.serving.clip_command", str(tmp_path / "missing.mp4")],
+        [sys.executable, "-m", "mculora.cli", "clip", str(tmp_path / "missing.mp4"), "--out", str(tmp_path)],
         capture_output=True,
         text=True,
     )

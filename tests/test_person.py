@@ -221,20 +221,20 @@ def test_the_clip_command_reads_relative_to_an_enrolment_or_a_saved_profile(pred
     clip = compose_clip(tmp_path / "calm.mp4", [(face, speech, speech.size / 16_000)])
 
     def command(*options: str) -> subprocess.CompletedProcess:
-        args = [sys.executable, "-m", "mculora.serving.clip_command", str(clip), "--out", str(tmp_path / "out")]
+        args = [sys.executable, "-m", "mculora.cli", "clip", str(clip), "--out", str(tmp_path / "out"), "--overwrite"]
         return subprocess.run(
             [*args, "--checkpoint", str(demo_checkpoint), *options], capture_output=True, text=True, timeout=300
         )
 
     enrolled = command("--enrol", str(clip))
     assert enrolled.returncode == 0, enrolled.stderr[-2000:]
-    record = json.loads((tmp_path / "out" / "calm.json").read_text())
+    record = json.loads((tmp_path / "out" / "calm.mp4.json").read_text())
     assert record["without_profile"] is not None and record["summary"] != record["without_profile"]
     saved = predictor.enrol(clip=str(clip))
     saved.save(tmp_path / "me.json")
     from_file = command("--profile", str(tmp_path / "me.json"))
     assert from_file.returncode == 0, from_file.stderr[-2000:]
-    again = json.loads((tmp_path / "out" / "calm.json").read_text())["summary"]
+    again = json.loads((tmp_path / "out" / "calm.mp4.json").read_text())["summary"]
     for method, per_combination in record["summary"].items():
         for combination, probabilities in per_combination.items():
             assert again[method][combination] == pytest.approx(probabilities, abs=1e-5)

@@ -147,6 +147,7 @@ def test_the_folder_serves_the_demo_on_its_own(folder, tmp_path):
 
 def test_zero_gpu_wraps_every_model_event_and_hides_the_live_stream(monkeypatch, demo_checkpoint):
     import app
+    from mculora.serving import page
     from mculora.serving.predictor import Predictor
 
     requested = []
@@ -155,7 +156,7 @@ def test_zero_gpu_wraps_every_model_event_and_hides_the_live_stream(monkeypatch,
         requested.append(duration)
         return lambda fn: fn
 
-    monkeypatch.setattr(app, "spaces", types.SimpleNamespace(GPU=gpu))
+    monkeypatch.setattr(page, "spaces", types.SimpleNamespace(GPU=gpu))
     predictor = Predictor.from_pretrained(demo_checkpoint, device="cpu")
     demo = app.build_demo(predictor, demo_checkpoint)
     assert requested == [] and live_tab(demo).visible  # off ZeroGPU the decorator is not even asked for

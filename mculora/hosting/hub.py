@@ -122,7 +122,7 @@ def push(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mculora.hosting.hub", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mculora hub", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     pull = commands.add_parser("pull", help="download a checkpoint (or find it in the cache); prints its directory")
     pull.add_argument("reference", help="owner/name or owner/name@revision")

@@ -228,7 +228,7 @@ Then pick the hardware in the Space's settings: cpu-basic, a GPU, or ZeroGPU (Py
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mculora.hosting.space", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mculora space", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "space", help="the folder to (re)create")
     parser.add_argument("--check", type=Path, metavar="FOLDER", help="only validate an existing Space folder")
     args = parser.parse_args(argv)

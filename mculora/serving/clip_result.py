@@ -126,3 +126,31 @@ class ClipResult:
 
     def json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
+
+
+SUMMARY_COLUMNS = ["clip", "method", "combination", "label", "windows", "windows_with_face", "windows_with_speech"]
+
+
+def summary_records(record: dict, clip: str) -> list[dict]:
+    """The summary rows of one clip's JSON record (`ClipResult.to_dict`, as written or read back): per method and
+    combination (``all``: each window's every modality) its pooled probabilities and label, with how many windows the
+    clip has and how many of them showed a face or held speech. Columns: `SUMMARY_COLUMNS`, then one per label."""
+    windows = record["windows"]
+    counts = {
+        "windows": len(windows),
+        "windows_with_face": sum(w["face"] for w in windows),
+        "windows_with_speech": sum(w["speech"] for w in windows),
+    }
+    return [
+        {
+            "clip": clip,
+            "method": method,
+            "combination": combination,
+            "label": max(pooled, key=pooled.get),
+            **counts,
+            **{label: round(p, 6) for label, p in pooled.items()},
+        }
+        for method, combinations in record["summary"].items()
+        for combination, pooled in combinations.items()
+        if pooled
+    ]
