@@ -20,6 +20,8 @@ Sections, each measured in this one run so that ratios compare like with like on
   Predictor; then `benchmarks/load.py` against ``python app.py``: cold start, throughput and p95 with 16 clients on
   the mixed profile and 32 clients on full requests, peak server memory. The clients pass ``ssl_verify=False``
   (the server is plain HTTP; see `served.api_client`); ``/predict`` is also timed with gradio_client's defaults.
+* **clip contention**: `benchmarks/clip_contention.py`: ``/predict``'s p50 and p95 idle, and while a 120 s clip
+  scores on ``/predict_clip`` of the same server, their ratio, and the clip's speed under that load.
 
 Every median is over ``--repeats`` calls after a warm-up call. Nothing here is asserted: see the README.
 """
@@ -44,6 +46,7 @@ from gradio_client import Client, handle_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the served-app helper the tests use
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import clip_contention  # noqa: E402
 import load  # noqa: E402
 from served import served_demo  # noqa: E402
 
@@ -338,6 +341,17 @@ def markdown(results: dict) -> str:
         f"| app cold start (process start to page served) | {app['cold_start_s']:.1f} s |",
         f"| server peak RSS | {app['server_peak_rss_mb']:.0f} MB |",
     ]
+    sharing = results["clip_contention"]
+    lines += [
+        "",
+        f"| `/predict` while another visitor's clip scores ({sharing['clip']}) | p50 | p95 |",
+        "|---|---|---|",
+        f"| idle | {sharing['predict_idle_p50_ms']:.0f} ms | {sharing['predict_idle_p95_ms']:.0f} ms |",
+        f"| while the clip scores ({sharing['predict_calls_under_clip']} calls) | "
+        f"{sharing['predict_under_clip_p50_ms']:.0f} ms | {sharing['predict_under_clip_p95_ms']:.0f} ms "
+        f"({sharing['p95_ratio']:.2f}x idle) |",
+        f"| the clip meanwhile | {sharing['clip_wall_s']:.1f} s: {sharing['clip_realtime_factor']:.1f}x real time | |",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -361,6 +375,7 @@ def main() -> None:
         "clip": clip_section(args.checkpoint),
     }
     results["app"] = app_section(predictor, args.checkpoint, args.repeats, results["predictor"])
+    results["clip_contention"] = clip_contention.measure(predictor, args.checkpoint)
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))

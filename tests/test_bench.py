@@ -59,3 +59,16 @@ def test_the_serving_comparison_times_full_requests_three_ways(predictor, monkey
     threads = result["threads"]
     assert batch_limits == [served_batch] * (threads + 2) + [1] * 2 * (threads + 2), batch_limits
     assert predictor.torch_thread.max_batch == served_batch
+
+
+def test_the_clip_contention_section_times_predictions_idle_and_while_the_clip_scores(predictor, demo_checkpoint):
+    import clip_contention
+
+    result = clip_contention.measure(predictor, demo_checkpoint, seconds=6.0, calls=3)
+    assert (
+        result["predict_calls_under_clip"] >= 1 and 0 < result["predict_idle_p50_ms"] <= result["predict_idle_p95_ms"]
+    )
+    assert result["p95_ratio"] == result["predict_under_clip_p95_ms"] / result["predict_idle_p95_ms"]
+    # The clip ran while the predictions were timed: its wall time covers them.
+    assert result["clip_wall_s"] * 1000 >= result["predict_under_clip_p50_ms"]
+    assert abs(result["clip_realtime_factor"] * result["clip_wall_s"] - 6.0) < 0.1

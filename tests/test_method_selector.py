@@ -137,3 +137,60 @@ def test_the_page_shows_both_methods_side_by_side(both, tmp_path):
     ]
     assert "mplmm has no adapters" in contributions.layout.title.text
     assert plots.ablation_record(both.predict_combinations(text=TEXT), both.labels)["rows"][0]["method"] == "mcu-lora"
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory) -> Path:
+    """Four seconds of the example face while the example voice speaks."""
+    import numpy as np
+    from PIL import Image
+
+    from mculora.preprocess.audio import prepare_audio
+    from mculora.serving.clip_writer import compose_clip
+
+    face = np.asarray(Image.open(FACE).convert("RGB"))
+    speech = prepare_audio(str(SPEECH)).samples
+    return compose_clip(tmp_path_factory.mktemp("talk") / "talk.mp4", [(face, speech, 4.0)], width=320, height=240)
+
+
+def _close(summary: dict, other: dict) -> bool:
+    return all(
+        other[combination][label] == pytest.approx(p, abs=1e-5)
+        for combination, probabilities in summary.items()
+        for label, p in probabilities.items()
+    )
+
+
+@pytest.mark.slow
+def test_a_clip_scored_under_both_methods_gives_each_methods_own_windows(both, talk):
+    together = both.predict_clip(str(talk), methods=both.methods)
+    assert together.methods == both.methods == ["mcu-lora", "mplmm"]
+    for window in together.windows:
+        assert {row.method for row in window.rows} == set(both.methods)
+        assert window.all_modalities("mplmm").combination == window.all_modalities("mcu-lora").combination
+    for method in both.methods:
+        alone = both.predict_clip(str(talk), methods=[method])
+        assert alone.methods == [method] and _close(alone.summary[method], together.summary[method])
+    assert together.summary["mplmm"] != together.summary["mcu-lora"]
+
+
+@pytest.mark.slow
+def test_predict_clip_runs_the_method_asked_for_and_the_page_shows_both(served_methods, both, talk):
+    from gradio_client import handle_file
+
+    from mculora.serving.demo import ClipJob, DemoCallbacks
+
+    _, client = served_methods
+    api = client.predict(handle_file(str(talk)), None, "", True, True, True, "mplmm", api_name="/predict_clip")
+    direct = both.predict_clip(str(talk), methods=["mplmm"])
+    assert api["methods"] == ["mplmm"] and _close(api["summary"]["mplmm"], direct.summary["mplmm"])
+
+    outputs = DemoCallbacks(both).clip_view(str(talk), None, "", True, True, True, "mplmm", True, ClipJob())
+    result = outputs[-1]
+    assert result.methods == ["mcu-lora", "mplmm"]
+    strip = outputs[2]  # one panel of cells per method, stacked
+    assert [a.text for a in strip.layout.annotations] == ["mcu-lora", "mplmm"] and len(strip.data) == 2
+    peer_panel = strip.data[1]
+    shown = [cell.split()[0] for cell in peer_panel.customdata[list(peer_panel.y).index("av")]]
+    assert shown == [window.row("mplmm", "av").label for window in result.windows]
+    assert [row["method"] for row in json.loads(Path(outputs[5]).read_text())["windows"][0]["rows"]][-1] == "mplmm"

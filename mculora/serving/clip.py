@@ -30,7 +30,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ MAX_WINDOWS = 480
 _FACE_BATCH = 16  # face crops encoded at once (each crop is 150 kB; a clip's frames are never all held)
 
 
+T = TypeVar("T")
+
+
 class ClipCancelled(Exception):
     """Raised by a progress callback to stop scoring a clip."""
 
@@ -66,6 +69,8 @@ class ClipScorer(Protocol):
     labels: list[str]
     device: torch.device
     featurizer: Featurizer
+
+    def on_model_thread(self, fn: Callable[..., T], *args, **kwargs) -> T: ...
 
     def method_names(self, methods: Sequence[str | None] | None) -> list[str]: ...
 
@@ -104,7 +109,10 @@ def score_clip(
     transcribe: str | Path | None = None,
     profile: PersonProfile | None = None,
 ) -> ClipResult:
-    """`Predictor.predict_clip`'s work (see the module docstring); runs on the Predictor's torch thread.
+    """`Predictor.predict_clip`'s work (see the module docstring). It runs on the calling thread: decoding, face
+    finding and the voice activity detector there, and each piece of model work (16 face crops, a window's speech, the
+    texts, a window's combinations) as one short call on the Predictor's torch thread, so that predictions queued
+    there run between them instead of waiting for the whole clip.
     ``transcribe``: a speech-to-text model (`mculora.serving.transcribe`, opt-in) for the text without a transcript."""
     window_spans(window_s, window_s, hop_s)  # refuse bad sizes before decoding anything
     method_names = predictor.method_names(methods)  # an unknown method fails before any work
@@ -114,7 +122,10 @@ def score_clip(
     cues = read_transcript(transcript) if transcript is not None and Modality.TEXT not in dropped else None
 
     reader = ClipReader(clip)
-    frames, tracks = _face_frames(predictor.featurizer, reader, Modality.VISION not in dropped, timings, report)
+    on_model = predictor.on_model_thread
+    frames, tracks = _face_frames(
+        predictor.featurizer, reader, Modality.VISION not in dropped, timings, report, on_model
+    )
     spans = window_spans(reader.duration_s, window_s, hop_s)
     notes = list(reader.notes)
     if cues is not None and (late := sum(cue.start >= reader.duration_s for cue in cues)):
@@ -124,22 +135,22 @@ def score_clip(
     if cues is not None and text:
         notes.append("both a transcript and a sentence were given: the transcript's text is used")
     elif cues is None and not text and transcribe is not None and Modality.TEXT not in dropped:
-        cues = _transcribed(reader, transcribe, predictor.device, notes, timings, report)
+        cues = on_model(_transcribed, reader, transcribe, predictor.device, notes, timings, report)
 
     windows = [ClipWindow(i, start, end, False, 0, False, None, {}) for i, (start, end) in enumerate(spans)]
     vectors: list[dict[Modality, torch.Tensor]] = [{} for _ in spans]
-    window_vision(windows, vectors, frames, reader.video_reason, dropped, predictor.featurizer.face_logits)
-    _audio(predictor.featurizer, windows, vectors, reader, dropped, timings)
-    _text(predictor.featurizer, windows, vectors, cues, text, dropped, timings)
+    on_model(window_vision, windows, vectors, frames, reader.video_reason, dropped, predictor.featurizer.face_logits)
+    _audio(predictor.featurizer, windows, vectors, reader, dropped, timings, on_model)
+    _text(predictor.featurizer, windows, vectors, cues, text, dropped, timings, on_model)
     report(0.9, "scoring windows")
     plain: list[ClipWindow] = []  # with a profile: the windows as scored without it
     with stopwatch(timings, "model"):
         for window, usable in zip(windows, vectors, strict=True):
             if usable:
                 features = UtteranceFeatures(usable, {})
-                window.rows = predictor.combination_rows(features, (), method_names, profile)
+                window.rows = on_model(predictor.combination_rows, features, (), method_names, profile)
                 if profile is not None:
-                    plain.append(replace(window, rows=predictor.combination_rows(features, (), method_names)))
+                    plain.append(replace(window, rows=on_model(predictor.combination_rows, features, (), method_names)))
     report(1.0, "done")
     if not any(window.rows for window in windows):
         reasons = "; ".join(f"{m}: {r}" for m, r in windows[0].missing.items())
@@ -166,6 +177,7 @@ def _face_frames(
     want_faces: bool,
     timings: dict[str, float],
     report: Callable[[float, str], None],
+    on_model: Callable,
 ) -> tuple[list[tuple[float, torch.Tensor | None, int]], list[FaceTrack]]:
     """Decode the clip; for each sampled frame ``(time, vision vector or None, faces seen)``, and the face tracks."""
     frames: list[tuple[float, torch.Tensor | None, int]] = []
@@ -175,7 +187,7 @@ def _face_frames(
 
     def encode_pending() -> None:
         with stopwatch(timings, "face_encode"):
-            encoded = featurizer.encode_faces([face for _, face in pending])
+            encoded = on_model(featurizer.encode_faces, [face for _, face in pending])
         frames.extend((time, vector, face.faces_seen) for (time, face), vector in zip(pending, encoded, strict=True))
         pending.clear()
 
@@ -236,6 +248,7 @@ def _audio(
     reader: ClipReader,
     dropped: set[Modality],
     timings: dict[str, float],
+    on_model: Callable,
 ) -> None:
     if Modality.AUDIO in dropped or reader.audio is None:
         reason = DROPPED if Modality.AUDIO in dropped else reader.audio_reason
@@ -254,7 +267,7 @@ def _audio(
             continue
         try:
             samples = (TARGET_SAMPLE_RATE, reader.audio[first:last])
-            usable[Modality.AUDIO] = featurizer.audio(samples, timings, [], check_speech=False)
+            usable[Modality.AUDIO] = on_model(featurizer.audio, samples, timings, [], check_speech=False)
             window.speech = True
         except UnusableInput as reason:
             window.missing[Modality.AUDIO.value] = str(reason)
@@ -268,6 +281,7 @@ def _text(
     text: str | None,
     dropped: set[Modality],
     timings: dict[str, float],
+    on_model: Callable,
 ) -> None:
     if Modality.TEXT in dropped:
         for window in windows:
@@ -280,7 +294,7 @@ def _text(
         texts = [text or None] * len(windows)
         absent = NOT_GIVEN
     distinct = sorted({t for t in texts if t is not None})
-    encoded = dict(zip(distinct, featurizer.texts(distinct, timings), strict=True))
+    encoded = dict(zip(distinct, on_model(featurizer.texts, distinct, timings), strict=True))
     for window, usable, window_text in zip(windows, vectors, texts, strict=True):
         window.text = window_text
         vector = encoded.get(window_text) if window_text is not None else UnusableInput(absent)

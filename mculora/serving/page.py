@@ -57,6 +57,9 @@ ROOT = _PROJECT if (_PROJECT / "checkpoints" / "default").is_dir() else Path.cwd
 DEFAULT_CHECKPOINT = ROOT / "checkpoints" / "default"
 EXAMPLES = _PROJECT / "assets" / "examples"  # the examples row is left out where they are not
 MODEL = "model"  # one concurrency group for every event that runs the model
+# Clips score and annotate one at a time in a group of their own: a second visitor's clip waits with its place in the
+# queue shown, while predictions go on (a clip hands the model over in short pieces, `mculora.serving.clip`).
+CLIPS = {"concurrency_id": "clips", "concurrency_limit": 1}
 
 INTRO = """\
 # mculora: emotion recognition that copes with missing modalities
@@ -265,7 +268,7 @@ def build_demo(
             [clip, transcript, text, *toggles, method, side_by_side, clip_job, *personal],
             [clip_summary, clip_timeline, clip_strip, clip_table, clip_csv, clip_json, clip_result],
             api_visibility="private",
-            concurrency_id=MODEL,
+            **CLIPS,
         )
         cancel_clip.click(callbacks.cancel_clip, clip_job, None, cancels=[clip_event], api_visibility="private")
         clip_combination.change(
@@ -279,7 +282,7 @@ def build_demo(
             [clip, clip_result, clip_combination],
             clip_video,
             api_visibility="private",
-            concurrency_id=MODEL,
+            **CLIPS,
         )
 
         # The public API: JSON endpoints on hidden triggers, so clients get data rather than page updates. Plain files
@@ -298,7 +301,7 @@ def build_demo(
             [clip_file, transcript_file, text, *toggles, method, enrolment_file],
             raw,
             api_name="predict_clip",
-            concurrency_id=MODEL,
+            **CLIPS,
         )
 
         examples = sorted(EXAMPLES.glob("*.json"))

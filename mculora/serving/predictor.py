@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -47,6 +47,8 @@ from mculora.serving.clip import score_clip
 from mculora.serving.clip_result import ClipResult
 from mculora.serving.prediction import CombinationRow, Contributions, Prediction
 from mculora.serving.torch_thread import TorchThread, on_torch_thread
+
+T = TypeVar("T")
 
 
 class NothingToPredict(ValueError):
@@ -157,6 +159,13 @@ class Predictor:
         if method not in self.models:
             raise UnknownMethod(f"no checkpoint for method {method!r}; this predictor has: {', '.join(self.models)}")
         return MethodNetwork(*self.models[method])
+
+    def on_model_thread(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """``fn(*args, **kwargs)`` on this Predictor's torch thread (in place without one): how work that holds the
+        model only in short pieces, like scoring a clip, hands over each piece, so queued predictions run between."""
+        if self.torch_thread is None:
+            return fn(*args, **kwargs)
+        return self.torch_thread.run(fn, *args, **kwargs)
 
     def method_names(self, methods: Sequence[str | None] | None) -> list[str]:
         """``methods`` by name (None, or a None among them: the default); `UnknownMethod` for one not loaded."""
@@ -380,7 +389,6 @@ class Predictor:
             ]
         return rows
 
-    @on_torch_thread
     def predict_clip(
         self,
         clip: str | Path,
