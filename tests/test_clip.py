@@ -14,6 +14,7 @@ import pytest
 from clips import confident_part, two_part_clip
 
 from mculora.preprocess import UnusableInput
+from mculora.preprocess.clip import ClipReader
 from mculora.serving.annotate import write_annotated_video
 from mculora.serving.clip import MAX_WINDOWS, ClipCancelled, window_spans
 from mculora.serving.clip_result import ALL
@@ -213,6 +214,30 @@ def test_progress_is_reported_and_can_cancel(predictor, two_label_clip):
 
     with pytest.raises(ClipCancelled):
         predictor.predict_clip(two_label_clip, progress=cancel)
+
+
+def test_a_recording_without_a_declared_length_reports_progress_and_cancels_while_read(predictor, parts, tmp_path):
+    """Browsers record WebM without a length in its header: progress then follows the bytes read."""
+    happy, _ = parts
+    path = compose_clip(
+        tmp_path / "recorded.webm", [(happy.face, None, 8.0)], sample_rate=None, container_options={"live": "1"}
+    )
+    assert ClipReader(path).expected_seconds is None
+    seen = []
+    predictor.predict_clip(path, progress=lambda fraction, stage: seen.append((fraction, stage)))
+    reading = [fraction for fraction, stage in seen if stage.startswith("reading")]
+    assert reading == sorted(reading) and len(set(reading)) > 5 and 0.6 < reading[-1] <= 0.85
+
+    stages = []
+
+    def cancel(fraction, stage):
+        stages.append(stage)
+        if fraction > 0.3:
+            raise ClipCancelled
+
+    with pytest.raises(ClipCancelled):
+        predictor.predict_clip(path, progress=cancel)
+    assert stages[-1].startswith("reading the clip")  # stopped while the clip was being read
 
 
 @pytest.mark.slow

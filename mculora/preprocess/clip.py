@@ -84,12 +84,18 @@ class ClipReader:
         self.duration_s = 0.0
         self.notes: list[str] = []
         self._chunks: list[np.ndarray] = []
+        self._file_bytes, self._bytes_read = self.path.stat().st_size, 0
 
     @property
     def expected_seconds(self) -> float | None:
         """The length the container declares (capped), for progress bars; None when it does not say (browser
         recordings often do not)."""
         return None if self._declared_s is None else min(self._declared_s, self.max_seconds)
+
+    @property
+    def read_fraction(self) -> float:
+        """The share of the file's bytes read so far: progress for a clip that declares no length."""
+        return min(1.0, self._bytes_read / max(1, self._file_bytes))
 
     def frames(self) -> Iterator[tuple[float, np.ndarray]]:
         """``(seconds, RGB uint8 [H, W, 3])`` for each sampled video frame, in time order; the soundtrack is decoded
@@ -103,6 +109,7 @@ class ClipReader:
         past_cap = set()
         try:
             for packet in self._container.demux(streams):
+                self._bytes_read += packet.size
                 if packet.stream in past_cap:
                     continue
                 for frame in self._decode(packet):

@@ -198,8 +198,9 @@ def _face_frames(
         if item is None:
             break
         time, rgb = item
-        if expected:
-            report(0.85 * min(1.0, time / expected), f"reading the clip: {time:.0f} s")
+        # A clip that declares no length (a browser's recording) reports how much of the file has been read.
+        done = min(1.0, time / expected) if expected else reader.read_fraction
+        report(0.85 * done, f"reading the clip: {time:.0f} s")
         if not want_faces:
             continue
         with stopwatch(timings, "face_detect"):

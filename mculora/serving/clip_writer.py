@@ -32,7 +32,9 @@ class ClipWriter:
     """A clip file being written; ``width=None`` writes an audio-only file, ``sample_rate=None`` a silent one.
 
     ``video_codec`` / ``audio_codec`` default by the file's extension (`_CODECS`). ``rotation``: degrees of display
-    rotation to record in the file (as phones do for portrait video). ``bitrate``: the audio bitrate in bit/s."""
+    rotation to record in the file (as phones do for portrait video). ``bitrate``: the audio bitrate in bit/s.
+    ``container_options``: the muxer's, e.g. ``{"live": "1"}`` for a WebM without a declared length, as browsers
+    record."""
 
     def __init__(
         self,
@@ -46,10 +48,11 @@ class ClipWriter:
         audio_codec: str | None = None,
         rotation: int = 0,
         bitrate: int | None = None,
+        container_options: dict[str, str] | None = None,
     ) -> None:
         path = Path(path)
         default_video, default_audio = _CODECS.get(path.suffix.lower(), _CODECS[".mp4"])
-        self._container = av.open(str(path), mode="w")
+        self._container = av.open(str(path), mode="w", options=container_options or {})
         self._video = self._audio = None
         self._frames = 0
         self.fps = fps
