@@ -139,3 +139,47 @@ def test_the_clip_tab_callback_and_cancel(predictor, clip, transcript):
     with pytest.raises(gr.Error, match="cancelled"):
         callbacks.clip_view(str(clip), None, "", True, True, True, None, False, job, progress=progress)
     assert len(reports) == 1  # stopped at the first report after the press
+
+
+def test_a_second_clip_waits_its_turn_with_its_place_shown_while_predictions_go_on(
+    served_app, predictor, clip, monkeypatch
+):
+    """Clips score one at a time in a queue of their own: another visitor's clip waits with its position, never
+    fails, and a prediction sent meanwhile is answered at once."""
+    import threading
+    import time
+
+    from gradio_client.utils import Status
+
+    _, client = served_app
+    gate, score = threading.Event(), predictor.predict_clip
+    calls = []
+
+    def held_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            gate.wait(timeout=120)
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(predictor, "predict_clip", held_first)
+    inputs = (handle_file(clip), None, "", True, True, True, None)
+
+    def submitted(state: Status):
+        job = client.submit(*inputs, api_name="/predict_clip")
+        deadline = time.monotonic() + 60
+        while job.status().code is not state and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.status().code is state, job.status()
+        return job
+
+    try:
+        first = submitted(Status.PROCESSING)
+        second = submitted(Status.IN_QUEUE)
+        assert second.status().rank == 0  # the place in the clips' queue, as the page shows it
+        started = time.perf_counter()
+        answer = client.predict(None, None, "What a day!", True, True, True, None, api_name="/predict")
+        assert answer["used"] == ["text"] and time.perf_counter() - started < 10
+    finally:
+        gate.set()
+    results = [first.result(timeout=300), second.result(timeout=300)]
+    assert all(isinstance(r, dict) and r["windows"] for r in results)

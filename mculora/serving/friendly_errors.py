@@ -38,6 +38,7 @@ def friendly_errors(callback: Callable) -> Callable:
         ) as error:
             raise gr.Error(str(error)) from None
         except ClipCancelled:
+            log.info("%s: cancelled, the work stopped", callback.__name__)
             raise gr.Error("Scoring the clip was cancelled.") from None
         except Exception:
             log.exception("demo callback %s failed", callback.__name__)

@@ -25,9 +25,7 @@ ATTEMPTS = 3
 
 
 def write_y4m(image: Path, path: Path, width: int = 320, height: int = 240, fps: int = 10, seconds: int = 2) -> Path:
-    """A still Y4M clip of the upper, face-bearing part of ``image`` (BT.601 studio-range 4:2:0).
-
-    Written with numpy rather than ffmpeg: no ffmpeg needed, and no ``C420mpeg2`` header for chromium to reject."""
+    """A still Y4M clip of the upper, face-bearing part of ``image``."""
     from PIL import Image
 
     picture = Image.open(image).convert("RGB")
@@ -35,19 +33,27 @@ def write_y4m(image: Path, path: Path, width: int = 320, height: int = 240, fps:
     crop_height = crop_width * height // width
     left = (picture.width - crop_width) // 2
     frame = picture.crop((left, 0, left + crop_width, crop_height)).resize((width, height), Image.BICUBIC)
-    r, g, b = np.moveaxis(np.asarray(frame, dtype=np.float64), -1, 0)
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    return write_y4m_frames([np.asarray(frame)] * (fps * seconds), path, fps)
+
+
+def write_y4m_frames(frames: list[np.ndarray], path: Path, fps: int = 10) -> Path:
+    """RGB frames of one size as a Y4M clip (BT.601 studio-range 4:2:0), which chromium's fake camera loops.
+
+    Written with numpy rather than ffmpeg: no ffmpeg needed, and no ``C420mpeg2`` header for chromium to reject."""
+    height, width = frames[0].shape[:2]
 
     def subsample(plane: np.ndarray) -> np.ndarray:  # 4:2:0: one chroma sample per 2x2 block
         return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
 
-    planes = b"".join(np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, subsample(cb), subsample(cr)))
     with path.open("wb") as out:
         out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(fps * seconds):
-            out.write(b"FRAME\n" + planes)
+        for frame in frames:
+            r, g, b = np.moveaxis(frame.astype(np.float64), -1, 0)
+            y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+            cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+            cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+            planes = (y, subsample(cb), subsample(cr))
+            out.write(b"FRAME\n" + b"".join(np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in planes))
     return path
 
 
