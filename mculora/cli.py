@@ -23,6 +23,7 @@ COMMANDS = {
     "space": ("mculora.hosting.space", "a self-contained Hugging Face Space folder, validated"),
     "train": ("mculora.training.train", "train and evaluate one method on a benchmark"),
     "compare": ("mculora.training.compare", "several methods under one protocol, one table"),
+    "adapt": ("mculora.training.adapt", "adapt a trained checkpoint to a dataset's new conditions"),
     "adapter-health": ("mculora.training.adapter_health", "every adapter's size and gradient, the dead ones"),
     "checkpoint": ("mculora.recipes.default", "re-make a shipped checkpoint from the shared data"),
     "person-report": ("mculora.recipes.person_adaptation", "a checkpoint's person reference and unseen-people report"),

@@ -138,3 +138,49 @@ def test_the_mculora_command_and_its_subcommands_answer_help():
 def test_no_clip_found_is_a_clear_error(tmp_path):
     done = run_command("clip", str(tmp_path))
     assert done.returncode != 0 and "no clips found" in done.stderr
+
+
+def test_serve_without_the_demo_extra_says_how_to_get_it():
+    script = "import sys; sys.modules['gradio'] = None\nfrom mculora.cli import main\nsys.exit(main(['serve']))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and 'pip install "mculora[demo]"' in done.stderr
+
+
+@pytest.mark.slow
+def test_pip_install_gives_the_library_and_the_command_outside_the_checkout(folder, tmp_path, demo_checkpoint):
+    """The wheel built from pyproject.toml, installed into a fresh environment whose dependencies are the tested
+    stack's (this environment's site-packages on its path, so pip finds every requirement installed and fetches
+    none): `mculora clip` runs from another folder on the installed package, not on this checkout."""
+    import site
+    import venv
+
+    wheels, env = tmp_path / "wheels", tmp_path / "env"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(Path(__file__).parents[1])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+    own = subprocess.run(
+        [python, "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True
+    )
+    (Path(own.stdout.strip()) / "tested_stack.pth").write_text(site.getsitepackages()[0] + "\n")
+    wheel = next(wheels.glob("mculora-*.whl"))
+    installed = subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    where = subprocess.run(
+        [python, "-c", "import mculora; print(mculora.__file__)"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert where.stdout.startswith(str(env)), where.stdout
+    done = subprocess.run(
+        [env / "bin" / "mculora", "clip", str(folder / "talk.mp4"), "--out", "out", "--checkpoint", demo_checkpoint],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out" / "talk.mp4.json").is_file() and (tmp_path / "out" / "summary.csv").is_file()
