@@ -15,10 +15,12 @@ from mculora.training.evaluate import CONDITIONS
 
 @pytest.fixture(scope="module")
 def tiny_run(shared_data, tmp_path_factory):
-    """The tiny recipe's feature cache (work) and checkpoint (out), shared by the tests of what builds on them."""
+    """The tiny recipe's feature cache (work) and checkpoint (out), shared by the tests of what builds on them; with
+    session training on (the shipped checkpoint's recipe has it off), so that its path and its card are exercised."""
     root = tmp_path_factory.mktemp("recipe")
     work, out = root / "work", root / "checkpoints" / "default"
-    recipe(["--tiny", "--data-root", str(shared_data), "--work", str(work), "--out", str(out)])
+    options = ["--session-share", "0.5", "--fold-epoch-scale", "1.0"]
+    recipe(["--tiny", "--data-root", str(shared_data), "--work", str(work), "--out", str(out), *options])
     return work, out
 
 
