@@ -30,7 +30,7 @@ class RecipeConfig:
     # The fold networks give the vectors the fusion trains on, the served ones those it is tested and served on: trained
     # for fewer epochs, their outputs are weaker than the served ones and the fusion learns to under-trust them. 1.0
     # (with --session-share 0.5) made a candidate that read faces better but some modalities alone worse: not shipped
-    # (docs/reports/generalisation.md, "A candidate that was not shipped"); the default makes the shipped checkpoint.
+    # (docs/reports/generalisation.md, "A candidate that was not shipped"); the defaults are the shipped checkpoint's.
     fold_epoch_scale: float = field(
         default=0.5, metadata={"help": "the fold networks' epochs as a fraction of the served networks'"}
     )
