@@ -44,10 +44,13 @@ def build_clip(folder: Path, seconds: float, width: int = 1280, height: int = 72
     clip = compose_clip(folder / "talk.mp4", parts, width=width, height=height, fps=30.0)
     cues = ["What a lovely surprise this is!", "I feel so low today."]
     transcript = folder / "talk.srt"
+
+    def stamp(seconds: float) -> str:
+        minutes, rest = divmod(round(seconds * 1000), 60_000)
+        return f"00:{minutes:02d}:{rest // 1000:02d},{rest % 1000:03d}"
+
     transcript.write_text(
-        "\n".join(
-            f"{k + 1}\n00:00:{3 * k:02d},000 --> 00:00:{3 * k + 2:02d},800\n{cues[k % 2]}\n" for k in range(len(parts))
-        )
+        "\n".join(f"{k + 1}\n{stamp(3 * k)} --> {stamp(3 * k + 2.8)}\n{cues[k % 2]}\n" for k in range(len(parts)))
     )
     return clip, transcript
 
