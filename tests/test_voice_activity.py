@@ -11,7 +11,7 @@ import pytest
 
 from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import MIN_SECONDS, TARGET_SAMPLE_RATE, prepare_audio
-from mculora.preprocess.voice_activity import require_speech, speech_seconds, speech_spans
+from mculora.preprocess.voice_activity import FRAME, require_speech, speech_frames, speech_seconds
 from mculora.serving.clip_writer import compose_clip
 from mculora.serving.predictor import NothingToPredict
 
@@ -51,14 +51,26 @@ def test_loud_sounds_that_are_no_voice_are_refused_with_the_reason(name):
         require_speech(samples)
 
 
-def test_speech_is_found_and_its_spans_are_where_the_voice_is():
+def test_speech_is_found_and_its_frames_are_where_the_voice_is():
     speech = prepare_audio(str(SPEECH)).samples
     require_speech(speech)
     padded = np.concatenate([np.zeros(2 * RATE, np.float32), speech, np.zeros(2 * RATE, np.float32)])
-    spans = speech_spans(padded)
-    assert spans and spans[0][0] >= 1.8 * RATE and spans[-1][1] <= padded.size - 1.8 * RATE
-    assert speech_seconds(spans, 0, 2 * RATE) < 0.1
-    assert speech_seconds(spans) > 0.7 * speech.size / RATE
+    frames = speech_frames(padded)
+    marked = np.flatnonzero(frames) * FRAME
+    assert marked.size and marked[0] >= 1.8 * RATE and marked[-1] <= padded.size - 1.8 * RATE
+    assert speech_seconds(frames, 0, 2 * RATE) < 0.1
+    assert speech_seconds(frames) > 0.7 * speech.size / RATE
+
+
+def test_each_thread_reads_with_a_model_of_its_own():
+    """Request threads never wait on each other's audio, and a thread's verdict is the same as alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    speech = prepare_audio(str(SPEECH)).samples
+    alone = speech_frames(speech)
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(speech_frames, [speech] * 8))
+    assert all(np.array_equal(frames, alone) for frames in together)
 
 
 def test_the_predictor_reads_a_tone_as_no_speech(predictor):
@@ -90,6 +102,7 @@ def test_speech_in_the_shared_corpora_is_found(shared_data, corpus, column, rate
         pytest.skip(f"{labels} not found")
     paths = pd.read_csv(labels)[column].iloc[::4]
     found = [
-        speech_seconds(speech_spans(prepare_audio(str(shared_data / corpus / p)).samples)) >= MIN_SECONDS for p in paths
+        speech_seconds(speech_frames(prepare_audio(str(shared_data / corpus / p)).samples)) >= MIN_SECONDS
+        for p in paths
     ]
     assert np.mean(found) >= rate

@@ -12,9 +12,9 @@ vectors are kept. The clip is then cut into windows of ``window_s`` seconds ever
 * vision: its frames that show a face, pooled so that an expression held for half a second is not averaged away
   (`mculora.serving.window_pooling`; each frame's weight is recorded); the largest face of a frame is scored and the
   window reports how many faces its frames showed at most; or missing with the reason;
-* audio: its stretch of the soundtrack, when it holds speech: at least `MIN_SECONDS` of it within the spans a voice
-  activity detector finds in the whole soundtrack (`mculora.preprocess.voice_activity`: a pause, a tone, music or a
-  fan is not speech, however loud);
+* audio: its stretch of the soundtrack, when it holds speech: at least `MIN_SECONDS` of it in the frames a voice
+  activity detector marks as speech in the whole soundtrack (`mculora.preprocess.voice_activity`: a pause, a tone,
+  music or a fan is not speech, however loud);
 * text: the transcript cues that overlap it, or the typed sentence for every window, or none;
 * one batched pass per window and method over every non-empty subset of its usable modalities.
 
@@ -42,7 +42,7 @@ from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import MIN_SECONDS, SILENCE_PEAK_DBFS, TARGET_SAMPLE_RATE
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.transcript import Cue, read_transcript, window_texts
-from mculora.preprocess.voice_activity import no_speech_reason, speech_seconds, speech_spans
+from mculora.preprocess.voice_activity import no_speech_reason, speech_frames, speech_seconds
 from mculora.serving.clip_result import ALL, ClipResult, ClipWindow, FaceTrack
 from mculora.serving.prediction import CombinationRow
 from mculora.serving.window_pooling import window_vision
@@ -260,10 +260,10 @@ def _audio(
         for window in windows:
             window.missing[Modality.AUDIO.value] = f"the soundtrack is silent (peak below {SILENCE_PEAK_DBFS:.0f} dBFS)"
         return
-    spans = speech_spans(reader.audio)
+    speech = speech_frames(reader.audio)
     for window, usable in zip(windows, vectors, strict=True):
         first, last = (int(t * TARGET_SAMPLE_RATE) for t in (window.start, window.end))
-        if (seconds := speech_seconds(spans, first, last)) < MIN_SECONDS:
+        if (seconds := speech_seconds(speech, first, last)) < MIN_SECONDS:
             window.missing[Modality.AUDIO.value] = no_speech_reason(seconds, "this window")
             continue
         try:

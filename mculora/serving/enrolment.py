@@ -28,7 +28,7 @@ from mculora.preprocess import UnusableInput
 from mculora.preprocess.audio import MIN_SECONDS, TARGET_SAMPLE_RATE, prepare_audio
 from mculora.preprocess.clip import ClipReader
 from mculora.preprocess.vision import Face
-from mculora.preprocess.voice_activity import no_speech_reason, speech_seconds, speech_spans
+from mculora.preprocess.voice_activity import no_speech_reason, speech_frames, speech_seconds
 
 SEGMENT_S = 3.0
 MIN_SPEECH_S = 3.0
@@ -143,12 +143,12 @@ def _voice_segments(sources: Sequence, reasons: list[str]) -> tuple[list[np.ndar
         except UnusableInput as reason:
             reasons.append(str(reason))
             continue
-        spans = speech_spans(samples)
-        if speech_seconds(spans) < MIN_SECONDS:
-            reasons.append(no_speech_reason(speech_seconds(spans)))
+        speech = speech_frames(samples)
+        if speech_seconds(speech) < MIN_SECONDS:
+            reasons.append(no_speech_reason(speech_seconds(speech)))
             continue
         for start in range(0, samples.size, step):
-            if (seconds := speech_seconds(spans, start, start + step)) < MIN_SECONDS:
+            if (seconds := speech_seconds(speech, start, start + step)) < MIN_SECONDS:
                 continue  # a pause between sentences, or the tail of the recording
             try:
                 segments.append(prepare_audio((TARGET_SAMPLE_RATE, samples[start : start + step])).samples)
