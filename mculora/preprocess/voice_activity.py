@@ -2,7 +2,7 @@
 
 Loudness says that something sounds; a tone, music without singing, a fan or a dial tone behind a silent face are
 loud too, and read as speech they would drive the audio path and, through fusion, the label. silero-vad (MIT) ships
-its model inside its wheel, so it runs offline. It scores 32 ms frames of 16 kHz audio (about 0.3 ms each on one
+its model inside its wheel, so it runs offline. It scores 32 ms frames of 16 kHz audio (about 0.5 ms each on one
 core here); a frame is speech when its probability reaches `THRESHOLD`.
 
 `speech_frames` marks every frame of a recording (a clip's soundtrack, once), `speech_seconds` counts the marked
