@@ -84,10 +84,11 @@ class Featurizer:
     # -- preparing: decoding and checks, no encoder ----------------------------------------------------------
 
     def prepare_audio(
-        self, source, timings: dict[str, float], notes: list[str], check_speech: bool = True
+        self, source, timings: dict[str, float], notes: list[str], check_speech: bool = False
     ) -> PreparedAudio:
-        """Any supported audio input, decoded, resampled and trimmed, that holds speech (``check_speech=False``: the
-        caller has checked already, as a clip does once for its whole soundtrack). Raises `UnusableInput`."""
+        """Any supported audio input, decoded, resampled and trimmed; with ``check_speech``, refused unless it holds
+        speech (a prediction's input; a corpus being extracted is speech by construction, and a clip checks its
+        soundtrack once). Raises `UnusableInput`."""
         with stopwatch(timings, "audio_preprocess"):
             prepared = prepare_audio(source)
             if check_speech:
@@ -129,7 +130,7 @@ class Featurizer:
             else:
                 try:
                     if modality is Modality.AUDIO:
-                        result.audio = self.prepare_audio(audio, result.timings_ms, result.notes)
+                        result.audio = self.prepare_audio(audio, result.timings_ms, result.notes, check_speech=True)
                     elif modality is Modality.TEXT:
                         with stopwatch(result.timings_ms, "text_preprocess"):
                             result.text = prepare_text(text)
@@ -203,9 +204,9 @@ class Featurizer:
         (`mculora.serving.window_pooling`)."""
         return isinstance(self.encoders[Modality.VISION], FaceExpressionEncoder)
 
-    def audio(self, source, timings: dict[str, float], notes: list[str], check_speech: bool = True) -> torch.Tensor:
+    def audio(self, source, timings: dict[str, float], notes: list[str]) -> torch.Tensor:
         """Any supported audio input -> the audio encoder's vector. Raises `UnusableInput`."""
-        prepared = self.prepare_audio(source, timings, notes, check_speech)
+        prepared = self.prepare_audio(source, timings, notes)
         with stopwatch(timings, "audio_encode"):
             return self.encoders[Modality.AUDIO].encode([prepared.samples])[0]
 

@@ -267,8 +267,9 @@ def _audio(
             window.missing[Modality.AUDIO.value] = no_speech_reason(seconds, "this window")
             continue
         try:
-            samples = (TARGET_SAMPLE_RATE, reader.audio[first:last])
-            usable[Modality.AUDIO] = on_model(featurizer.audio, samples, timings, [], check_speech=False)
+            prepared = featurizer.prepare_audio((TARGET_SAMPLE_RATE, reader.audio[first:last]), timings, [])
+            with stopwatch(timings, "audio_encode"):
+                usable[Modality.AUDIO] = on_model(featurizer.encode_speech, [prepared.samples])[0]
             window.speech = True
         except UnusableInput as reason:
             window.missing[Modality.AUDIO.value] = str(reason)

@@ -144,8 +144,8 @@ def _voice_segments(sources: Sequence, reasons: list[str]) -> tuple[list[np.ndar
             reasons.append(str(reason))
             continue
         speech = speech_frames(samples)
-        if speech_seconds(speech) < MIN_SECONDS:
-            reasons.append(no_speech_reason(speech_seconds(speech)))
+        if (found := speech_seconds(speech)) < MIN_SECONDS:
+            reasons.append(no_speech_reason(found))
             continue
         for start in range(0, samples.size, step):
             if (seconds := speech_seconds(speech, start, start + step)) < MIN_SECONDS:
