@@ -13,13 +13,26 @@ from mculora.serving.predictor import Predictor
 from mculora.training.evaluate import CONDITIONS
 
 
+def test_the_recipe_flags_take_their_fields_types(monkeypatch):
+    import mculora.recipes.default as default
+
+    seen = []
+    monkeypatch.setattr(default, "run", seen.append)
+    recipe(["--fusion-seed", "7", "--epochs", "3", "--feature-noise", "0.25", "--out", "elsewhere"])
+    config = seen[0]
+    assert (config.fusion_seed, config.fusion_training_seed, config.seed) == (7, 7, 66)
+    assert (config.epochs, config.feature_noise, str(config.out), config.device) == (3, 0.25, "elsewhere", None)
+    recipe([])
+    assert seen[1].fusion_seed is None and seen[1].fusion_training_seed == seen[1].seed
+
+
 @pytest.fixture(scope="module")
 def tiny_run(shared_data, tmp_path_factory):
     """The tiny recipe's feature cache (work) and checkpoint (out), shared by the tests of what builds on them; with
     session training on (the shipped checkpoint's recipe has it off), so that its path and its card are exercised."""
     root = tmp_path_factory.mktemp("recipe")
     work, out = root / "work", root / "checkpoints" / "default"
-    options = ["--session-share", "0.5", "--fold-epoch-scale", "1.0"]
+    options = ["--session-share", "0.5", "--fold-epoch-scale", "1.0", "--fusion-seed", "5"]
     recipe(["--tiny", "--data-root", str(shared_data), "--work", str(work), "--out", str(out), *options])
     return work, out
 
@@ -78,6 +91,7 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
     assert au_config.encoders["profile"] == "ravdess-au"
     _, config = load_checkpoint(out)
     assert config.temperatures == {c: metrics["calibration"][c]["temperature"] for c in CONDITIONS}
+    assert config.training["seed"] == 5 and metrics["training"]["recipe"]["fusion_seed"] == "5"
     predictor = Predictor.from_pretrained(out, device="cpu")
     assert predictor.predict(text="I am so happy!").label in predictor.labels
 

@@ -32,6 +32,7 @@ import json
 import platform
 import sys
 import time
+import typing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -172,7 +173,11 @@ def cross_fitting_report(model, pools: dict, config: RecipeConfig, val_pairs: li
 
 def train_config(config: RecipeConfig, model: MCULoRAConfig | None = None) -> TrainConfig:
     train = TrainConfig(
-        method=config.method, lr=config.lr, epochs=config.epochs, batch_size=config.batch_size, seeds=[config.seed]
+        method=config.method,
+        lr=config.lr,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seeds=[config.fusion_training_seed],
     )
     if model is not None:
         train.model = model
@@ -190,13 +195,13 @@ def train_default(
     """Train the fusion on label-paired training samples; with ``sessions`` (of the training voices) a share
     ``config.session_share`` of the voices is moved by a session of their speaker (`speaker_sessions`)."""
     settings = train_config(config)
-    seed_everything(config.seed)
+    seed_everything(config.fusion_training_seed)
     method = build_method(config.method, settings)
     dims = {m.value: pools[m, "train"].vectors.shape[1] for m in MODALITIES}
     core = method.build_model(dims, len(EKMAN))
     core.set_input_statistics({m: feature_statistics(pools[m, "train"].vectors) for m in MODALITIES})
     core = core.to(device)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.fusion_training_seed)
     steps = max(1, config.samples_per_epoch // config.batch_size)
     # Noise on the descriptors and embeddings only: each encoder network's own logits (the vector's last values) carry
     # over best from out-of-fold to unseen items, and noise on them teaches the fusion to discount them.
@@ -225,7 +230,7 @@ def train_default(
         "classification",
         device,
         Workers(),
-        config.seed,
+        config.fusion_training_seed,
         log=log,
         description="default checkpoint",
     )
@@ -347,7 +352,7 @@ def run(config: RecipeConfig) -> dict:
                 architecture=network.architecture,
                 encoders=encoders,
                 dataset=dataset,
-                training={"seed": config.seed, **training},
+                training={"seed": config.fusion_training_seed, **training},
                 **extra,
             ),
         )
@@ -385,12 +390,14 @@ def tiny_settings(config: RecipeConfig) -> RecipeConfig:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    hints = typing.get_type_hints(RecipeConfig)
     for name, default in asdict(RecipeConfig()).items():
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):  # --tiny / --no-speech-band-normalised
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:
-            parser.add_argument(flag, default=default, type=type(default) if default is not None else str)
+        else:  # "X | None" fields take an X
+            kind = next(t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None))
+            parser.add_argument(flag, default=default, type=kind)
     args = parser.parse_args(argv)
     config = RecipeConfig(**vars(args))
     if config.method not in METHODS:

@@ -42,5 +42,12 @@ class RecipeConfig:
     session_share: float = field(
         default=0.0, metadata={"help": "share of training voices moved by a session of their speaker's other clips"}
     )
+    # The fusion's training (draws, noise, initialisation) apart from everything the seed fixes before it (folds,
+    # networks, features, the validation and test pairs): re-running only the fusion measures its run-to-run spread.
+    fusion_seed: int | None = field(default=None, metadata={"help": "the fusion's own seed (default: --seed)"})
     tiny: bool = field(default=False, metadata={"help": "a few items per label and split: a pipeline check"})
     device: str | None = None
+
+    @property
+    def fusion_training_seed(self) -> int:
+        return self.seed if self.fusion_seed is None else self.fusion_seed
