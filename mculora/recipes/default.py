@@ -178,6 +178,7 @@ def train_config(config: RecipeConfig, model: MCULoRAConfig | None = None) -> Tr
         epochs=config.epochs,
         batch_size=config.batch_size,
         seeds=[config.fusion_training_seed],
+        average_from_epoch=config.average_from_epoch,
     )
     if model is not None:
         train.model = model

@@ -39,6 +39,9 @@ class RecipeConfig:
     feature_noise: float = field(
         default=0.5, metadata={"help": "noise on the fusion's training vectors, in units of each feature's spread"}
     )
+    average_from_epoch: int = field(
+        default=0, metadata={"help": "0: the fusion's best epoch; k: its best running weight average from epoch k on"}
+    )
     session_share: float = field(
         default=0.0, metadata={"help": "share of training voices moved by a session of their speaker's other clips"}
     )

@@ -40,6 +40,15 @@ class TrainConfig:
             "drawn, the reference's divergence and DPFT reference point)"
         },
     )
+    # The validation score of a noisy fusion moves by a point or two from epoch to epoch, so the epoch that scores
+    # best is partly luck; a running average of the weights (SWA) moves less (docs/reports/generalisation.md).
+    average_from_epoch: int = field(
+        default=0,
+        metadata={
+            "help": "0: keep the best epoch's weights; k: from epoch k on, keep the best running average of the "
+            "weights since epoch k instead (stochastic weight averaging)"
+        },
+    )
     seeds: list[int] = field(default_factory=lambda: [66], metadata={"help": "one run per seed; mean ± std"})
     folds: list[int] | None = field(default=None, metadata={"help": "1-based folds to run (IEMOCAP); default all"})
     val_fraction: float = field(default=0.1, metadata={"help": "share of training dialogues held out for selection"})
@@ -62,6 +71,8 @@ class TrainConfig:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
         if self.lora_plus_ratio <= 0:
             raise ValueError("lora_plus_ratio must be > 0")
+        if self.average_from_epoch < 0:
+            raise ValueError("average_from_epoch must be >= 0")
 
     def __getattr__(self, name: str):
         # config.mplmm, config.cggm: a method's settings read like the other sections

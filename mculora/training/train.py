@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from mculora.checkpoint import CheckpointConfig, save_checkpoint
@@ -215,7 +216,9 @@ def fit(
 ) -> FitResult:
     """The training loop every recipe shares: train on ``epoch_batches(epoch)``, score the validation batches under
     ``conditions`` after each epoch, keep the best-scoring weights (loaded into ``core`` at the end), and let the
-    method adapt its combination sampling (DPFT). ``allowed`` restricts training combinations to some modalities."""
+    method adapt its combination sampling (DPFT). ``allowed`` restricts training combinations to some modalities.
+    With ``config.average_from_epoch`` = k, from epoch k on the candidates are the running averages of the weights
+    since epoch k; DPFT and the log's ``val`` still read the weights as trained."""
     epochs = config.schedule()[1]
     # Only the adapters of the combinations present in a batch get gradients, so DDP must look for unused ones.
     model = DistributedDataParallel(core, find_unused_parameters=True) if workers.world > 1 else core
@@ -226,6 +229,7 @@ def fit(
     sampler = method.make_sampler()
     draws = torch.Generator().manual_seed(seed * 1009 + workers.rank)
     method.before_training(core, sampler, val_batches, device)
+    averaged = AveragedModel(core, use_buffers=True) if config.average_from_epoch else None
     best_score, best_epoch, best_state, seconds = -math.inf, 0, copy.deepcopy(core.state_dict()), []
     bar = tqdm(range(1, epochs + 1), desc=description, disable=not workers.is_main, leave=False)
     for epoch in bar:
@@ -241,8 +245,15 @@ def fit(
             losses.append(train_step(model, method, optimizer, batch, routing, task))
         val_results = evaluate_conditions(core, val_batches, task, device, conditions)
         score = selection_score(val_results, task)
-        if score > best_score:
-            best_score, best_epoch, best_state = score, epoch, copy.deepcopy(core.state_dict())
+        candidate, candidate_score = core, score
+        if averaged is not None and epoch >= config.average_from_epoch:
+            averaged.update_parameters(core)
+            candidate = averaged.module
+            candidate_score = selection_score(
+                evaluate_conditions(candidate, val_batches, task, device, conditions), task
+            )
+        if candidate_score > best_score:
+            best_score, best_epoch, best_state = candidate_score, epoch, copy.deepcopy(candidate.state_dict())
         method.after_epoch(core, sampler, val_batches, device, val_results, task)
         seconds.append(time.perf_counter() - start)
         metric = PRIMARY_METRIC[task]
@@ -251,6 +262,7 @@ def fit(
             "loss": float(np.mean(losses)),
             "val_score": score,
             "val": {c: round(r[metric], 4) for c, r in val_results.items()},
+            **({"val_score_averaged": candidate_score} if candidate is not core else {}),
             "seconds": seconds[-1],
         }
         bar.set_postfix(loss=f"{entry['loss']:.3f}", val=f"{score:.3f}")
