@@ -29,10 +29,10 @@ def test_the_recipe_flags_take_their_fields_types(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_run(shared_data, tmp_path_factory):
     """The tiny recipe's feature cache (work) and checkpoint (out), shared by the tests of what builds on them; with
-    session training on (the shipped checkpoint's recipe has it off), so that its path and its card are exercised."""
+    session training and weight averaging on, so that their paths and their card lines are exercised."""
     root = tmp_path_factory.mktemp("recipe")
     work, out = root / "work", root / "checkpoints" / "default"
-    options = ["--session-share", "0.5", "--fold-epoch-scale", "1.0", "--fusion-seed", "5"]
+    options = ["--session-share", "0.5", "--fold-epoch-scale", "1.0", "--fusion-seed", "5", "--average-from-epoch", "1"]
     recipe(["--tiny", "--data-root", str(shared_data), "--work", str(work), "--out", str(out), *options])
     return work, out
 
@@ -82,6 +82,7 @@ def test_tiny_recipe_runs_end_to_end(tiny_run):
     )
     assert "Cross-fitted features" in card and "Collapse check" in card and "corpus it never heard" in card
     assert "voices with a session" in card and "with a session: accuracy / ECE / top class" in card
+    assert f"the average of epochs 1 to {metrics['training']['best_epoch']} of 2" in card
     # The person reference beside the weights, and what it does for the unseen speakers (two in a tiny run).
     person = metrics["person_adaptation"]
     assert person["speech"]["people"] == ["ravdess-actor-19", "ravdess-actor-20"]

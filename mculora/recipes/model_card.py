@@ -377,6 +377,17 @@ def session_training(share: float) -> str:
     )
 
 
+def kept_weights(training: dict) -> str:
+    """The card's line on which weights were kept: the best epoch's, or the best running average (SWA)."""
+    start, best = int(training["recipe"].get("average_from_epoch", 0)), training["best_epoch"]
+    if start and best >= start:
+        return (
+            f"Kept weights: the average of epochs {start} to {best} of {training['epochs']} (stochastic weight "
+            "averaging; of the running averages, the one that scored best on validation)."
+        )
+    return f"Best validation epoch: {best} of {training['epochs']}."
+
+
 def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
     """README.md and the confusion figure in ``out``; ``versus``: the default MCULoRA checkpoint's metrics, set
     beside a peer's results."""
@@ -425,8 +436,7 @@ def write(out: Path, metrics: dict, versus: dict | None = None) -> None:
         optimizer=training["optimizer"],
         au_clips=metrics["ravdess_au"]["clips"],
         figure=FIGURE,
-        best_epoch=training["best_epoch"],
-        epochs=training["epochs"],
+        kept_weights=kept_weights(training),
         parameters=parameters,
         seconds=f"{timing['total'] / 60:.1f}",
         extraction=f"{timing['extraction'] / 60:.1f}",

@@ -93,7 +93,7 @@ together. The genuinely paired benchmark below is the real check of that.
 - DPFT: {dpft}
 - Optimiser: {optimizer}
 - Recipe: {recipe}
-- Best validation epoch: {best_epoch} of {epochs}.
+- {kept_weights}
 - Parameters: {parameters}.
 - Time, on {machine}: {seconds} min for this run of the recipe, of which {encoder_minutes} min went on the encoder
   networks (a network trained by an earlier run with the same settings is reused; the served ones' training took:
