@@ -56,7 +56,7 @@ from mculora.recipes.speaker_sessions import SpeakerSessions
 from mculora.recipes.unseen_corpus import unseen_corpus_pairs, unseen_corpus_report, unseen_corpus_voices
 from mculora.training.adapter_health import adapter_health
 from mculora.training.calibration import calibration_report, fit_temperatures
-from mculora.training.config import TrainConfig, settings_of
+from mculora.training.config import TrainConfig, settings_of, without_none
 from mculora.training.evaluate import CONDITIONS, disagreement_report, predict_conditions
 from mculora.training.methods import METHODS, build_method
 from mculora.training.metrics import classification_report, collapse_check
@@ -396,9 +396,8 @@ def main(argv: list[str] | None = None) -> None:
         flag = "--" + name.replace("_", "-")
         if isinstance(default, bool):  # --tiny / --no-speech-band-normalised
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        else:  # "X | None" fields take an X
-            kind = next(t for t in typing.get_args(hints[name]) or (hints[name],) if t is not type(None))
-            parser.add_argument(flag, default=default, type=kind)
+        else:
+            parser.add_argument(flag, default=default, type=without_none(hints[name]))
     args = parser.parse_args(argv)
     config = RecipeConfig(**vars(args))
     if config.method not in METHODS:

@@ -142,6 +142,13 @@ def _parse_bool(text: str) -> bool:
     return text.lower() in ("1", "true", "yes")
 
 
+def without_none(hint):
+    """The type a flag parses for a field annotated ``hint``: X for ``X | None``, else ``hint`` itself."""
+    if isinstance(hint, types.UnionType):
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint
+
+
 def _add_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> None:
     """One flag per field, typed from the field's annotation (``X | None`` parses as X, ``list[int]`` as nargs)."""
     hints = typing.get_type_hints(cls)
@@ -154,9 +161,7 @@ def _add_flags(parser: argparse.ArgumentParser, cls, prefix: str = "") -> None:
         if cls is TrainConfig and f.name in _SECTIONS:
             _add_flags(parser, _SECTIONS[f.name], f"{f.name}.")
             continue
-        hint = hints[f.name]
-        if isinstance(hint, types.UnionType):
-            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        hint = without_none(hints[f.name])
         kwargs: dict = {"dest": prefix + f.name, "default": argparse.SUPPRESS, "help": f.metadata.get("help")}
         if typing.get_origin(hint) is list:
             kwargs.update(nargs="+", type=typing.get_args(hint)[0])
